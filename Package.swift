@@ -1,0 +1,84 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Module layout (dependency arrows point one way, top to bottom):
+//   vecshard (executable)       command line: serve, bench-index, bench-http, ...
+//   VecShardServer              the service: routes, metrics, lifecycle
+//   VecShardBench               benchmark drivers (TEXMEX I/O, load generators)
+//   VecShardHTTP                HTTP/2 (nghttp2) + HTTP/1.1 (NIO) server and client, TLS (OpenSSL);
+//                               the only module that touches C pointers of nghttp2/OpenSSL
+//   VecShardEngine              vectors in, neighbours out: kernels and indexes, no networking
+//   CNGHTTP2, COpenSSL          system libraries
+let package = Package(
+    name: "vecshard",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "vecshard", targets: ["vecshard"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CNGHTTP2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "VecShardHTTP",
+            dependencies: [
+                "CNGHTTP2",
+                "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
+        .target(
+            name: "VecShardEngine",
+            dependencies: []
+        ),
+        .target(
+            name: "VecShardBench",
+            dependencies: ["VecShardEngine", "VecShardHTTP"]
+        ),
+        .target(
+            name: "VecShardServer",
+            dependencies: [
+                "VecShardHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "vecshard",
+            dependencies: [
+                "VecShardServer",
+                "VecShardBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "VecShardHTTPTests", dependencies: ["VecShardHTTP"]),
+        .testTarget(name: "VecShardEngineTests", dependencies: ["VecShardEngine"]),
+        .testTarget(name: "VecShardServerTests", dependencies: ["VecShardServer", "VecShardHTTP"]),
+    ]
+)

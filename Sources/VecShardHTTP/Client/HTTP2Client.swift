@@ -1,0 +1,155 @@
+import Atomics
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// An HTTP/2 client on nghttp2: per peer a small pool of connections (default one), many
+/// concurrent streams on each, per-request deadlines, cancellation that resets the stream, and a
+/// fresh connection after a failure or GOAWAY. Safe to share between tasks.
+public final class HTTP2Client: Sendable {
+    public struct Configuration: Sendable {
+        public var connectTimeout: TimeAmount = .seconds(2)
+        /// Connections per peer; a new one opens when every open one carries `streamsPerConnection`.
+        public var connectionsPerPeer = 1
+        public var streamsPerConnection = 100
+        /// TLS on OpenSSL (ALPN h2) when set.
+        public var tls: TLSContext?
+        /// Receive windows and frame size for responses.
+        public var limits = HTTPServerLimits()
+
+        public init() {}
+    }
+
+    private final class PeerConnections: @unchecked Sendable { // guarded by `pools`' lock
+        var connections: [HTTP2ClientConnection] = []
+        var connecting: EventLoopFuture<HTTP2ClientConnection>?
+    }
+
+    public let configuration: Configuration
+    private let group: any EventLoopGroup
+    private let pools = NIOLockedValueBox<[Peer: PeerConnections]>([:])
+    private let isShutdown = ManagedAtomic<Bool>(false)
+
+    public init(group: any EventLoopGroup, configuration: Configuration = Configuration()) {
+        self.group = group
+        self.configuration = configuration
+    }
+
+    /// Sends one request and waits for the complete response. Throws `HTTPClientError`.
+    public func execute(_ request: ClientRequest, to peer: Peer, timeout: TimeAmount) async throws -> ClientResponse {
+        let deadline = NIODeadline.now() + timeout
+        let connection = try await connection(to: peer)
+        return try await connection.execute(request, deadline: deadline)
+    }
+
+    /// Closes every connection; requests in flight fail.
+    public func shutdown() async {
+        isShutdown.store(true, ordering: .relaxed)
+        let all = pools.withLockedValue { pools -> [HTTP2ClientConnection] in
+            defer { pools.removeAll() }
+            return pools.values.flatMap(\.connections)
+        }
+        for connection in all { try? await connection.channel.close() }
+    }
+
+    private enum Pick {
+        case ready(HTTP2ClientConnection)
+        case wait(EventLoopFuture<HTTP2ClientConnection>)
+        case connect(EventLoopPromise<HTTP2ClientConnection>)
+    }
+
+    func connection(to peer: Peer) async throws -> HTTP2ClientConnection {
+        if isShutdown.load(ordering: .relaxed) { throw HTTPClientError.shutdown }
+        let limit = configuration.streamsPerConnection
+        let maxConnections = configuration.connectionsPerPeer
+        let pick = pools.withLockedValue { pools -> Pick in
+            let peerPool: PeerConnections
+            if let existing = pools[peer] { peerPool = existing } else { peerPool = PeerConnections(); pools[peer] = peerPool }
+            peerPool.connections.removeAll { !$0.isUsable }
+            let best = peerPool.connections.min { $0.load < $1.load }
+            if let best, best.load < limit || peerPool.connections.count >= maxConnections { return .ready(best) }
+            if let connecting = peerPool.connecting { return best.map(Pick.ready) ?? .wait(connecting) }
+            let promise = group.next().makePromise(of: HTTP2ClientConnection.self)
+            peerPool.connecting = promise.futureResult
+            return best.map(Pick.ready) ?? .connect(promise)
+        }
+        switch pick {
+        case .ready(let connection):
+            return connection
+        case .wait(let future):
+            return try await future.get()
+        case .connect(let promise):
+            connect(to: peer).whenComplete { result in
+                self.pools.withLockedValue { pools in
+                    let peerPool = pools[peer]
+                    peerPool?.connecting = nil
+                    if case .success(let connection) = result { peerPool?.connections.append(connection) }
+                }
+                promise.completeWith(result)
+            }
+            return try await promise.futureResult.get()
+        }
+    }
+
+    private func connect(to peer: Peer) -> EventLoopFuture<HTTP2ClientConnection> {
+        let tls = configuration.tls
+        let limits = configuration.limits
+        let outstanding = ManagedAtomic<Int>(0)
+        let draining = ManagedAtomic<Bool>(false)
+        let authority = peer.description
+        return ClientBootstrap(group: group)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls { try sync.addHandler(TLSHandler(context: tls, serverName: peer.host)) }
+                    try sync.addHandler(HTTP2ClientHandler(limits: limits, authority: authority, scheme: tls == nil ? "http" : "https",
+                                                           outstanding: outstanding, draining: draining))
+                }
+            }
+            .connect(host: peer.host, port: peer.port)
+            .flatMapErrorThrowing { error in throw HTTPClientError.connectFailed(peer, "\(error)") }
+            .flatMap { channel in
+                channel.pipeline.handler(type: HTTP2ClientHandler.self).map { handler in
+                    HTTP2ClientConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop),
+                                          outstanding: outstanding, draining: draining)
+                }
+            }
+    }
+}
+
+/// One pooled connection.
+final class HTTP2ClientConnection: Sendable {
+    let channel: any Channel
+    private let handler: NIOLoopBound<HTTP2ClientHandler>
+    private let outstanding: ManagedAtomic<Int>
+    private let draining: ManagedAtomic<Bool>
+    private let nextRequestID = ManagedAtomic<UInt64>(1)
+
+    init(channel: any Channel, handler: NIOLoopBound<HTTP2ClientHandler>, outstanding: ManagedAtomic<Int>, draining: ManagedAtomic<Bool>) {
+        self.channel = channel
+        self.handler = handler
+        self.outstanding = outstanding
+        self.draining = draining
+    }
+
+    var load: Int { outstanding.load(ordering: .relaxed) }
+    var isUsable: Bool { channel.isActive && !draining.load(ordering: .relaxed) }
+
+    func execute(_ request: ClientRequest, deadline: NIODeadline) async throws -> ClientResponse {
+        let requestID = nextRequestID.loadThenWrappingIncrement(ordering: .relaxed)
+        let handler = self.handler
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<ClientResponse, any Error>) in
+                handler.eventLoop.execute {
+                    handler.value.submit(request, requestID: requestID, deadline: deadline) { result in
+                        continuation.resume(with: result.mapError { $0 as any Error })
+                    }
+                }
+            }
+        } onCancel: {
+            handler.eventLoop.execute { handler.value.abandon(requestID: requestID, with: .cancelled) }
+        }
+    }
+}

@@ -1,0 +1,272 @@
+import Atomics
+import CNGHTTP2
+import NIOCore
+import NIOHTTP1
+
+/// One request in flight on a client connection.
+final class HTTP2ClientStream {
+    let requestID: UInt64
+    var streamID: Int32 = -1
+    var status = 0
+    var headers = HTTPHeaders()
+    var trailers = HTTPHeaders()
+    var body = ByteBuffer()
+    var requestBody: ByteBuffer
+    var completion: ((Result<ClientResponse, HTTPClientError>) -> Void)?
+    var deadlineTask: Scheduled<Void>?
+
+    init(requestID: UInt64, requestBody: ByteBuffer, completion: @escaping (Result<ClientResponse, HTTPClientError>) -> Void) {
+        self.requestID = requestID
+        self.requestBody = requestBody
+        self.completion = completion
+    }
+
+    func complete(_ result: Result<ClientResponse, HTTPClientError>) {
+        deadlineTask?.cancel()
+        deadlineTask = nil
+        let completion = self.completion
+        self.completion = nil
+        completion?(result)
+    }
+}
+
+/// The nghttp2 client session of one connection: many concurrent streams, each completed by a
+/// callback on the event loop. Submissions that arrive in the same event-loop tick are written
+/// with one flush.
+final class HTTP2ClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let limits: HTTPServerLimits
+    private let authority: String
+    private let scheme: String
+    private var session: NGHTTP2Session?
+    private var context: ChannelHandlerContext?
+    private var streams: [Int32: HTTP2ClientStream] = [:]
+    private var byRequestID: [UInt64: HTTP2ClientStream] = [:]
+    private var flushScheduled = false
+    private var failure: HTTPClientError?
+    /// Shared with the pool, which reads them from other threads to pick a connection.
+    let outstanding: ManagedAtomic<Int>
+    let draining: ManagedAtomic<Bool>
+
+    init(limits: HTTPServerLimits, authority: String, scheme: String, outstanding: ManagedAtomic<Int>, draining: ManagedAtomic<Bool>) {
+        self.limits = limits
+        self.authority = authority
+        self.scheme = scheme
+        self.outstanding = outstanding
+        self.draining = draining
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let session = NGHTTP2Session(server: false, userData: Unmanaged.passUnretained(self).toOpaque()) { cbs in
+            nghttp2_session_callbacks_set_on_header_callback(cbs) { _, frame, name, nameLen, value, valueLen, _, user in
+                clientHandler(user).onHeader(frame!, name, nameLen, value, valueLen)
+            }
+            nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { _, _, streamID, data, len, user in
+                clientHandler(user).onData(streamID, data, len)
+            }
+            nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, user in
+                clientHandler(user).onFrameReceived(frame!)
+            }
+            nghttp2_session_callbacks_set_on_stream_close_callback(cbs) { _, streamID, code, user in
+                clientHandler(user).onStreamClose(streamID, code)
+            }
+        }
+        self.session = session
+        session.submitSettings([
+            (Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), 0),
+            (Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), UInt32(limits.streamWindowBytes)),
+            (Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), UInt32(limits.maxFrameBytes)),
+        ])
+        session.setConnectionWindow(Int32(limits.connectionWindowBytes))
+        if context.channel.isActive { flush() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        failAll(.http2(.connectionClosed))
+        session?.destroy()
+        session = nil
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        flush()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        draining.store(true, ordering: .relaxed)
+        failAll(.http2(.connectionClosed))
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        do {
+            try session?.receive(unwrapInboundIn(data))
+        } catch {
+            failAll(.http2(error as? HTTP2Error ?? .connection("\(error)")))
+            flush()
+            context.close(promise: nil)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flush() }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failAll(.http2(.connection("\(error)")))
+        context.close(promise: nil)
+    }
+
+    // MARK: submission (on the event loop)
+
+    func submit(_ request: ClientRequest, requestID: UInt64, deadline: NIODeadline,
+                completion: @escaping (Result<ClientResponse, HTTPClientError>) -> Void) {
+        guard let session, let context, failure == nil, !draining.load(ordering: .relaxed) else {
+            completion(.failure(failure ?? .http2(.refusedByGoaway)))
+            return
+        }
+        let stream = HTTP2ClientStream(requestID: requestID, requestBody: request.body ?? ByteBuffer(), completion: completion)
+        var block = HeaderBlock(capacity: request.headers.count + 5)
+        block.add(":method", request.method)
+        block.add(":scheme", scheme)
+        block.add(":authority", authority)
+        block.add(":path", request.path)
+        if let body = request.body { block.add("content-length", String(body.readableBytes)) }
+        block.add(headers: request.headers)
+        let reader: vs_body_reader? = request.body == nil ? nil : clientBodyReader
+        let id = block.withNV { vs_submit_request(session.raw, $0, $1, reader, nil) }
+        guard id > 0 else {
+            completion(.failure(.http2(.connection(String(cString: nghttp2_strerror(id))))))
+            return
+        }
+        stream.streamID = id
+        streams[id] = stream
+        byRequestID[requestID] = stream
+        outstanding.wrappingIncrement(ordering: .relaxed)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        stream.deadlineTask = context.eventLoop.scheduleTask(deadline: deadline) {
+            bound.value.abandon(requestID: requestID, with: .deadlineExceeded)
+        }
+        scheduleFlush()
+    }
+
+    /// Resets the stream (RST_STREAM CANCEL) and fails its request with `error`.
+    func abandon(requestID: UInt64, with error: HTTPClientError) {
+        guard let stream = byRequestID[requestID] else { return }
+        stream.complete(.failure(error))
+        session?.resetStream(stream.streamID, code: NGHTTP2_CANCEL.rawValue)
+        scheduleFlush()
+    }
+
+    // MARK: nghttp2 callbacks
+
+    fileprivate func onHeader(_ frame: UnsafePointer<nghttp2_frame>, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
+                              _ value: UnsafePointer<UInt8>?, _ valueLen: Int) -> Int32 {
+        guard let stream = streams[frame.pointee.hd.stream_id], let name, nameLen > 0 else { return 0 }
+        let cat = frame.pointee.headers.cat
+        if name[0] == UInt8(ascii: ":") {
+            if nameLen == 7, let status = Int(makeString(value, valueLen)) {
+                if status >= 200 { stream.status = status }
+            }
+            return 0
+        }
+        if cat == NGHTTP2_HCAT_HEADERS && stream.status >= 200 {
+            stream.trailers.add(name: makeString(name, nameLen), value: makeString(value, valueLen))
+        } else if stream.status >= 200 {
+            stream.headers.add(name: makeString(name, nameLen), value: makeString(value, valueLen))
+        }
+        return 0
+    }
+
+    fileprivate func onData(_ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
+        guard let stream = streams[streamID] else { return 0 }
+        stream.body.writeBytes(UnsafeRawBufferPointer(start: data, count: len))
+        return 0
+    }
+
+    fileprivate func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        if frame.pointee.hd.type == UInt8(NGHTTP2_GOAWAY.rawValue) {
+            draining.store(true, ordering: .relaxed) // the pool opens a new connection for new requests
+        }
+        return 0
+    }
+
+    fileprivate func onStreamClose(_ streamID: Int32, _ code: UInt32) -> Int32 {
+        guard let stream = streams.removeValue(forKey: streamID) else { return 0 }
+        byRequestID.removeValue(forKey: stream.requestID)
+        outstanding.wrappingDecrement(ordering: .relaxed)
+        if code == NGHTTP2_NO_ERROR.rawValue && stream.status >= 200 {
+            stream.complete(.success(ClientResponse(status: stream.status, headers: stream.headers, body: stream.body, trailers: stream.trailers)))
+        } else if code == NGHTTP2_REFUSED_STREAM.rawValue {
+            stream.complete(.failure(.http2(.refusedByGoaway)))
+        } else {
+            stream.complete(.failure(.http2(.streamReset(code: code))))
+        }
+        return 0
+    }
+
+    fileprivate func readBody(_ streamID: Int32, _ buf: UnsafeMutablePointer<UInt8>, _ length: Int,
+                              _ flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        let n = min(length, stream.requestBody.readableBytes)
+        if n > 0 {
+            stream.requestBody.withUnsafeReadableBytes { UnsafeMutableRawPointer(buf).copyMemory(from: $0.baseAddress!, byteCount: n) }
+            stream.requestBody.moveReaderIndex(forwardBy: n)
+        }
+        if stream.requestBody.readableBytes == 0 { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+        return n
+    }
+
+    // MARK: output
+
+    private func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            bound.value.flushScheduled = false
+            bound.value.flush()
+        }
+    }
+
+    private func flush() {
+        guard let session, let context, context.channel.isActive else { return }
+        while true {
+            var out = context.channel.allocator.buffer(capacity: 16 * 1024)
+            guard session.drainOutput(into: &out, limit: 1 << 20) else {
+                failAll(.http2(.connection("session failure")))
+                context.close(promise: nil)
+                return
+            }
+            if out.readableBytes == 0 { break }
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+            if out.readableBytes < 1 << 20 || !context.channel.isWritable { break }
+        }
+    }
+
+    private func failAll(_ error: HTTPClientError) {
+        if failure == nil { failure = error }
+        let all = streams.values
+        streams.removeAll()
+        byRequestID.removeAll()
+        outstanding.store(0, ordering: .relaxed)
+        for stream in all { stream.complete(.failure(error)) }
+    }
+}
+
+@inline(__always)
+private func clientHandler(_ user: UnsafeMutableRawPointer?) -> HTTP2ClientHandler {
+    Unmanaged<HTTP2ClientHandler>.fromOpaque(user!).takeUnretainedValue()
+}
+
+private let clientBodyReader: vs_body_reader = { _, streamID, buf, length, flags, user in
+    clientHandler(user).readBody(streamID, buf!, length, flags!)
+}

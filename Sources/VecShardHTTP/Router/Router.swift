@@ -1,0 +1,179 @@
+import NIOCore
+import NIOHTTP1
+
+/// How a route's handler runs.
+public enum RouteHandler: Sendable {
+    /// Runs on the connection's event loop. Only for handlers that are cheap and never block
+    /// (health probes): they keep answering even when every worker thread is busy searching.
+    case inline(@Sendable (ServerRequest) throws -> ServerResponse)
+    /// Runs as a task on the Swift concurrency pool, off the event loop (the default).
+    case async(@Sendable (ServerRequest) async throws -> ServerResponse)
+}
+
+/// What happened to one request, reported to the router's observer (metrics, access log).
+public struct RequestOutcome: Sendable {
+    public var method: String
+    /// The matched route pattern, or `unmatched` for 404/405 answers.
+    public var route: String
+    public var status: Int
+    /// Handler time in seconds (from dispatch to the response head being ready).
+    public var seconds: Double
+    public var version: HTTPProtocolVersion
+}
+
+/// Maps method + path pattern to handlers. Patterns are `/`-separated segments; a segment
+/// `{name}` matches any one non-empty segment and is passed percent-decoded in
+/// `ServerRequest.pathParameters`. Literal routes are found by one dictionary look-up.
+/// Built once before the server starts; immutable afterwards.
+public struct Router: Sendable {
+    struct Route: Sendable {
+        var method: String
+        var pattern: String
+        var segments: [Segment]
+        var handler: RouteHandler
+    }
+
+    enum Segment: Sendable, Equatable {
+        case literal(String)
+        case parameter(String)
+    }
+
+    private var literalRoutes: [String: [String: Route]] = [:]   // path → method → route
+    private var patternRoutes: [Route] = []
+    public var observer: (@Sendable (RequestOutcome) -> Void)?
+
+    public init() {}
+
+    public mutating func add(_ method: String, _ pattern: String, _ handler: RouteHandler) {
+        let segments = pattern.split(separator: "/", omittingEmptySubsequences: true).map { part -> Segment in
+            if part.hasPrefix("{") && part.hasSuffix("}") { return .parameter(String(part.dropFirst().dropLast())) }
+            return .literal(String(part))
+        }
+        let route = Route(method: method, pattern: pattern, segments: segments, handler: handler)
+        if segments.allSatisfy({ if case .literal = $0 { true } else { false } }) {
+            literalRoutes[pattern, default: [:]][method] = route
+        } else {
+            patternRoutes.append(route)
+        }
+    }
+
+    public mutating func get(_ pattern: String, _ handler: @escaping @Sendable (ServerRequest) async throws -> ServerResponse) {
+        add("GET", pattern, .async(handler))
+    }
+    public mutating func post(_ pattern: String, _ handler: @escaping @Sendable (ServerRequest) async throws -> ServerResponse) {
+        add("POST", pattern, .async(handler))
+    }
+    public mutating func put(_ pattern: String, _ handler: @escaping @Sendable (ServerRequest) async throws -> ServerResponse) {
+        add("PUT", pattern, .async(handler))
+    }
+    public mutating func delete(_ pattern: String, _ handler: @escaping @Sendable (ServerRequest) async throws -> ServerResponse) {
+        add("DELETE", pattern, .async(handler))
+    }
+
+    enum Resolution {
+        case matched(Route, [String: String])
+        case methodNotAllowed([String])
+        case notFound
+    }
+
+    func resolve(method: String, path: String) -> Resolution {
+        if let byMethod = literalRoutes[path] ?? literalRoutes[normalized(path)] {
+            if let route = byMethod[method] { return .matched(route, [:]) }
+            var allowed = Array(byMethod.keys)
+            allowed.append(contentsOf: patternRoutes.filter { match($0, path) != nil }.map(\.method))
+            return .methodNotAllowed(allowed.sorted())
+        }
+        var allowed: [String] = []
+        for route in patternRoutes {
+            guard let params = match(route, path) else { continue }
+            if route.method == method { return .matched(route, params) }
+            allowed.append(route.method)
+        }
+        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed.sorted())
+    }
+
+    private func normalized(_ path: String) -> String {
+        path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+    }
+
+    private func match(_ route: Route, _ path: String) -> [String: String]? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard parts.count == route.segments.count else { return nil }
+        var params: [String: String] = [:]
+        for (segment, part) in zip(route.segments, parts) {
+            switch segment {
+            case .literal(let s): if part != s { return nil }
+            case .parameter(let name): params[name] = percentDecode(part)
+            }
+        }
+        return params
+    }
+
+    /// What a connection should do with a request.
+    public enum Dispatch: Sendable {
+        /// Answer now, on the event loop.
+        case now(ServerResponse)
+        /// Run this off the event loop, then answer.
+        case later(@Sendable () async -> ServerResponse)
+    }
+
+    /// Resolves the route and wraps the handler so that errors become JSON error responses and
+    /// every outcome reaches the observer.
+    public func dispatch(_ request: ServerRequest) -> Dispatch {
+        var request = request
+        switch resolve(method: request.method, path: request.path) {
+        case .notFound:
+            let response = HTTPError.notFound("no route for \(request.method) \(request.path)").response()
+            observe(request, route: "unmatched", status: response.status, since: .now())
+            return .now(response)
+        case .methodNotAllowed(let allowed):
+            let unique = Array(Set(allowed)).sorted()
+            let response = HTTPError(.methodNotAllowed, code: "method_not_allowed",
+                                     message: "\(request.method) is not allowed on \(request.path); allowed: \(unique.joined(separator: ", "))",
+                                     headers: ["allow": unique.joined(separator: ", ")]).response()
+            observe(request, route: "unmatched", status: response.status, since: .now())
+            return .now(response)
+        case .matched(let route, let params):
+            request.pathParameters = params
+            request.routePattern = route.pattern
+            let start = NIODeadline.now()
+            switch route.handler {
+            case .inline(let handler):
+                let response = Self.run { try handler(request) }
+                observe(request, route: route.pattern, status: response.status, since: start)
+                return .now(response)
+            case .async(let handler):
+                let observer = self.observer
+                let req = request
+                return .later {
+                    let response: ServerResponse
+                    do { response = try await handler(req) } catch { response = Self.response(for: error) }
+                    if let observer {
+                        observer(RequestOutcome(method: req.method, route: route.pattern, status: Int(response.status.code),
+                                                seconds: Self.seconds(since: start), version: req.version))
+                    }
+                    return response
+                }
+            }
+        }
+    }
+
+    private func observe(_ request: ServerRequest, route: String, status: HTTPResponseStatus, since start: NIODeadline) {
+        observer?(RequestOutcome(method: request.method, route: route, status: Int(status.code),
+                                 seconds: Self.seconds(since: start), version: request.version))
+    }
+
+    private static func seconds(since start: NIODeadline) -> Double {
+        Double((NIODeadline.now() - start).nanoseconds) / 1e9
+    }
+
+    private static func run(_ body: () throws -> ServerResponse) -> ServerResponse {
+        do { return try body() } catch { return response(for: error) }
+    }
+
+    /// The one place where a thrown error becomes an HTTP response.
+    public static func response(for error: any Error) -> ServerResponse {
+        if let e = error as? any HTTPResponseError { return e.response() }
+        return errorResponse(status: .internalServerError, code: "internal", message: "internal error: \(error)")
+    }
+}

@@ -1,0 +1,463 @@
+import CNGHTTP2
+import NIOCore
+import NIOHTTP1
+
+/// One request/response exchange on an HTTP/2 connection, owned by the connection handler and
+/// touched only on its event loop.
+final class HTTP2ServerStream {
+    let id: Int32
+    var method = ""
+    var path = ""
+    var authority = ""
+    var headers = HTTPHeaders()
+    var headerBytes = 0
+    var body: ByteBuffer?
+    /// Set when the request broke a limit; it is answered early with this error.
+    var rejection: HTTPError?
+    var requestComplete = false
+    var responseSubmitted = false
+    // Response body state (read by the nghttp2 data provider).
+    var pending = ByteBuffer()
+    var producerFinished = true
+    var trailers: HTTPHeaders?
+    var dataDeferred = false
+    /// A producer waiting for `pending` to drain below the high watermark.
+    var writerWaiting: CheckedContinuation<Void, any Error>?
+
+    init(id: Int32) { self.id = id }
+}
+
+/// Serves one HTTP/2 connection with an nghttp2 server session. Requests are dispatched to the
+/// router once complete; async handlers run off the event loop and their responses are submitted
+/// back on it. Limits: concurrent streams (SETTINGS, enforced by nghttp2 with RST_STREAM), header
+/// list size (431), body size (413 then RST_STREAM(NO_ERROR)); none of them affects other streams.
+final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let router: Router
+    private let limits: HTTPServerLimits
+    private var session: NGHTTP2Session?
+    private var context: ChannelHandlerContext?
+    private var streams: [Int32: HTTP2ServerStream] = [:]
+    private var flushScheduled = false
+    private var quiescing = false
+    private var closed = false
+
+    init(router: Router, limits: HTTPServerLimits) {
+        self.router = router
+        self.limits = limits
+    }
+
+    // MARK: channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let session = NGHTTP2Session(server: true, userData: Unmanaged.passUnretained(self).toOpaque()) { cbs in
+            nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, user in
+                serverHandler(user).onBeginHeaders(frame!)
+            }
+            nghttp2_session_callbacks_set_on_header_callback(cbs) { _, frame, name, nameLen, value, valueLen, _, user in
+                serverHandler(user).onHeader(frame!, name, nameLen, value, valueLen)
+            }
+            nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, user in
+                serverHandler(user).onFrameReceived(frame!)
+            }
+            nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { _, _, streamID, data, len, user in
+                serverHandler(user).onData(streamID, data, len)
+            }
+            nghttp2_session_callbacks_set_on_frame_send_callback(cbs) { _, frame, user in
+                serverHandler(user).onFrameSent(frame!)
+            }
+            nghttp2_session_callbacks_set_on_stream_close_callback(cbs) { _, streamID, code, user in
+                serverHandler(user).onStreamClose(streamID, code)
+            }
+        }
+        self.session = session
+        session.submitSettings([
+            (Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), limits.maxConcurrentStreams),
+            (Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), UInt32(limits.streamWindowBytes)),
+            (Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), UInt32(limits.maxFrameBytes)),
+            (Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), UInt32(limits.maxHeaderListBytes)),
+            (Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), 0),
+        ])
+        session.setConnectionWindow(Int32(limits.connectionWindowBytes))
+        if context.channel.isActive { flush() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        failAllWriters()
+        streams.removeAll()
+        session?.destroy()
+        session = nil
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let session else { return }
+        let buffer = unwrapInboundIn(data)
+        do {
+            try session.receive(buffer)
+        } catch {
+            // nghttp2 has queued a GOAWAY where the protocol allows one; send it, then close.
+            flush()
+            closeConnection()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flush()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flush() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        failAllWriters()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            quiescing = true
+            session?.submitGoaway()
+            flush()
+            closeIfDrained()
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        closeConnection()
+    }
+
+    // MARK: nghttp2 callbacks
+
+    fileprivate func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let f = frame.pointee
+        if f.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) && f.headers.cat == NGHTTP2_HCAT_REQUEST {
+            streams[f.hd.stream_id] = HTTP2ServerStream(id: f.hd.stream_id)
+        }
+        return 0
+    }
+
+    fileprivate func onHeader(_ frame: UnsafePointer<nghttp2_frame>, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
+                              _ value: UnsafePointer<UInt8>?, _ valueLen: Int) -> Int32 {
+        guard let stream = streams[frame.pointee.hd.stream_id] else { return 0 }
+        if frame.pointee.headers.cat != NGHTTP2_HCAT_REQUEST {
+            return 0 // request trailers: not used by any route; ignored
+        }
+        stream.headerBytes += nameLen + valueLen + 32 // RFC 9113 section 6.5.2 accounting
+        if stream.headerBytes > limits.maxHeaderListBytes {
+            if stream.rejection == nil { stream.rejection = .headersTooLarge(limit: limits.maxHeaderListBytes) }
+            return 0
+        }
+        guard let name, nameLen > 0 else { return 0 }
+        if name[0] == UInt8(ascii: ":") {
+            let value = makeString(value, valueLen)
+            switch nameLen {
+            case 7 where name[1] == UInt8(ascii: "m"): stream.method = value   // :method
+            case 5 where name[1] == UInt8(ascii: "p"): stream.path = value     // :path
+            case 10 where name[1] == UInt8(ascii: "a"): stream.authority = value // :authority
+            default: break
+            }
+        } else {
+            stream.headers.add(name: makeString(name, nameLen), value: makeString(value, valueLen))
+        }
+        return 0
+    }
+
+    fileprivate func onData(_ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
+        guard let stream = streams[streamID], stream.rejection == nil, !stream.responseSubmitted else { return 0 }
+        let received = (stream.body?.readableBytes ?? 0) + len
+        if received > limits.maxBodyBytes {
+            stream.rejection = .payloadTooLarge(limit: limits.maxBodyBytes)
+            stream.body = nil
+            respondEarly(stream)
+            return 0
+        }
+        if stream.body == nil {
+            // Size the buffer from content-length when the client sent one (bounded by the limit).
+            let expected = stream.headers.first(name: "content-length").flatMap(Int.init) ?? len
+            stream.body = context!.channel.allocator.buffer(capacity: min(max(expected, len), limits.maxBodyBytes))
+        }
+        stream.body!.writeBytes(UnsafeRawBufferPointer(start: data, count: len))
+        return 0
+    }
+
+    fileprivate func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let f = frame.pointee
+        let type = f.hd.type
+        guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
+              let stream = streams[f.hd.stream_id] else { return 0 }
+        let endStream = f.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        if type == UInt8(NGHTTP2_HEADERS.rawValue), f.headers.cat == NGHTTP2_HCAT_REQUEST {
+            if stream.rejection != nil {
+                respondEarly(stream)
+                return 0
+            }
+            if let length = stream.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodyBytes {
+                stream.rejection = .payloadTooLarge(limit: limits.maxBodyBytes)
+                respondEarly(stream)
+                return 0
+            }
+        }
+        if endStream {
+            stream.requestComplete = true
+            if !stream.responseSubmitted { dispatch(stream) }
+        }
+        return 0
+    }
+
+    fileprivate func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let f = frame.pointee
+        // After a complete early answer (413/431) to a request still uploading, ask the client
+        // to stop sending without error (RFC 9113 section 8.1).
+        if f.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+           let stream = streams[f.hd.stream_id], stream.rejection != nil, !stream.requestComplete {
+            session?.resetStream(stream.id, code: NGHTTP2_NO_ERROR.rawValue)
+        }
+        return 0
+    }
+
+    fileprivate func onStreamClose(_ streamID: Int32, _ code: UInt32) -> Int32 {
+        if let stream = streams.removeValue(forKey: streamID), let waiter = stream.writerWaiting {
+            stream.writerWaiting = nil
+            waiter.resume(throwing: HTTP2Error.streamReset(code: code))
+        }
+        if quiescing { scheduleCloseCheck() }
+        return 0
+    }
+
+    fileprivate func readBody(_ streamID: Int32, _ buf: UnsafeMutablePointer<UInt8>, _ length: Int,
+                              _ flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        let n = min(length, stream.pending.readableBytes)
+        if n > 0 {
+            stream.pending.withUnsafeReadableBytes { src in
+                UnsafeMutableRawPointer(buf).copyMemory(from: src.baseAddress!, byteCount: n)
+            }
+            stream.pending.moveReaderIndex(forwardBy: n)
+        }
+        if stream.pending.readableBytes == 0 {
+            stream.pending.clear()
+            if stream.producerFinished {
+                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+                if let trailers = stream.trailers, !trailers.isEmpty {
+                    flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+                    var block = HeaderBlock(capacity: trailers.count)
+                    block.add(headers: trailers)
+                    _ = block.withNV { nghttp2_submit_trailer(session!.raw, streamID, $0, $1) }
+                }
+            } else if n == 0 {
+                stream.dataDeferred = true
+                resumeWriter(stream)
+                return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+            }
+        }
+        if stream.pending.readableBytes < limits.streamingHighWatermark { resumeWriter(stream) }
+        return n
+    }
+
+    // MARK: requests and responses
+
+    private func dispatch(_ stream: HTTP2ServerStream) {
+        let request = ServerRequest(method: stream.method, target: stream.path, headers: stream.headers,
+                                    body: stream.body ?? ByteBuffer(), version: .http2)
+        stream.body = nil
+        switch router.dispatch(request) {
+        case .now(let response):
+            submit(response, on: stream)
+        case .later(let work):
+            stream.responseSubmitted = true // reserved: no second response may be started
+            let bound = NIOLoopBound(self, eventLoop: context!.eventLoop)
+            let id = stream.id
+            Task {
+                let response = await work()
+                bound.eventLoop.execute {
+                    let handler = bound.value
+                    guard let stream = handler.streams[id] else { return } // reset meanwhile
+                    handler.submit(response, on: stream)
+                    handler.scheduleFlush()
+                }
+            }
+        }
+    }
+
+    private func respondEarly(_ stream: HTTP2ServerStream) {
+        guard !stream.responseSubmitted, let rejection = stream.rejection else { return }
+        submit(rejection.response(), on: stream)
+    }
+
+    private func submit(_ response: ServerResponse, on stream: HTTP2ServerStream) {
+        guard let session else { return }
+        stream.responseSubmitted = true
+        var block = HeaderBlock(capacity: response.headers.count + 2)
+        block.add(":status", String(response.status.code))
+        block.add(headers: response.headers)
+        let reader: vs_body_reader?
+        switch response.body {
+        case .buffer(let body):
+            if response.trailers == nil || response.trailers!.isEmpty {
+                block.add("content-length", String(body.readableBytes))
+            }
+            stream.pending = body
+            stream.producerFinished = true
+            stream.trailers = response.trailers
+            reader = body.readableBytes == 0 && (response.trailers?.isEmpty ?? true) ? nil : serverBodyReader
+        case .stream(let producer):
+            stream.producerFinished = false
+            reader = serverBodyReader
+            startProducer(producer, on: stream)
+        }
+        let rv = block.withNV { vs_submit_response(session.raw, stream.id, $0, $1, reader) }
+        if rv != 0 { session.resetStream(stream.id, code: NGHTTP2_INTERNAL_ERROR.rawValue) }
+    }
+
+    private func startProducer(_ producer: @escaping @Sendable (any ResponseBodyWriter) async throws -> HTTPHeaders?,
+                               on stream: HTTP2ServerStream) {
+        let bound = NIOLoopBound(self, eventLoop: context!.eventLoop)
+        let writer = HTTP2StreamWriter(handler: bound, streamID: stream.id)
+        let id = stream.id
+        Task {
+            do {
+                let trailers = try await producer(writer)
+                bound.eventLoop.execute { bound.value.finishProducer(id, trailers: trailers, failed: false) }
+            } catch {
+                bound.eventLoop.execute { bound.value.finishProducer(id, trailers: nil, failed: true) }
+            }
+        }
+    }
+
+    fileprivate func append(_ chunk: ByteBuffer, to streamID: Int32, continuation: CheckedContinuation<Void, any Error>) {
+        guard let stream = streams[streamID], !closed else {
+            continuation.resume(throwing: HTTP2Error.connectionClosed)
+            return
+        }
+        stream.pending.writeImmutableBuffer(chunk)
+        resumeData(stream)
+        if stream.pending.readableBytes < limits.streamingHighWatermark {
+            continuation.resume()
+        } else {
+            stream.writerWaiting = continuation
+        }
+        scheduleFlush()
+    }
+
+    private func finishProducer(_ streamID: Int32, trailers: HTTPHeaders?, failed: Bool) {
+        guard let stream = streams[streamID] else { return }
+        if failed {
+            session?.resetStream(streamID, code: NGHTTP2_INTERNAL_ERROR.rawValue)
+        } else {
+            stream.producerFinished = true
+            stream.trailers = trailers
+            resumeData(stream)
+        }
+        scheduleFlush()
+    }
+
+    private func resumeData(_ stream: HTTP2ServerStream) {
+        if stream.dataDeferred, let session {
+            stream.dataDeferred = false
+            _ = nghttp2_session_resume_data(session.raw, stream.id)
+        }
+    }
+
+    private func resumeWriter(_ stream: HTTP2ServerStream) {
+        if let waiter = stream.writerWaiting {
+            stream.writerWaiting = nil
+            waiter.resume()
+        }
+    }
+
+    private func failAllWriters() {
+        for stream in streams.values {
+            if let waiter = stream.writerWaiting {
+                stream.writerWaiting = nil
+                waiter.resume(throwing: HTTP2Error.connectionClosed)
+            }
+        }
+    }
+
+    // MARK: output
+
+    /// Coalesces the output of responses that complete in the same event-loop tick into one write.
+    fileprivate func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            bound.value.flushScheduled = false
+            bound.value.flush()
+        }
+    }
+
+    private func flush() {
+        guard let session, let context, context.channel.isActive else { return }
+        while context.channel.isWritable || !session.wantsWrite {
+            var out = context.channel.allocator.buffer(capacity: 16 * 1024)
+            guard session.drainOutput(into: &out, limit: 1 << 20) else {
+                closeConnection()
+                return
+            }
+            if out.readableBytes == 0 { break }
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+            if out.readableBytes < 1 << 20 { break }
+        }
+        if !session.wantsIO {
+            closeConnection()
+        } else if quiescing {
+            closeIfDrained()
+        }
+    }
+
+    private func scheduleCloseCheck() {
+        guard let context else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute { bound.value.closeIfDrained() }
+    }
+
+    private func closeIfDrained() {
+        guard quiescing, streams.isEmpty, let session, !session.wantsWrite else { return }
+        closeConnection()
+    }
+
+    private func closeConnection() {
+        guard !closed, let context else { return }
+        closed = true
+        context.close(promise: nil)
+    }
+}
+
+/// The producer side of a streamed HTTP/2 response body.
+struct HTTP2StreamWriter: ResponseBodyWriter {
+    let handler: NIOLoopBound<HTTP2ServerHandler>
+    let streamID: Int32
+
+    func write(_ chunk: ByteBuffer) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            handler.eventLoop.execute {
+                handler.value.append(chunk, to: streamID, continuation: continuation)
+            }
+        }
+    }
+}
+
+@inline(__always)
+private func serverHandler(_ user: UnsafeMutableRawPointer?) -> HTTP2ServerHandler {
+    Unmanaged<HTTP2ServerHandler>.fromOpaque(user!).takeUnretainedValue()
+}
+
+private let serverBodyReader: vs_body_reader = { _, streamID, buf, length, flags, user in
+    serverHandler(user).readBody(streamID, buf!, length, flags!)
+}

@@ -1,0 +1,130 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOExtras
+import NIOPosix
+
+/// Limits every connection enforces; each is refused cleanly for the one request or stream that
+/// breaks it while other streams and connections keep working.
+public struct HTTPServerLimits: Sendable {
+    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; streams over it are refused with RST_STREAM.
+    public var maxConcurrentStreams: UInt32 = 256
+    /// Request header block, bytes (names + values + 32 per field, as RFC 9113 counts); over it: 431.
+    public var maxHeaderListBytes = 16 * 1024
+    /// Request body, bytes; over it: 413 (and RST_STREAM(NO_ERROR) on HTTP/2).
+    public var maxBodyBytes = 64 * 1024 * 1024
+    /// HTTP/2 per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE), bytes: large enough that a
+    /// multi-megabyte request does not stall every 64 KiB.
+    public var streamWindowBytes = 8 * 1024 * 1024
+    /// HTTP/2 connection receive window, bytes.
+    public var connectionWindowBytes = 64 * 1024 * 1024
+    /// HTTP/2 SETTINGS_MAX_FRAME_SIZE we accept, bytes (16 KiB to 16 MiB - 1).
+    public var maxFrameBytes = 1024 * 1024
+    /// A streamed response producer waits while this many bytes are queued for the peer.
+    public var streamingHighWatermark = 1024 * 1024
+
+    public init() {}
+}
+
+public struct HTTPServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var limits = HTTPServerLimits()
+    /// TLS on OpenSSL (ALPN h2, http/1.1) when set; plain TCP otherwise.
+    public var tls: TLSContext?
+    public var backlog: Int32 = 1024
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, tls: TLSContext? = nil) {
+        self.host = host
+        self.port = port
+        self.tls = tls
+    }
+}
+
+/// HTTP/2 (nghttp2) and HTTP/1.1 (NIO) on one port, optionally under TLS (OpenSSL).
+/// `shutdown` stops accepting, lets in-flight requests finish (HTTP/2 connections get GOAWAY), then
+/// closes every connection.
+public final class HTTPServer: Sendable {
+    private struct State {
+        var channel: (any Channel)?
+        var quiesce: ServerQuiescingHelper?
+        var localAddress: SocketAddress?
+    }
+
+    public let configuration: HTTPServerConfiguration
+    private let router: Router
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let state = NIOLockedValueBox(State())
+
+    public init(configuration: HTTPServerConfiguration, router: Router, group: any EventLoopGroup, logger: Logger = Logger(label: "vecshard.http")) {
+        self.configuration = configuration
+        self.router = router
+        self.group = group
+        self.logger = logger
+    }
+
+    /// The port actually bound (differs from the configured one when that was 0).
+    public var port: Int { state.withLockedValue { $0.localAddress?.port } ?? configuration.port }
+
+    /// Binds and starts accepting connections.
+    public func start() async throws {
+        let quiesce = ServerQuiescingHelper(group: group)
+        let router = self.router
+        let limits = configuration.limits
+        let tls = configuration.tls
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: configuration.backlog)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls { try sync.addHandler(TLSHandler(context: tls)) }
+                    try sync.addHandler(ProtocolDetector(router: router, limits: limits))
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        state.withLockedValue {
+            $0.channel = channel
+            $0.quiesce = quiesce
+            $0.localAddress = channel.localAddress
+        }
+        logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                                            "tls": "\(tls != nil)"])
+    }
+
+    /// Graceful stop: closes the listening socket, asks every connection to finish its in-flight
+    /// requests (GOAWAY on HTTP/2, `connection: close` on HTTP/1.1), waits for them up to
+    /// `gracePeriod`, then closes what is left.
+    public func shutdown(gracePeriod: TimeAmount = .seconds(10)) async {
+        guard let (quiesce, channel) = state.withLockedValue({ s -> (ServerQuiescingHelper, any Channel)? in
+            guard let q = s.quiesce, let c = s.channel else { return nil }
+            s.quiesce = nil
+            return (q, c)
+        }) else { return }
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        quiesce.initiateShutdown(promise: promise)
+        let drained: Bool = await withCheckedContinuation { continuation in
+            let resumed = NIOLockedValueBox(false)
+            let finish: @Sendable (Bool) -> Void = { value in
+                if resumed.withLockedValue({ done in defer { done = true }; return !done }) {
+                    continuation.resume(returning: value)
+                }
+            }
+            promise.futureResult.whenComplete { finish((try? $0.get()) != nil) }
+            channel.eventLoop.scheduleTask(in: gracePeriod) { finish(false) }
+        }
+        if !drained {
+            logger.warning("connections still open after the grace period; they close with the event loops")
+        }
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,21 @@
+import NIOCore
+import VecShardHTTP
+
+/// Probe and metrics endpoints.
+enum ServiceRoutes {
+    static func addProbes(to router: inout Router, phase: @escaping @Sendable () -> VecShardService.Phase, metrics: ServiceMetrics) {
+        // Liveness runs on the event loop: it answers even when every worker is busy searching.
+        router.add("GET", "/healthz", .inline { _ in .json(.ok, #"{"status":"ok"}"#) })
+        router.add("GET", "/readyz", .inline { _ in
+            switch phase() {
+            case .ready: return .json(.ok, #"{"status":"ready"}"#)
+            case .starting: return errorResponse(status: .serviceUnavailable, code: "starting", message: "the service is starting")
+            case .draining: return errorResponse(status: .serviceUnavailable, code: "draining", message: "the service is shutting down")
+            }
+        })
+        router.get("/metrics") { _ in
+            ServerResponse(status: .ok, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"],
+                           body: .buffer(ByteBuffer(bytes: metrics.exposition())))
+        }
+    }
+}

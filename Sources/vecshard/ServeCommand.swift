@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import VecShardHTTP
+import VecShardServer
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the service (HTTP/1.1 and HTTP/2 on one port; TLS when a certificate is given)."
+    )
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0 picks a free one).") var port = 8080
+    @Option(name: .customLong("data-dir"), help: "Where the service keeps its data.") var dataDir = "./data"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain; enables TLS (with --tls-key).") var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
+    @Option(name: .customLong("max-body-bytes"), help: "Largest accepted request body, in bytes.") var maxBodyBytes = 64 * 1024 * 1024
+    @Option(name: .customLong("max-concurrent-streams"), help: "HTTP/2 streams one connection may have open.") var maxConcurrentStreams: UInt32 = 256
+    @Option(name: .customLong("event-loop-threads"), help: "Network threads (default: one per core).") var eventLoopThreads: Int?
+    @Option(name: .customLong("shutdown-grace-seconds"), help: "Time in-flight requests get to finish on SIGTERM.") var shutdownGraceSeconds = 25
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "vecshard")
+        var configuration = ServiceConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.dataDirectory = dataDir
+        configuration.tlsCertificateFile = tlsCert
+        configuration.tlsPrivateKeyFile = tlsKey
+        configuration.limits.maxBodyBytes = maxBodyBytes
+        configuration.limits.maxConcurrentStreams = maxConcurrentStreams
+        configuration.shutdownGracePeriod = .seconds(Int64(shutdownGraceSeconds))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads ?? System.coreCount)
+        let service = try VecShardService(configuration: configuration, group: group, logger: logger)
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: [.init(service: service)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await serviceGroup.run()
+        try await group.shutdownGracefully()
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct VecShardCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vecshard",
+        abstract: "A sharded vector similarity search service.",
+        subcommands: [ServeCommand.self, BenchHTTPClientCommand.self],
+        defaultSubcommand: ServeCommand.self
+    )
+}
