@@ -50,13 +50,14 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
+        .target(name: "CVecKernels"),
         .target(
             name: "VecShardEngine",
-            dependencies: []
+            dependencies: ["CVecKernels"]
         ),
         .target(
             name: "VecShardBench",
-            dependencies: ["VecShardEngine", "VecShardHTTP"]
+            dependencies: ["VecShardEngine"]
         ),
         .target(
             name: "VecShardServer",
@@ -77,8 +78,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "VecShardHTTPTests", dependencies: ["VecShardHTTP"]),
-        .testTarget(name: "VecShardEngineTests", dependencies: ["VecShardEngine"]),
+        .testTarget(name: "VecShardHTTPTests", dependencies: [
+            "VecShardHTTP",
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .testTarget(name: "VecShardEngineTests", dependencies: ["VecShardEngine", "CVecKernels"]),
         .testTarget(name: "VecShardServerTests", dependencies: ["VecShardServer", "VecShardHTTP"]),
     ]
 )
