@@ -71,7 +71,7 @@ public enum HTTPClientError: Error, CustomStringConvertible, Sendable {
     public var isSafeToRetry: Bool {
         switch self {
         case .connectFailed, .shutdown: return true
-        case .http2(.refusedByGoaway): return true
+        case .http2(.refusedStream): return true
         default: return false
         }
     }

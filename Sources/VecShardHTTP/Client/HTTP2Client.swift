@@ -36,11 +36,22 @@ public final class HTTP2Client: Sendable {
     }
 
     /// Sends one request and waits for the complete response. Throws `HTTPClientError`.
+    /// A stream the peer refused without processing it (REFUSED_STREAM, GOAWAY) is retried, up to
+    /// `maxRefusedRetries` times, within the same deadline.
     public func execute(_ request: ClientRequest, to peer: Peer, timeout: TimeAmount) async throws -> ClientResponse {
         let deadline = NIODeadline.now() + timeout
-        let connection = try await connection(to: peer)
-        return try await connection.execute(request, deadline: deadline)
+        var attempt = 0
+        while true {
+            let connection = try await connection(to: peer)
+            do {
+                return try await connection.execute(request, deadline: deadline)
+            } catch HTTPClientError.http2(.refusedStream) where attempt < Self.maxRefusedRetries && NIODeadline.now() < deadline {
+                attempt += 1
+            }
+        }
     }
+
+    static let maxRefusedRetries = 3
 
     /// Closes every connection; requests in flight fail.
     public func shutdown() async {

@@ -130,7 +130,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     func submit(_ request: ClientRequest, requestID: UInt64, deadline: NIODeadline,
                 completion: @escaping (Result<ClientResponse, HTTPClientError>) -> Void) {
         guard let session, let context, failure == nil, !draining.load(ordering: .relaxed) else {
-            completion(.failure(failure ?? .http2(.refusedByGoaway)))
+            completion(.failure(failure ?? .http2(.refusedStream)))
             return
         }
         let stream = HTTP2ClientStream(requestID: requestID, requestBody: request.body ?? ByteBuffer(), completion: completion)
@@ -206,7 +206,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         if code == NGHTTP2_NO_ERROR.rawValue && stream.status >= 200 {
             stream.complete(.success(ClientResponse(status: stream.status, headers: stream.headers, body: stream.body, trailers: stream.trailers)))
         } else if code == NGHTTP2_REFUSED_STREAM.rawValue {
-            stream.complete(.failure(.http2(.refusedByGoaway)))
+            stream.complete(.failure(.http2(.refusedStream)))
         } else {
             stream.complete(.failure(.http2(.streamReset(code: code))))
         }

@@ -10,15 +10,16 @@ public enum HTTP2Error: Error, CustomStringConvertible, Sendable {
     case connection(String)
     /// The connection closed before the stream completed.
     case connectionClosed
-    /// The peer sent GOAWAY below this stream's id: the request was not processed; safe to retry.
-    case refusedByGoaway
+    /// The peer refused the stream before processing it (RST_STREAM REFUSED_STREAM, or a GOAWAY
+    /// whose last stream id is below it): safe to retry.
+    case refusedStream
 
     public var description: String {
         switch self {
         case .streamReset(let code): return "HTTP/2 stream reset (\(HTTP2Error.name(ofErrorCode: code)))"
         case .connection(let m): return "HTTP/2 connection error: \(m)"
         case .connectionClosed: return "HTTP/2 connection closed before the response completed"
-        case .refusedByGoaway: return "HTTP/2 request refused by GOAWAY (not processed)"
+        case .refusedStream: return "HTTP/2 stream refused by the peer before processing (REFUSED_STREAM or GOAWAY)"
         }
     }
 
@@ -43,6 +44,9 @@ final class NGHTTP2Session {
         precondition(nghttp2_option_new(&option) == 0, "nghttp2 out of memory")
         defer { nghttp2_option_del(option) }
         nghttp2_option_set_max_send_header_block_length(option, maxSendHeaderBlock)
+        // Until the peer's SETTINGS arrive, assume the 100 streams RFC 9113 recommends as a floor
+        // rather than nghttp2's "unlimited".
+        nghttp2_option_set_peer_max_concurrent_streams(option, 100)
         var session: OpaquePointer?
         let rv = server
             ? nghttp2_session_server_new2(&session, callbacks, userData, option)

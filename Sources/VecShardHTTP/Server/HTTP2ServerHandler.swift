@@ -14,6 +14,10 @@ final class HTTP2ServerStream {
     var body: ByteBuffer?
     /// Set when the request broke a limit; it is answered early with this error.
     var rejection: HTTPError?
+    /// After an early answer, let the client finish a declared, bounded upload (discarding it)
+    /// instead of resetting the stream: curl 7.88 reports an error when RST_STREAM(NO_ERROR)
+    /// arrives mid-upload, though RFC 9113 section 8.1 allows it.
+    var absorbRemainingUpload = false
     var requestComplete = false
     var responseSubmitted = false
     // Response body state (read by the nghttp2 data provider).
@@ -43,6 +47,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var flushScheduled = false
     private var quiescing = false
     private var closed = false
+
+    /// How far beyond the body limit a declared upload may go and still be absorbed (discarded)
+    /// rather than reset; bandwidth only, nothing is buffered.
+    static let absorbableExcessBytes = 16 * 1024 * 1024
 
     init(router: Router, limits: HTTPServerLimits) {
         self.router = router
@@ -224,7 +232,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         // After a complete early answer (413/431) to a request still uploading, ask the client
         // to stop sending without error (RFC 9113 section 8.1).
         if f.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
-           let stream = streams[f.hd.stream_id], stream.rejection != nil, !stream.requestComplete {
+           let stream = streams[f.hd.stream_id], stream.rejection != nil, !stream.requestComplete, !stream.absorbRemainingUpload {
             session?.resetStream(stream.id, code: NGHTTP2_NO_ERROR.rawValue)
         }
         return 0
@@ -296,6 +304,9 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func respondEarly(_ stream: HTTP2ServerStream) {
         guard !stream.responseSubmitted, let rejection = stream.rejection else { return }
+        if let declared = stream.headers.first(name: "content-length").flatMap(Int.init) {
+            stream.absorbRemainingUpload = declared <= limits.maxBodyBytes + Self.absorbableExcessBytes
+        }
         submit(rejection.response(), on: stream)
     }
 
