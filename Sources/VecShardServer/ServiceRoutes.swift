@@ -5,10 +5,12 @@ import VecShardHTTP
 enum ServiceRoutes {
     static func addProbes(to router: inout Router, phase: @escaping @Sendable () -> VecShardService.Phase, metrics: ServiceMetrics) {
         // Liveness runs on the event loop: it answers even when every worker is busy searching.
-        router.add("GET", "/healthz", .inline { _ in .json(.ok, #"{"status":"ok"}"#) })
+        let healthy = ServerResponse.json(.ok, #"{"status":"ok"}"#).prepared()
+        let ready = ServerResponse.json(.ok, #"{"status":"ready"}"#).prepared()
+        router.add("GET", "/healthz", .inline { _ in healthy })
         router.add("GET", "/readyz", .inline { _ in
             switch phase() {
-            case .ready: return .json(.ok, #"{"status":"ready"}"#)
+            case .ready: return ready
             case .starting: return errorResponse(status: .serviceUnavailable, code: "starting", message: "the service is starting")
             case .draining: return errorResponse(status: .serviceUnavailable, code: "draining", message: "the service is shutting down")
             }

@@ -130,13 +130,27 @@ public final class HTTP2Client: Sendable {
     }
 }
 
-/// One pooled connection.
+/// One pooled connection. Requests submitted from other threads are queued and handed to the
+/// event loop in batches: one wake-up per event-loop tick rather than one per request.
 final class HTTP2ClientConnection: Sendable {
+    private struct Submission: Sendable {
+        var request: ClientRequest
+        var requestID: UInt64
+        var deadline: NIODeadline
+        var continuation: UnsafeContinuation<ClientResponse, any Error>
+    }
+
+    private struct Queue {
+        var submissions: [Submission] = []
+        var drainScheduled = false
+    }
+
     let channel: any Channel
     private let handler: NIOLoopBound<HTTP2ClientHandler>
     private let outstanding: ManagedAtomic<Int>
     private let draining: ManagedAtomic<Bool>
     private let nextRequestID = ManagedAtomic<UInt64>(1)
+    private let queue = NIOLockedValueBox(Queue())
 
     init(channel: any Channel, handler: NIOLoopBound<HTTP2ClientHandler>, outstanding: ManagedAtomic<Int>, draining: ManagedAtomic<Bool>) {
         self.channel = channel
@@ -153,14 +167,36 @@ final class HTTP2ClientConnection: Sendable {
         let handler = self.handler
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<ClientResponse, any Error>) in
-                handler.eventLoop.execute {
-                    handler.value.submit(request, requestID: requestID, deadline: deadline) { result in
-                        continuation.resume(with: result.mapError { $0 as any Error })
-                    }
+                let submission = Submission(request: request, requestID: requestID, deadline: deadline, continuation: continuation)
+                if handler.eventLoop.inEventLoop {
+                    Self.submit(submission, to: handler.value)
+                    return
                 }
+                let schedule = queue.withLockedValue { queue -> Bool in
+                    queue.submissions.append(submission)
+                    defer { queue.drainScheduled = true }
+                    return !queue.drainScheduled
+                }
+                if schedule { handler.eventLoop.execute { self.drainQueue() } }
             }
         } onCancel: {
             handler.eventLoop.execute { handler.value.abandon(requestID: requestID, with: .cancelled) }
+        }
+    }
+
+    private func drainQueue() {
+        let submissions = queue.withLockedValue { queue -> [Submission] in
+            queue.drainScheduled = false
+            defer { queue.submissions.removeAll(keepingCapacity: true) }
+            return queue.submissions
+        }
+        let handler = self.handler.value
+        for submission in submissions { Self.submit(submission, to: handler) }
+    }
+
+    private static func submit(_ submission: Submission, to handler: HTTP2ClientHandler) {
+        handler.submit(submission.request, requestID: submission.requestID, deadline: submission.deadline) { result in
+            submission.continuation.resume(with: result.mapError { $0 as any Error })
         }
     }
 }

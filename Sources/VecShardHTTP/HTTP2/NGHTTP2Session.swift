@@ -1,5 +1,6 @@
 import CNGHTTP2
 import NIOCore
+import NIOHTTP1
 
 /// Errors of the HTTP/2 layer, each saying how far it reaches: a stream error resets one stream,
 /// a connection error ends the connection (and fails every stream on it).
@@ -103,53 +104,113 @@ final class NGHTTP2Session {
     }
 }
 
-/// A header list laid out for nghttp2: one contiguous byte buffer plus an `nghttp2_nv` array
-/// pointing into it. nghttp2 copies header fields when a frame is submitted, so the storage only
-/// lives for the duration of `withNV`.
+/// A header list for nghttp2. Fields are collected as strings and laid out only inside `withNV`:
+/// one temporary (stack-allocated where small) byte area plus an `nghttp2_nv` array pointing into
+/// it. nghttp2 copies header fields when a frame is submitted, so nothing outlives the call.
 struct HeaderBlock {
-    private var bytes: [UInt8] = []
-    private var spans: [(nameStart: Int, nameCount: Int, valueCount: Int)] = []
+    private var fields: [(name: String, value: String)] = []
+    private var byteCount = 0
 
     init(capacity: Int = 8) {
-        bytes.reserveCapacity(capacity * 24)
-        spans.reserveCapacity(capacity)
+        fields.reserveCapacity(capacity)
     }
 
-    /// Appends a field; names are lower-cased (HTTP/2 requires it).
+    /// Appends a field; the name is lower-cased on encoding (HTTP/2 requires it).
     mutating func add(_ name: String, _ value: String) {
-        let start = bytes.count
-        for b in name.utf8 { bytes.append(b >= 65 && b <= 90 ? b | 0x20 : b) }
-        let nameCount = bytes.count - start
-        bytes.append(contentsOf: value.utf8)
-        spans.append((start, nameCount, bytes.count - start - nameCount))
+        fields.append((name, value))
+        byteCount += name.utf8.count + value.utf8.count
     }
 
-    /// Adds regular headers, skipping connection-specific ones that HTTP/2 forbids.
+    /// Adds regular headers, skipping the connection-specific ones HTTP/2 forbids.
     mutating func add(headers: some Sequence<(name: String, value: String)>) {
-        for (name, value) in headers {
-            switch name.lowercased() {
-            case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade": continue
-            default: add(name, value)
+        for (name, value) in headers where !Self.isConnectionSpecific(name) {
+            add(name, value)
+        }
+    }
+
+    private static let connectionSpecific: [[UInt8]] = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"].map { Array($0.utf8) }
+
+    private static func isConnectionSpecific(_ name: String) -> Bool {
+        let n = name.utf8.count
+        guard n == 7 || n == 10 || n == 16 || n == 17 else { return false }
+        return connectionSpecific.contains { candidate in
+            candidate.count == n && zip(candidate, name.utf8).allSatisfy { $0 == $1 | (($1 >= 65 && $1 <= 90) ? 0x20 : 0) }
+        }
+    }
+
+    var isEmpty: Bool { fields.isEmpty }
+
+    /// `:status`, the response headers, and `content-length` when the body size is known.
+    static func response(status: HTTPResponseStatus, headers: HTTPHeaders, contentLength: Int?) -> HeaderBlock {
+        var block = HeaderBlock(capacity: headers.count + 2)
+        block.add(":status", String(status.code))
+        block.add(headers: headers)
+        if let contentLength { block.add("content-length", String(contentLength)) }
+        return block
+    }
+
+    /// Bytes the encoded fields occupy, and the number of `nghttp2_nv` entries.
+    var encodedSize: (bytes: Int, fields: Int) { (byteCount, fields.count) }
+
+    /// Lays the fields out in `bytes` (at least `encodedSize.bytes` long) and points `nv` (at
+    /// least `encodedSize.fields` entries) into them.
+    func encode(into bytes: UnsafeMutablePointer<UInt8>, nv: UnsafeMutablePointer<nghttp2_nv>) {
+        var offset = 0
+        for (i, field) in fields.enumerated() {
+            let nameStart = offset
+            offset += Self.copy(field.name, to: bytes + offset, lowercasing: true)
+            let valueStart = offset
+            offset += Self.copy(field.value, to: bytes + offset, lowercasing: false)
+            (nv + i).initialize(to: nghttp2_nv(name: bytes + nameStart, value: bytes + valueStart,
+                                               namelen: valueStart - nameStart, valuelen: offset - valueStart,
+                                               flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+        }
+    }
+
+    func withNV<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(byteCount, 1)) { bytes in
+            withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(fields.count, 1)) { nv in
+                encode(into: bytes.baseAddress!, nv: nv.baseAddress!)
+                return body(nv.baseAddress!, fields.count)
             }
         }
     }
 
-    var isEmpty: Bool { spans.isEmpty }
-
-    mutating func withNV<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
-        let spans = self.spans
-        return bytes.withUnsafeMutableBufferPointer { storage -> R in
-            let base = storage.baseAddress ?? UnsafeMutablePointer<UInt8>(bitPattern: 1)!
-            var nv = [nghttp2_nv]()
-            nv.reserveCapacity(spans.count)
-            for s in spans {
-                nv.append(nghttp2_nv(name: base + s.nameStart, value: base + s.nameStart + s.nameCount,
-                                     namelen: s.nameCount, valuelen: s.valueCount,
-                                     flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+    @inline(__always)
+    private static func copy(_ string: String, to destination: UnsafeMutablePointer<UInt8>, lowercasing: Bool) -> Int {
+        var string = string
+        return string.withUTF8 { utf8 in
+            guard let source = utf8.baseAddress, utf8.count > 0 else { return 0 }
+            destination.update(from: source, count: utf8.count)
+            if lowercasing {
+                for i in 0..<utf8.count where destination[i] >= 65 && destination[i] <= 90 { destination[i] |= 0x20 }
             }
-            return nv.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+            return utf8.count
         }
     }
+}
+
+/// A complete response header list (`:status` first) laid out for nghttp2 once and reused for
+/// every response that carries it: static answers such as probes skip header encoding entirely.
+public final class PreparedHeaderBlock: @unchecked Sendable { // immutable after init
+    private let bytes: UnsafeMutablePointer<UInt8>
+    private let nv: UnsafeMutablePointer<nghttp2_nv>
+    private let count: Int
+
+    init(_ block: HeaderBlock) {
+        let size = block.encodedSize
+        bytes = .allocate(capacity: max(size.bytes, 1))
+        nv = .allocate(capacity: max(size.fields, 1))
+        count = size.fields
+        block.encode(into: bytes, nv: nv)
+    }
+
+    deinit {
+        bytes.deallocate()
+        nv.deallocate()
+    }
+
+    func withNV<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R { body(nv, count) }
 }
 
 @inline(__always)

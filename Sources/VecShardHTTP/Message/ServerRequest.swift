@@ -26,9 +26,9 @@ public struct ServerRequest: Sendable {
 
     public init(method: String, target: String, headers: HTTPHeaders, body: ByteBuffer, version: HTTPProtocolVersion) {
         self.method = method
-        if let q = target.firstIndex(of: "?") {
+        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
             self.path = String(target[..<q])
-            self.query = target[target.index(after: q)...]
+            self.query = target[target.utf8.index(after: q)...]
         } else {
             self.path = target
             self.query = nil

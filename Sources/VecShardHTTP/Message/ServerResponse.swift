@@ -22,12 +22,23 @@ public struct ServerResponse: Sendable {
     public var body: ResponseBody
     /// Trailers sent after a `.buffer` body (HTTP/2 only), e.g. `grpc-status`.
     public var trailers: HTTPHeaders?
+    /// The HTTP/2 header list of this exact response, encoded once (see `prepared()`).
+    var preparedHTTP2Headers: PreparedHeaderBlock?
 
     public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ResponseBody = .buffer(ByteBuffer()), trailers: HTTPHeaders? = nil) {
         self.status = status
         self.headers = headers
         self.body = body
         self.trailers = trailers
+    }
+
+    /// The same response with its HTTP/2 header list encoded once, for responses that are built
+    /// once and returned many times (probes). Only for `.buffer` bodies without trailers.
+    public func prepared() -> ServerResponse {
+        guard case .buffer(let body) = body, trailers == nil else { return self }
+        var copy = self
+        copy.preparedHTTP2Headers = PreparedHeaderBlock(HeaderBlock.response(status: status, headers: headers, contentLength: body.readableBytes))
+        return copy
     }
 
     /// A response with a JSON body (`content-type: application/json`).

@@ -9,7 +9,8 @@ final class HTTP2ServerStream {
     var method = ""
     var path = ""
     var authority = ""
-    var headers = HTTPHeaders()
+    /// Regular request headers as nghttp2 delivered them (already validated by it).
+    var headers: [(String, String)] = []
     var headerBytes = 0
     var body: ByteBuffer?
     /// Set when the request broke a limit; it is answered early with this error.
@@ -29,6 +30,11 @@ final class HTTP2ServerStream {
     var writerWaiting: CheckedContinuation<Void, any Error>?
 
     init(id: Int32) { self.id = id }
+
+    /// The declared `content-length`, if the client sent one.
+    var contentLength: Int? {
+        headers.first { $0.0 == "content-length" }.flatMap { Int($0.1) }
+    }
 }
 
 /// Serves one HTTP/2 connection with an nghttp2 server session. Requests are dispatched to the
@@ -180,7 +186,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             default: break
             }
         } else {
-            stream.headers.add(name: makeString(name, nameLen), value: makeString(value, valueLen))
+            stream.headers.append((makeString(name, nameLen), makeString(value, valueLen)))
         }
         return 0
     }
@@ -196,7 +202,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         if stream.body == nil {
             // Size the buffer from content-length when the client sent one (bounded by the limit).
-            let expected = stream.headers.first(name: "content-length").flatMap(Int.init) ?? len
+            let expected = stream.contentLength ?? len
             stream.body = context!.channel.allocator.buffer(capacity: min(max(expected, len), limits.maxBodyBytes))
         }
         stream.body!.writeBytes(UnsafeRawBufferPointer(start: data, count: len))
@@ -214,7 +220,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 respondEarly(stream)
                 return 0
             }
-            if let length = stream.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodyBytes {
+            if let length = stream.contentLength, length > limits.maxBodyBytes {
                 stream.rejection = .payloadTooLarge(limit: limits.maxBodyBytes)
                 respondEarly(stream)
                 return 0
@@ -280,7 +286,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: requests and responses
 
     private func dispatch(_ stream: HTTP2ServerStream) {
-        let request = ServerRequest(method: stream.method, target: stream.path, headers: stream.headers,
+        let request = ServerRequest(method: stream.method, target: stream.path, headers: HTTPHeaders(stream.headers),
                                     body: stream.body ?? ByteBuffer(), version: .http2)
         stream.body = nil
         switch router.dispatch(request) {
@@ -304,7 +310,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func respondEarly(_ stream: HTTP2ServerStream) {
         guard !stream.responseSubmitted, let rejection = stream.rejection else { return }
-        if let declared = stream.headers.first(name: "content-length").flatMap(Int.init) {
+        if let declared = stream.contentLength {
             stream.absorbRemainingUpload = declared <= limits.maxBodyBytes + Self.absorbableExcessBytes
         }
         submit(rejection.response(), on: stream)
@@ -313,25 +319,28 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func submit(_ response: ServerResponse, on stream: HTTP2ServerStream) {
         guard let session else { return }
         stream.responseSubmitted = true
-        var block = HeaderBlock(capacity: response.headers.count + 2)
-        block.add(":status", String(response.status.code))
-        block.add(headers: response.headers)
         let reader: vs_body_reader?
+        var contentLength: Int?
         switch response.body {
         case .buffer(let body):
-            if response.trailers == nil || response.trailers!.isEmpty {
-                block.add("content-length", String(body.readableBytes))
-            }
+            let hasTrailers = !(response.trailers?.isEmpty ?? true)
+            if !hasTrailers { contentLength = body.readableBytes }
             stream.pending = body
             stream.producerFinished = true
             stream.trailers = response.trailers
-            reader = body.readableBytes == 0 && (response.trailers?.isEmpty ?? true) ? nil : serverBodyReader
+            reader = body.readableBytes == 0 && !hasTrailers ? nil : serverBodyReader
         case .stream(let producer):
             stream.producerFinished = false
             reader = serverBodyReader
             startProducer(producer, on: stream)
         }
-        let rv = block.withNV { vs_submit_response(session.raw, stream.id, $0, $1, reader) }
+        let rv: Int32
+        if let prepared = response.preparedHTTP2Headers {
+            rv = prepared.withNV { vs_submit_response(session.raw, stream.id, $0, $1, reader) }
+        } else {
+            rv = HeaderBlock.response(status: response.status, headers: response.headers, contentLength: contentLength)
+                .withNV { vs_submit_response(session.raw, stream.id, $0, $1, reader) }
+        }
         if rv != 0 { session.resetStream(stream.id, code: NGHTTP2_INTERNAL_ERROR.rawValue) }
     }
 

@@ -1,0 +1,35 @@
+# vecshard: the two commands a new machine needs are `make run` and `make test`.
+SWIFT ?= swift
+HOST ?= 127.0.0.1
+PORT ?= 8080
+DATA_DIR ?= ./data
+
+.PHONY: bootstrap build release run test bench bench-http clean
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+build: bootstrap
+	$(SWIFT) build
+
+release: bootstrap
+	$(SWIFT) build -c release --product vecshard
+
+## Start the service on $(HOST):$(PORT) with data under $(DATA_DIR) (Ctrl-C stops it gracefully).
+run: release
+	.build/release/vecshard serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+## Build and run every test (debug build, small data, seconds per test).
+test: bootstrap
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+## Benchmarks, side by side with their anchors in the same run (never part of `make test`).
+bench: bench-http
+
+bench-http:
+	@bash scripts/bootstrap.sh --bench
+	bash bench/http_vs_nghttpd.sh
+
+clean:
+	rm -rf .build

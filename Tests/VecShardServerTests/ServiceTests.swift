@@ -1,0 +1,77 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Testing
+import VecShardHTTP
+@testable import VecShardServer
+
+/// Runs the service on an ephemeral port under a ServiceGroup and shuts it down gracefully after.
+func withService<T>(_ body: (VecShardService, Peer) async throws -> T) async throws -> T {
+    let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-svc-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: dataDir) }
+    var configuration = ServiceConfiguration()
+    configuration.port = 0
+    configuration.dataDirectory = dataDir
+    configuration.shutdownGracePeriod = .seconds(2)
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let service = try VecShardService(configuration: configuration, group: group)
+    let serviceGroup = ServiceGroup(services: [service], logger: Logger(label: "test"))
+    let running = Task { try await serviceGroup.run() }
+    let port = try await service.waitUntilListening()
+    let result: Result<T, any Error>
+    do { result = .success(try await body(service, Peer(host: "127.0.0.1", port: port))) } catch { result = .failure(error) }
+    await serviceGroup.triggerGracefulShutdown()
+    try await running.value
+    try await group.shutdownGracefully()
+    return try result.get()
+}
+
+func withClient<T>(_ body: (HTTP2Client) async throws -> T) async throws -> T {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let client = HTTP2Client(group: group)
+    let result: Result<T, any Error>
+    do { result = .success(try await body(client)) } catch { result = .failure(error) }
+    await client.shutdown()
+    try await group.shutdownGracefully()
+    return try result.get()
+}
+
+@Suite struct ServiceTests {
+    @Test func probesAnswer() async throws {
+        try await withService { _, peer in
+            try await withClient { client in
+                let health = try await client.execute(ClientRequest(path: "/healthz"), to: peer, timeout: .seconds(5))
+                #expect(health.status == 200)
+                #expect(String(buffer: health.body) == #"{"status":"ok"}"#)
+                let ready = try await client.execute(ClientRequest(path: "/readyz"), to: peer, timeout: .seconds(5))
+                #expect(ready.status == 200)
+                #expect(String(buffer: ready.body) == #"{"status":"ready"}"#)
+            }
+        }
+    }
+
+    @Test func metricsCountRequestsByRouteAndStatusWithLatencyHistograms() async throws {
+        try await withService { _, peer in
+            try await withClient { client in
+                for _ in 0..<3 { _ = try await client.execute(ClientRequest(path: "/healthz"), to: peer, timeout: .seconds(5)) }
+                _ = try await client.execute(ClientRequest(path: "/nowhere"), to: peer, timeout: .seconds(5))
+                let metrics = try await client.execute(ClientRequest(path: "/metrics"), to: peer, timeout: .seconds(5))
+                #expect(metrics.status == 200)
+                #expect(metrics.headers.first(name: "content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
+                let text = String(buffer: metrics.body)
+                #expect(text.contains(#"vecshard_http_requests_total{method="GET",route="/healthz",status="200"} 3"#))
+                #expect(text.contains(#"vecshard_http_requests_total{method="GET",route="unmatched",status="404"} 1"#))
+                #expect(text.contains(#"vecshard_http_request_duration_seconds_bucket{method="GET",route="/healthz",status="200",le="0.0001"}"#))
+                #expect(text.contains(#"vecshard_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 3"#))
+            }
+        }
+    }
+
+    @Test func mismatchedTLSOptionsAreAClearError() {
+        var configuration = ServiceConfiguration()
+        configuration.tlsCertificateFile = "/tmp/cert.pem"
+        #expect(throws: ConfigurationError.self) { _ = try VecShardService(configuration: configuration) }
+    }
+}

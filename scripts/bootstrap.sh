@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the system packages vecshard needs on Debian/Ubuntu, only those that are missing.
+#   scripts/bootstrap.sh          build + test dependencies
+#   scripts/bootstrap.sh --bench  also the benchmark tools (h2load, nghttpd)
+set -euo pipefail
+
+packages=(libnghttp2-dev libssl-dev zlib1g-dev pkg-config curl openssl ca-certificates python3)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(nghttp2-client nghttp2-server)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+echo "bootstrap: installing ${missing[*]}" >&2
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "bootstrap: need root (or sudo) to install ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
