@@ -58,7 +58,8 @@ let package = Package(
         .target(name: "CVecKernels"),
         .target(
             name: "VecShardEngine",
-            dependencies: ["CVecKernels"]
+            dependencies: ["CVecKernels"],
+            exclude: ["ALGO_PARAMS.md"]
         ),
         .target(
             name: "VecShardBench",
