@@ -7,6 +7,7 @@ import PackageDescription
 //   VecShardBench               benchmark drivers (TEXMEX I/O, load generators)
 //   VecShardHTTP                HTTP/2 (nghttp2) + HTTP/1.1 (NIO) server and client, TLS (OpenSSL);
 //                               the only module that touches C pointers of nghttp2/OpenSSL
+//   VecShardProto               hand-written protobuf codec and the shard service's messages
 //   VecShardEngine              vectors in, neighbours out: kernels and indexes, no networking
 //   CNGHTTP2, COpenSSL          system libraries
 let package = Package(
@@ -55,6 +56,7 @@ let package = Package(
                 .unsafeFlags(["-enforce-exclusivity=unchecked"]),
             ]
         ),
+        .target(name: "VecShardProto"),
         .target(name: "CVecKernels"),
         .target(
             name: "VecShardEngine",
@@ -88,6 +90,7 @@ let package = Package(
             "VecShardHTTP",
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .testTarget(name: "VecShardProtoTests", dependencies: ["VecShardProto"], exclude: ["Interop"]),
         .testTarget(name: "VecShardEngineTests", dependencies: ["VecShardEngine", "CVecKernels"]),
         .testTarget(name: "VecShardServerTests", dependencies: [
             "VecShardServer",

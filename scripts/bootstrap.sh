@@ -4,16 +4,27 @@
 #   scripts/bootstrap.sh --bench  also the benchmark tools (h2load, nghttpd)
 set -euo pipefail
 
-packages=(libnghttp2-dev libssl-dev zlib1g-dev pkg-config curl openssl ca-certificates python3)
+packages=(libnghttp2-dev libssl-dev zlib1g-dev pkg-config curl openssl ca-certificates python3 python3-pip)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(nghttp2-client nghttp2-server)
 fi
+
+# Python packages the tests use (grpcio, grpcio-tools: protobuf/gRPC interoperability checks).
+install_python_packages() {
+  if ! python3 -c "import grpc, grpc_tools" 2>/dev/null; then
+    echo "bootstrap: installing Python test packages" >&2
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+      -r "$(dirname "$0")/requirements-test.txt" 2>/dev/null \
+      || python3 -m pip install --quiet --disable-pip-version-check -r "$(dirname "$0")/requirements-test.txt"
+  fi
+}
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
+  install_python_packages
   exit 0
 fi
 
@@ -26,3 +37,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_python_packages

@@ -1,0 +1,662 @@
+/// The messages of `proto/vecshard/v1/shard.proto`, encoded and decoded by hand. Field numbers
+/// are the .proto's; every type writes its fields in number order, map entries sorted by key, so
+/// encoding is deterministic.
+
+/// `Value`: a metadata value (a oneof).
+public enum MetadataValueMessage: Sendable, Equatable, Hashable {
+    case string(String)
+    case int(Int64)
+    case double(Double)
+    case bool(Bool)
+}
+
+extension MetadataValueMessage: ProtoMessage {
+    public init(from reader: inout ProtoReader) throws {
+        var value: MetadataValueMessage?
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: value = .string(try reader.readString(type))
+            case 2: value = .int(try reader.readSInt64(type))
+            case 3: value = .double(try reader.readDouble(type))
+            case 4: value = .bool(try reader.readBool(type))
+            default: try reader.skip(type, field: field)
+            }
+        }
+        guard let value else { throw ProtoError(.malformed, "Value has no kind set") }
+        self = value
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        // oneof members have presence: written even when they hold the default.
+        switch self {
+        case .string(let s): writer.writeString(1, s, always: true)
+        case .int(let i): writer.writeSInt64(2, i, always: true)
+        case .double(let d): writer.writeDouble(3, d, always: true)
+        case .bool(let b): writer.writeBool(4, b, always: true)
+        }
+    }
+}
+
+/// Reads one `map<string, Value>` entry into `map`.
+func readMetadataEntry(_ type: WireType, from reader: inout ProtoReader, into map: inout [String: MetadataValueMessage]) throws {
+    var key = ""
+    var value: MetadataValueMessage?
+    try reader.readNested(type) { entry in
+        while let (field, type) = try entry.nextField() {
+            switch field {
+            case 1: key = try entry.readString(type)
+            case 2: value = try entry.readMessage(type, as: MetadataValueMessage.self)
+            default: try entry.skip(type, field: field)
+            }
+        }
+    }
+    guard let value else { throw ProtoError(.malformed, "metadata entry '\(key)' has no value") }
+    try reader.checkRepeated(map.count + 1)
+    map[key] = value
+}
+
+func writeMetadata(_ field: Int, _ map: [String: MetadataValueMessage], to writer: inout ProtoWriter) {
+    for key in map.keys.sorted() {
+        writer.writeNested(field) { entry in
+            entry.writeString(1, key, always: true)
+            entry.writeMessage(2, map[key]!)
+        }
+    }
+}
+
+public struct PointMessage: ProtoMessage, Equatable {
+    public var id: String = ""
+    public var vector: [Float] = []
+    public var metadata: [String: MetadataValueMessage] = [:]
+
+    public init(id: String = "", vector: [Float] = [], metadata: [String: MetadataValueMessage] = [:]) {
+        self.id = id
+        self.vector = vector
+        self.metadata = metadata
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: id = try reader.readString(type)
+            case 2: try reader.readFloats(type, into: &vector)
+            case 3: try readMetadataEntry(type, from: &reader, into: &metadata)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, id)
+        writer.writePackedFloats(2, vector)
+        writeMetadata(3, metadata, to: &writer)
+    }
+}
+
+/// `Filter`: field → accepted values (one value: equality; several: IN); all must hold.
+public struct FilterMessage: ProtoMessage, Equatable {
+    public var must: [String: [MetadataValueMessage]] = [:]
+
+    public init(must: [String: [MetadataValueMessage]] = [:]) { self.must = must }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            guard field == 1 else { try reader.skip(type, field: field); continue }
+            var key = ""
+            var values: [MetadataValueMessage] = []
+            try reader.readNested(type) { entry in
+                while let (f, t) = try entry.nextField() {
+                    switch f {
+                    case 1: key = try entry.readString(t)
+                    case 2:
+                        values = []
+                        try entry.readNested(t) { list in
+                            while let (lf, lt) = try list.nextField() {
+                                if lf == 1 {
+                                    try list.checkRepeated(values.count + 1)
+                                    values.append(try list.readMessage(lt, as: MetadataValueMessage.self))
+                                } else {
+                                    try list.skip(lt, field: lf)
+                                }
+                            }
+                        }
+                    default: try entry.skip(t, field: f)
+                    }
+                }
+            }
+            must[key] = values
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        for key in must.keys.sorted() {
+            writer.writeNested(1) { entry in
+                entry.writeString(1, key, always: true)
+                entry.writeNested(2) { list in list.writeRepeatedMessages(1, must[key]!) }
+            }
+        }
+    }
+}
+
+public struct IndexSpecMessage: ProtoMessage, Equatable {
+    public var type: String = ""
+    public var nlist: UInt32 = 0
+    public var pqM: UInt32 = 0
+    public var m: UInt32 = 0
+    public var efConstruction: UInt32 = 0
+
+    public init(type: String = "", nlist: UInt32 = 0, pqM: UInt32 = 0, m: UInt32 = 0, efConstruction: UInt32 = 0) {
+        self.type = type
+        self.nlist = nlist
+        self.pqM = pqM
+        self.m = m
+        self.efConstruction = efConstruction
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, t) = try reader.nextField() {
+            switch field {
+            case 1: type = try reader.readString(t)
+            case 2: nlist = try reader.readUInt32(t)
+            case 3: pqM = try reader.readUInt32(t)
+            case 4: m = try reader.readUInt32(t)
+            case 5: efConstruction = try reader.readUInt32(t)
+            default: try reader.skip(t, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, type)
+        writer.writeUInt32(2, nlist)
+        writer.writeUInt32(3, pqM)
+        writer.writeUInt32(4, m)
+        writer.writeUInt32(5, efConstruction)
+    }
+}
+
+public struct CreateCollectionRequest: ProtoMessage, Equatable {
+    public var name = ""
+    public var dimension: UInt32 = 0
+    public var metric = ""
+    public var index: IndexSpecMessage?
+    public var shardKey = ""
+
+    public init(name: String = "", dimension: UInt32 = 0, metric: String = "", index: IndexSpecMessage? = nil, shardKey: String = "") {
+        self.name = name
+        self.dimension = dimension
+        self.metric = metric
+        self.index = index
+        self.shardKey = shardKey
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: name = try reader.readString(type)
+            case 2: dimension = try reader.readUInt32(type)
+            case 3: metric = try reader.readString(type)
+            case 4: index = try reader.readMessage(type)
+            case 5: shardKey = try reader.readString(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, name)
+        writer.writeUInt32(2, dimension)
+        writer.writeString(3, metric)
+        writer.writeMessage(4, index)
+        writer.writeString(5, shardKey)
+    }
+}
+
+/// `DropCollectionRequest` and `DescribeCollectionRequest` (one field: the name).
+public struct CollectionNameRequest: ProtoMessage, Equatable {
+    public var name = ""
+
+    public init(name: String = "") { self.name = name }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            if field == 1 { name = try reader.readString(type) } else { try reader.skip(type, field: field) }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) { writer.writeString(1, name) }
+}
+
+public struct DropCollectionResponse: ProtoMessage, Equatable {
+    public var dropped = false
+
+    public init(dropped: Bool = false) { self.dropped = dropped }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            if field == 1 { dropped = try reader.readBool(type) } else { try reader.skip(type, field: field) }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) { writer.writeBool(1, dropped) }
+}
+
+public struct CollectionInfoMessage: ProtoMessage, Equatable {
+    public var name = ""
+    public var dimension: UInt32 = 0
+    public var metric = ""
+    public var index: IndexSpecMessage?
+    public var shardKey = ""
+    public var count: UInt64 = 0
+    public var segments: UInt32 = 0
+    public var memoryBytes: UInt64 = 0
+    public var diskBytes: UInt64 = 0
+    public var lsn: UInt64 = 0
+    public var indexState = ""
+
+    public init() {}
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: name = try reader.readString(type)
+            case 2: dimension = try reader.readUInt32(type)
+            case 3: metric = try reader.readString(type)
+            case 4: index = try reader.readMessage(type)
+            case 5: shardKey = try reader.readString(type)
+            case 6: count = try reader.readUInt64(type)
+            case 7: segments = try reader.readUInt32(type)
+            case 8: memoryBytes = try reader.readUInt64(type)
+            case 9: diskBytes = try reader.readUInt64(type)
+            case 10: lsn = try reader.readUInt64(type)
+            case 11: indexState = try reader.readString(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, name)
+        writer.writeUInt32(2, dimension)
+        writer.writeString(3, metric)
+        writer.writeMessage(4, index)
+        writer.writeString(5, shardKey)
+        writer.writeUInt64(6, count)
+        writer.writeUInt32(7, segments)
+        writer.writeUInt64(8, memoryBytes)
+        writer.writeUInt64(9, diskBytes)
+        writer.writeUInt64(10, lsn)
+        writer.writeString(11, indexState)
+    }
+}
+
+public struct UpsertRequest: ProtoMessage, Equatable {
+    public var collection = ""
+    public var points: [PointMessage] = []
+
+    public init(collection: String = "", points: [PointMessage] = []) {
+        self.collection = collection
+        self.points = points
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: collection = try reader.readString(type)
+            case 2:
+                try reader.checkRepeated(points.count + 1)
+                points.append(try reader.readMessage(type))
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, collection)
+        writer.writeRepeatedMessages(2, points)
+    }
+}
+
+/// `DeleteRequest` and `GetRequest` share a shape: collection + ids (+ include_vector for Get).
+public struct IDsRequest: ProtoMessage, Equatable {
+    public var collection = ""
+    public var ids: [String] = []
+    public var includeVector = false
+
+    public init(collection: String = "", ids: [String] = [], includeVector: Bool = false) {
+        self.collection = collection
+        self.ids = ids
+        self.includeVector = includeVector
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: collection = try reader.readString(type)
+            case 2:
+                try reader.checkRepeated(ids.count + 1)
+                ids.append(try reader.readString(type))
+            case 3: includeVector = try reader.readBool(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, collection)
+        writer.writeRepeatedStrings(2, ids)
+        writer.writeBool(3, includeVector)
+    }
+}
+
+public struct WriteResponse: ProtoMessage, Equatable {
+    public var lsn: UInt64 = 0
+    public var applied: UInt32 = 0
+
+    public init(lsn: UInt64 = 0, applied: UInt32 = 0) {
+        self.lsn = lsn
+        self.applied = applied
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: lsn = try reader.readUInt64(type)
+            case 2: applied = try reader.readUInt32(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeUInt64(1, lsn)
+        writer.writeUInt32(2, applied)
+    }
+}
+
+/// `GetResponse` and `ScanResponse`: a list of points.
+public struct PointsResponse: ProtoMessage, Equatable {
+    public var points: [PointMessage] = []
+
+    public init(points: [PointMessage] = []) { self.points = points }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            if field == 1 {
+                try reader.checkRepeated(points.count + 1)
+                points.append(try reader.readMessage(type))
+            } else {
+                try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) { writer.writeRepeatedMessages(1, points) }
+}
+
+public struct SearchParamsMessage: ProtoMessage, Equatable {
+    public var k: UInt32 = 0
+    public var nprobe: UInt32 = 0
+    public var ef: UInt32 = 0
+    public var refine: UInt32 = 0
+    public var exact = false
+
+    public init(k: UInt32 = 0, nprobe: UInt32 = 0, ef: UInt32 = 0, refine: UInt32 = 0, exact: Bool = false) {
+        self.k = k
+        self.nprobe = nprobe
+        self.ef = ef
+        self.refine = refine
+        self.exact = exact
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: k = try reader.readUInt32(type)
+            case 2: nprobe = try reader.readUInt32(type)
+            case 3: ef = try reader.readUInt32(type)
+            case 4: refine = try reader.readUInt32(type)
+            case 5: exact = try reader.readBool(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeUInt32(1, k)
+        writer.writeUInt32(2, nprobe)
+        writer.writeUInt32(3, ef)
+        writer.writeUInt32(4, refine)
+        writer.writeBool(5, exact)
+    }
+}
+
+public struct QueryMessage: ProtoMessage, Equatable {
+    public var vector: [Float] = []
+    public var filter: FilterMessage?
+    public var params: SearchParamsMessage?
+    public var includeVector = false
+    public var includeMetadata = false
+
+    public init(vector: [Float] = [], filter: FilterMessage? = nil, params: SearchParamsMessage? = nil,
+                includeVector: Bool = false, includeMetadata: Bool = false) {
+        self.vector = vector
+        self.filter = filter
+        self.params = params
+        self.includeVector = includeVector
+        self.includeMetadata = includeMetadata
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: try reader.readFloats(type, into: &vector)
+            case 2: filter = try reader.readMessage(type)
+            case 3: params = try reader.readMessage(type)
+            case 4: includeVector = try reader.readBool(type)
+            case 5: includeMetadata = try reader.readBool(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writePackedFloats(1, vector)
+        writer.writeMessage(2, filter)
+        writer.writeMessage(3, params)
+        writer.writeBool(4, includeVector)
+        writer.writeBool(5, includeMetadata)
+    }
+}
+
+public struct SearchRequest: ProtoMessage, Equatable {
+    public var collection = ""
+    public var queries: [QueryMessage] = []
+
+    public init(collection: String = "", queries: [QueryMessage] = []) {
+        self.collection = collection
+        self.queries = queries
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: collection = try reader.readString(type)
+            case 2:
+                try reader.checkRepeated(queries.count + 1)
+                queries.append(try reader.readMessage(type))
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, collection)
+        writer.writeRepeatedMessages(2, queries)
+    }
+}
+
+public struct ScoredPointMessage: ProtoMessage, Equatable {
+    public var id = ""
+    public var score: Float = 0
+    public var metadata: [String: MetadataValueMessage] = [:]
+    public var vector: [Float] = []
+
+    public init(id: String = "", score: Float = 0, metadata: [String: MetadataValueMessage] = [:], vector: [Float] = []) {
+        self.id = id
+        self.score = score
+        self.metadata = metadata
+        self.vector = vector
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: id = try reader.readString(type)
+            case 2: score = try reader.readFloat(type)
+            case 3: try readMetadataEntry(type, from: &reader, into: &metadata)
+            case 4: try reader.readFloats(type, into: &vector)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, id)
+        writer.writeFloat(2, score)
+        writeMetadata(3, metadata, to: &writer)
+        writer.writePackedFloats(4, vector)
+    }
+}
+
+public struct SearchResponse: ProtoMessage, Equatable {
+    /// One list of hits per query, best first.
+    public var results: [[ScoredPointMessage]] = []
+
+    public init(results: [[ScoredPointMessage]] = []) { self.results = results }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            guard field == 1 else { try reader.skip(type, field: field); continue }
+            var hits: [ScoredPointMessage] = []
+            try reader.readNested(type) { result in
+                while let (f, t) = try result.nextField() {
+                    if f == 1 {
+                        try result.checkRepeated(hits.count + 1)
+                        hits.append(try result.readMessage(t))
+                    } else {
+                        try result.skip(t, field: f)
+                    }
+                }
+            }
+            try reader.checkRepeated(results.count + 1)
+            results.append(hits)
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        for hits in results {
+            writer.writeNested(1) { $0.writeRepeatedMessages(1, hits) }
+        }
+    }
+}
+
+public struct StatsRequest: ProtoMessage, Equatable {
+    public init() {}
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() { try reader.skip(type, field: field) }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {}
+}
+
+public struct StatsResponse: ProtoMessage, Equatable {
+    public var shardID = ""
+    public var collections: [CollectionInfoMessage] = []
+    public var memoryBytes: UInt64 = 0
+    public var diskBytes: UInt64 = 0
+
+    public init() {}
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: shardID = try reader.readString(type)
+            case 2:
+                try reader.checkRepeated(collections.count + 1)
+                collections.append(try reader.readMessage(type))
+            case 3: memoryBytes = try reader.readUInt64(type)
+            case 4: diskBytes = try reader.readUInt64(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, shardID)
+        writer.writeRepeatedMessages(2, collections)
+        writer.writeUInt64(3, memoryBytes)
+        writer.writeUInt64(4, diskBytes)
+    }
+}
+
+public struct PlacementSelectorMessage: ProtoMessage, Equatable {
+    public var shards: [String] = []
+    public var owner = ""
+
+    public init(shards: [String] = [], owner: String = "") {
+        self.shards = shards
+        self.owner = owner
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1:
+                try reader.checkRepeated(shards.count + 1)
+                shards.append(try reader.readString(type))
+            case 2: owner = try reader.readString(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeRepeatedStrings(1, shards)
+        writer.writeString(2, owner)
+    }
+}
+
+public struct ScanRequest: ProtoMessage, Equatable {
+    public var collection = ""
+    public var batchSize: UInt32 = 0
+    public var selector: PlacementSelectorMessage?
+    public var idsOnly = false
+
+    public init(collection: String = "", batchSize: UInt32 = 0, selector: PlacementSelectorMessage? = nil, idsOnly: Bool = false) {
+        self.collection = collection
+        self.batchSize = batchSize
+        self.selector = selector
+        self.idsOnly = idsOnly
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: collection = try reader.readString(type)
+            case 2: batchSize = try reader.readUInt32(type)
+            case 3: selector = try reader.readMessage(type)
+            case 4: idsOnly = try reader.readBool(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, collection)
+        writer.writeUInt32(2, batchSize)
+        writer.writeMessage(3, selector)
+        writer.writeBool(4, idsOnly)
+    }
+}
