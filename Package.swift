@@ -8,6 +8,7 @@ import PackageDescription
 //   VecShardHTTP                HTTP/2 (nghttp2) + HTTP/1.1 (NIO) server and client, TLS (OpenSSL);
 //                               the only module that touches C pointers of nghttp2/OpenSSL
 //   VecShardProto               hand-written protobuf codec and the shard service's messages
+//   VecShardStorage             a shard's collections: WAL, segments, manifest, metadata filters
 //   VecShardEngine              vectors in, neighbours out: kernels and indexes, no networking
 //   CNGHTTP2, COpenSSL          system libraries
 let package = Package(
@@ -64,8 +65,12 @@ let package = Package(
             exclude: ["ALGO_PARAMS.md"]
         ),
         .target(
-            name: "VecShardBench",
+            name: "VecShardStorage",
             dependencies: ["VecShardEngine"]
+        ),
+        .target(
+            name: "VecShardBench",
+            dependencies: ["VecShardEngine", "VecShardStorage"]
         ),
         .target(
             name: "VecShardServer",
@@ -82,6 +87,7 @@ let package = Package(
             dependencies: [
                 "VecShardServer",
                 "VecShardBench",
+                "VecShardStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -92,6 +98,10 @@ let package = Package(
         ]),
         .testTarget(name: "VecShardProtoTests", dependencies: ["VecShardProto"], exclude: ["Interop"]),
         .testTarget(name: "VecShardEngineTests", dependencies: ["VecShardEngine", "CVecKernels"]),
+        .testTarget(name: "VecShardStorageTests", dependencies: [
+            "VecShardStorage",
+            "vecshard", // the storage-stress child process of the crash tests
+        ]),
         .testTarget(name: "VecShardServerTests", dependencies: [
             "VecShardServer",
             "VecShardHTTP",

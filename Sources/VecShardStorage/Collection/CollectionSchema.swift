@@ -1,0 +1,112 @@
+import VecShardEngine
+
+/// What a collection is: fixed at creation, stored in `collection.json`.
+public struct CollectionSchema: Codable, Sendable, Equatable {
+    /// 1...64 characters from [A-Za-z0-9_-], not starting with '-' (it names a directory).
+    public var name: String
+    /// Components per vector, 1...maxDimension.
+    public var dimension: Int
+    public var metric: DistanceMetric
+    /// The index of sealed segments (growing segments are searched with FLAT).
+    public var index: IndexSpec
+    /// The metadata field whose value picks the shard group (routing); nil = none.
+    public var shardKey: String?
+
+    public init(name: String, dimension: Int, metric: DistanceMetric, index: IndexSpec = IndexSpec(kind: .hnsw),
+                shardKey: String? = nil) {
+        self.name = name
+        self.dimension = dimension
+        self.metric = metric
+        self.index = index
+        self.shardKey = shardKey
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, dimension, metric, index, shardKey = "shard_key"
+    }
+
+    /// Checks the name, dimension, index knobs and shard key; throws naming the problem.
+    public func validate() throws {
+        try Self.validate(name: name)
+        guard (1...maxDimension).contains(dimension) else {
+            throw StorageError.invalidSchema("dimension \(dimension) is out of range; it must be between 1 and \(maxDimension)")
+        }
+        do {
+            try index.validate(dimension: dimension)
+        } catch {
+            throw StorageError.invalidSchema("index: \(error)")
+        }
+        if let shardKey, shardKey.isEmpty || shardKey.utf8.count > PointLimits.maxMetadataKeyBytes {
+            throw StorageError.invalidSchema("shard_key must be 1 to \(PointLimits.maxMetadataKeyBytes) bytes")
+        }
+    }
+
+    public static let maxNameLength = 64
+
+    static func validate(name: String) throws {
+        func bad(_ reason: String) -> StorageError { .invalidCollectionName(name, reason: reason) }
+        guard !name.isEmpty else { throw bad("it is empty") }
+        guard name.utf8.count <= maxNameLength else { throw bad("it is longer than \(maxNameLength) characters") }
+        guard name.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 || $0 == 45 }) else {
+            throw bad("only letters, digits, '_' and '-' are allowed")
+        }
+        guard !name.hasPrefix("-") else { throw bad("it must not start with '-'") }
+    }
+}
+
+/// Storage knobs of a shard (all collections), in plain words.
+public struct StorageOptions: Sendable {
+    /// When growing segments are sealed and sealed segments compacted.
+    public var thresholds: SegmentThresholds
+    /// A WAL file is rotated (a new one started) once it is larger than this (bytes).
+    public var walFileBytes: Int
+    /// Seal and compact automatically in the background (tests may turn this off and call
+    /// `flush()` / `compact()` themselves).
+    public var automaticMaintenance: Bool
+
+    public init(thresholds: SegmentThresholds = SegmentThresholds(), walFileBytes: Int = 64 << 20,
+                automaticMaintenance: Bool = true) {
+        self.thresholds = thresholds
+        self.walFileBytes = walFileBytes
+        self.automaticMaintenance = automaticMaintenance
+    }
+}
+
+/// The outcome of an acknowledged write: durable in the WAL and visible to searches.
+public struct WriteReceipt: Sendable, Equatable {
+    /// The log sequence number of the write's record.
+    public var lsn: UInt64
+    /// Points written (upsert) or existing points deleted (delete).
+    public var count: Int
+}
+
+/// A collection's state for operators and the router.
+public struct CollectionDescription: Sendable, Equatable {
+    public var schema: CollectionSchema
+    /// Live points (distinct ids).
+    public var pointCount: Int
+    /// LSN of the last applied write (monotonically increasing; 0 for a new collection).
+    public var lsn: UInt64
+    /// Writes at or below this LSN are in sealed segments; recovery replays the rest.
+    public var checkpointLSN: UInt64
+    public var segments: [SegmentDescription]
+    /// Resident bytes (estimate): growing segments, sealed ids/postings, engine indexes'
+    /// anonymous memory (mapped files excluded).
+    public var memoryBytes: Int
+    /// Bytes on disk: segment files and WAL.
+    public var diskBytes: Int
+    public var walBytes: Int
+    /// The last background error (a failed seal or compaction), if any.
+    public var maintenanceError: String?
+}
+
+public struct SegmentDescription: Sendable, Equatable {
+    public var id: UInt64
+    public var state: SegmentState
+    public var rows: Int
+    public var liveRows: Int
+    /// The index searched: FLAT for growing and sealing segments.
+    public var indexKind: IndexKind
+    public var memoryBytes: Int
+    public var diskBytes: Int
+}

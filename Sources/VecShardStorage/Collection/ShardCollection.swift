@@ -1,0 +1,613 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import VecShardEngine
+
+/// One collection's data in one shard: a write-ahead log, a growing segment, sealing
+/// segments and sealed segments (see DESIGN.md, "A shard's storage").
+///
+/// Safe to use from many tasks at once. Writes go through the WAL's group commit and
+/// are applied (made visible) in LSN order by the log's queue after their fsync; a write
+/// returns once it is durable and visible. Searches, point reads and scans take a
+/// snapshot of the segment list (segments, visible rows, tombstones) under a short lock
+/// and do their work outside it: a snapshot never shows an id twice or misses a live one.
+/// Sealing and compaction run on a background queue and swap segments atomically.
+///
+/// Directory layout: `collection.json` (schema), `MANIFEST`, `wal/wal-<first LSN>.log`,
+/// `segments/seg-<id>/`.
+public final class ShardCollection: @unchecked Sendable {
+    public let schema: CollectionSchema
+    public var name: String { schema.name }
+    let directory: String
+    let options: StorageOptions
+    private var walDirectory: String { directory + "/wal" }
+    private var segmentsDirectory: String { directory + "/segments" }
+    private var manifestPath: String { directory + "/MANIFEST" }
+
+    struct State {
+        var lifecycle: SegmentLifecycle
+        var growing: GrowingSegment
+        /// Rows of the growing segment visible to readers (appended rows beyond are not yet).
+        var growingVisible = 0
+        /// Frozen segments being sealed, oldest first (the lifecycle's `sealing`).
+        var frozen: [GrowingSegment] = []
+        /// In the lifecycle's order.
+        var sealed: [SealedSegment] = []
+        var dead: [UInt64: DeadRows] = [:]
+        var idMap: [String: RowLocation] = [:]
+        var lsn: UInt64 = 0
+        var needsPublish = false
+        var maintenanceError: String?
+        var closed = false
+    }
+
+    private let state: Locked<State>
+    private var wal: WriteAheadLog!
+    private let maintenance = DispatchQueue(label: "vecshard.storage.maintenance")
+    /// What recovery found when the collection was opened.
+    public private(set) var recovery = WALRecoveryReport()
+
+    private init(schema: CollectionSchema, directory: String, options: StorageOptions, state: State) {
+        self.schema = schema
+        self.directory = directory
+        self.options = options
+        self.state = Locked(state)
+    }
+
+    // MARK: - Creating and opening
+
+    /// Creates the files of a new, empty collection in `directory` (which must not exist
+    /// yet; the shard renames a prepared directory into place).
+    static func initializeFiles(schema: CollectionSchema, directory: String) throws {
+        try FileIO.makeDirectory(directory)
+        try FileIO.makeDirectory(directory + "/wal")
+        try FileIO.makeDirectory(directory + "/segments")
+        try FileIO.writeFile(directory + "/collection.json", encodeJSON(schema))
+        try FileIO.writeFile(directory + "/MANIFEST", ManifestCodec.encode(Manifest()))
+        try FileIO.fsyncDirectory(directory)
+    }
+
+    /// Opens a collection: reads the manifest, maps its sealed segments, removes files no
+    /// manifest lists (interrupted seals and compactions), then replays the WAL records
+    /// above the manifest's checkpoint (cutting a torn or garbage tail). Blocking.
+    static func open(directory: String, options: StorageOptions) throws -> ShardCollection {
+        let schema = try decodeJSONFile(directory + "/collection.json", as: CollectionSchema.self)
+        let manifest = try ManifestCodec.decode(try FileIO.read(directory + "/MANIFEST"), path: directory + "/MANIFEST")
+        let segmentsDirectory = directory + "/segments"
+        var sealed: [SealedSegment] = []
+        var dead: [UInt64: DeadRows] = [:]
+        for entry in manifest.segments {
+            let dir = segmentsDirectory + "/" + SealedSegment.fileName(entry.id)
+            let segment = try SealedSegment(directory: dir)
+            guard segment.rows == entry.rows else {
+                throw StorageError.corrupt(path: dir, reason: "\(segment.rows) rows, the manifest says \(entry.rows)")
+            }
+            if let file = entry.tombstones {
+                dead[entry.id] = try DeadRows.decode(try FileIO.read(dir + "/" + file), path: dir + "/" + file)
+            }
+            sealed.append(segment)
+        }
+        // Remove what no manifest lists: unpublished segments and stale tombstone files.
+        let listed = Dictionary(uniqueKeysWithValues: manifest.segments.map { (SealedSegment.fileName($0.id), $0) })
+        for name in FileIO.list(segmentsDirectory) {
+            guard let entry = listed[name] else {
+                FileIO.removeTree(segmentsDirectory + "/" + name)
+                continue
+            }
+            for file in FileIO.list(segmentsDirectory + "/" + name)
+            where file.hasPrefix("tombstones-") && file != entry.tombstones {
+                unlink(segmentsDirectory + "/" + name + "/" + file)
+            }
+        }
+        let lifecycle = SegmentLifecycle(thresholds: options.thresholds, manifest: manifest,
+                                         deadCounts: dead.mapValues(\.count))
+        var state = State(lifecycle: lifecycle,
+                          growing: try GrowingSegment(id: lifecycle.growing, dimension: schema.dimension, metric: schema.metric))
+        state.sealed = sealed
+        state.dead = dead
+        state.lsn = manifest.checkpointLSN
+        // The id map: the live row of every id (later segments win, defensively).
+        for segment in sealed {
+            var segmentDead = state.dead[segment.id] ?? DeadRows()
+            for (row, id) in segment.ids.enumerated() where !segmentDead.contains(UInt32(row)) {
+                if let old = state.idMap.updateValue(RowLocation(segment: segment.id, row: UInt32(row)), forKey: id) {
+                    state.dead[old.segment, default: DeadRows()].insert(old.row)
+                }
+            }
+            segmentDead = state.dead[segment.id] ?? DeadRows()
+            _ = segmentDead
+        }
+        let collection = ShardCollection(schema: schema, directory: directory, options: options, state: state)
+        let (files, report) = try WriteAheadLog.recover(directory: directory + "/wal", checkpoint: manifest.checkpointLSN) {
+            _ = collection.apply([$0], replaying: true)
+        }
+        collection.recovery = report
+        let nextLSN = max(report.lastLSN, manifest.checkpointLSN) + 1
+        collection.wal = try WriteAheadLog(directory: directory + "/wal", existingFiles: files, nextLSN: nextLSN,
+                                           fileBytesLimit: options.walFileBytes) { [weak collection] records in
+            collection?.apply(records, replaying: false) ?? records.map { _ in 0 }
+        }
+        collection.state.withLock { $0.lsn = max($0.lsn, report.lastLSN) }
+        if options.automaticMaintenance {
+            collection.maintenance.async { collection.sealFrozen() }
+            collection.scheduleCompaction(force: false)
+        }
+        return collection
+    }
+
+    /// Refuses new writes, waits for the running flush and background work, closes files.
+    public func close() async {
+        await runBlocking { self.closeNow() }
+    }
+
+    func closeNow() {
+        state.withLock { $0.closed = true }
+        wal?.close()
+        maintenance.sync {}
+    }
+
+    // MARK: - Writes
+
+    /// Inserts or replaces points (the same id again replaces; within a batch the last
+    /// wins). Returns once the batch is durable in the WAL and visible to searches.
+    /// Throws before writing anything if any point is invalid (naming it).
+    @discardableResult
+    public func upsert(_ points: [Point]) async throws -> WriteReceipt {
+        try PointValidation.check(points: points, schema: schema)
+        guard !points.isEmpty else { return WriteReceipt(lsn: lsn, count: 0) }
+        let (lsn, applied) = try await wal.append(.upsert(points))
+        return WriteReceipt(lsn: lsn, count: applied)
+    }
+
+    /// Deletes points by id (missing ids are ignored); durable and visible on return.
+    /// `count` in the receipt is the number of points that existed.
+    @discardableResult
+    public func delete(ids: [String]) async throws -> WriteReceipt {
+        if ids.count > PointLimits.maxBatchPoints {
+            throw StorageError.batchTooLarge(count: ids.count, limit: PointLimits.maxBatchPoints)
+        }
+        for id in ids { try PointValidation.check(id: id) }
+        guard !ids.isEmpty else { return WriteReceipt(lsn: lsn, count: 0) }
+        let (lsn, applied) = try await wal.append(.delete(ids))
+        return WriteReceipt(lsn: lsn, count: applied)
+    }
+
+    /// Applies durable records in LSN order (the WAL's queue, or recovery). Returns per
+    /// record the points written or deleted.
+    private func apply(_ records: [WALRecord], replaying: Bool) -> [Int] {
+        var results: [Int] = []
+        var actions: [SegmentLifecycle.Action] = []
+        for record in records {
+            switch record.operation {
+            case let .upsert(points):
+                // The WAL applier is the only writer, so the growing segment cannot change under us.
+                let growing = state.withLock { $0.growing }
+                let first = growing.append(points[...])
+                actions += state.withLock { s -> [SegmentLifecycle.Action] in
+                    var touched = Set<UInt64>()
+                    for (i, p) in points.enumerated() {
+                        let location = RowLocation(segment: growing.id, row: first + UInt32(i))
+                        if let old = s.idMap.updateValue(location, forKey: p.id) {
+                            s.dead[old.segment, default: DeadRows()].insert(old.row)
+                            touched.insert(old.segment)
+                        }
+                    }
+                    s.growingVisible += points.count
+                    s.lsn = record.lsn
+                    var out = deadChanged(&s, touched)
+                    out += s.lifecycle.growingChanged(rows: s.growingVisible, bytes: growing.bytes, lsn: record.lsn)
+                    return perform(freezes: out, in: &s)
+                }
+                results.append(points.count)
+            case let .delete(ids):
+                var deleted = 0
+                actions += state.withLock { s -> [SegmentLifecycle.Action] in
+                    var touched = Set<UInt64>()
+                    for id in ids {
+                        if let old = s.idMap.removeValue(forKey: id) {
+                            s.dead[old.segment, default: DeadRows()].insert(old.row)
+                            touched.insert(old.segment)
+                            deleted += 1
+                        }
+                    }
+                    s.lsn = record.lsn
+                    return deadChanged(&s, touched)
+                }
+                results.append(deleted)
+            }
+        }
+        if !replaying { wal?.requestRotationIf(actions.contains { if case .freeze = $0 { return true }; return false }) }
+        performBackground(actions)
+        return results
+    }
+
+    private func deadChanged(_ s: inout State, _ touched: Set<UInt64>) -> [SegmentLifecycle.Action] {
+        var out: [SegmentLifecycle.Action] = []
+        for segment in touched { out += s.lifecycle.deadRowsChanged(segment: segment, dead: s.dead[segment]?.count ?? 0) }
+        return out
+    }
+
+    /// Performs freeze actions in place (under the state lock) and returns the others.
+    private func perform(freezes actions: [SegmentLifecycle.Action], in s: inout State) -> [SegmentLifecycle.Action] {
+        var rest: [SegmentLifecycle.Action] = []
+        for action in actions {
+            guard case let .freeze(_, _, newGrowing) = action else {
+                rest.append(action)
+                continue
+            }
+            s.frozen.append(s.growing)
+            // FLAT creation cannot fail for a validated schema.
+            s.growing = try! GrowingSegment(id: newGrowing, dimension: schema.dimension, metric: schema.metric)
+            s.growingVisible = 0
+            rest.append(action)
+        }
+        return rest
+    }
+
+    /// Dispatches lifecycle actions to the maintenance queue.
+    private func performBackground(_ actions: [SegmentLifecycle.Action]) {
+        for action in actions {
+            switch action {
+            case .freeze:
+                if options.automaticMaintenance { maintenance.async { self.sealFrozen() } }
+            case let .compact(segments, into):
+                if options.automaticMaintenance {
+                    maintenance.async { self.compact(segments, into: into) }
+                } else {
+                    state.withLock { $0.lifecycle.compactionFailed(replaced: segments) }
+                }
+            case .publish, .checkpointWAL, .deleteSegmentFiles:
+                maintenance.async { self.performNow([action]) }
+            }
+        }
+    }
+
+    // MARK: - Maintenance (runs on the maintenance queue)
+
+    /// Seals frozen segments, oldest first; stops at the first failure (retried later).
+    private func sealFrozen() {
+        while true {
+            let next = state.withLock { s -> GrowingSegment? in s.closed ? nil : s.frozen.first }
+            guard let frozen = next else { return }
+            let sealed: SealedSegment
+            do {
+                sealed = try SegmentWriter.write(id: frozen.id, contents: frozen.frozenContents(), dimension: schema.dimension,
+                                                 metric: schema.metric, spec: schema.index, into: segmentsDirectory)
+            } catch {
+                state.withLock { $0.maintenanceError = "sealing segment \(frozen.id): \(error)" }
+                return
+            }
+            let actions = state.withLock { s -> [SegmentLifecycle.Action] in
+                s.frozen.removeFirst()
+                s.sealed.append(sealed)
+                return s.lifecycle.sealFinished(segment: sealed.id, rows: sealed.rows, dead: s.dead[sealed.id]?.count ?? 0)
+            }
+            performNow(actions)
+        }
+    }
+
+    /// Performs actions on the maintenance queue.
+    private func performNow(_ actions: [SegmentLifecycle.Action]) {
+        for action in actions {
+            switch action {
+            case let .publish(manifest):
+                publish(manifest)
+            case let .checkpointWAL(lsn):
+                wal?.checkpoint(through: lsn)
+            case let .deleteSegmentFiles(ids):
+                for id in ids { FileIO.removeTree(segmentsDirectory + "/" + SealedSegment.fileName(id)) }
+                try? FileIO.fsyncDirectory(segmentsDirectory)
+            case let .compact(segments, into):
+                compact(segments, into: into)
+            case .freeze:
+                sealFrozen()
+            }
+        }
+    }
+
+    /// Writes the tombstone files the manifest names, then the manifest; on success the
+    /// WAL is checkpointed and retired files removed.
+    private func publish(_ manifest: Manifest) {
+        let file = SegmentLifecycle.tombstoneFile(version: manifest.version)
+        let captures = state.withLock { s in
+            manifest.segments.filter { $0.tombstones == file }.map { ($0.id, s.dead[$0.id] ?? DeadRows()) }
+        }
+        do {
+            for (id, dead) in captures {
+                let dir = segmentsDirectory + "/" + SealedSegment.fileName(id)
+                try FileIO.writeFile(dir + "/" + file, dead.encoded())
+                try FileIO.fsyncDirectory(dir)
+            }
+            try FileIO.replaceAtomically(manifestPath, ManifestCodec.encode(manifest))
+        } catch {
+            state.withLock {
+                $0.maintenanceError = "publishing manifest \(manifest.version): \(error)"
+                $0.needsPublish = true
+                $0.lifecycle.publishFailed()
+            }
+            return
+        }
+        let actions = state.withLock { s -> [SegmentLifecycle.Action] in
+            s.needsPublish = false
+            return s.lifecycle.manifestPublished(manifest)
+        }
+        for (id, _) in captures {
+            let dir = segmentsDirectory + "/" + SealedSegment.fileName(id)
+            for name in FileIO.list(dir) where name.hasPrefix("tombstones-") && name != file { unlink(dir + "/" + name) }
+        }
+        if options.automaticMaintenance {
+            performNow(actions)
+        } else {
+            performNow(actions.filter { if case .compact = $0 { return false }; return true })
+            let dropped = actions.compactMap { a -> [UInt64]? in if case let .compact(s, _) = a { return s }; return nil }
+            state.withLock { s in for d in dropped { s.lifecycle.compactionFailed(replaced: d) } }
+        }
+    }
+
+    /// Rewrites `segments` (their live rows) as segment `into` and swaps it in.
+    private func compact(_ segments: [UInt64], into: UInt64) {
+        let (sources, deadAtStart, closed) = state.withLock { s in
+            (s.sealed.filter { segments.contains($0.id) }, s.dead, s.closed)
+        }
+        guard !closed, sources.count == segments.count else {
+            state.withLock { $0.lifecycle.compactionFailed(replaced: segments) }
+            return
+        }
+        var contents = SegmentContents(ids: [], vectors: [], metadata: [], postings: MetadataPostings())
+        var origin: [RowLocation] = []
+        for source in sources {
+            let dead = deadAtStart[source.id] ?? DeadRows()
+            for row in 0..<UInt32(source.rows) where !dead.contains(row) {
+                contents.postings.add(row: UInt32(contents.ids.count), source.metadata(at: row))
+                contents.ids.append(source.pointID(at: row))
+                contents.vectors += source.vector(at: row)
+                contents.metadata.append(source.metadata(at: row))
+                origin.append(RowLocation(segment: source.id, row: row))
+            }
+        }
+        var merged: SealedSegment?
+        if !contents.ids.isEmpty {
+            do {
+                merged = try SegmentWriter.write(id: into, contents: contents, dimension: schema.dimension,
+                                                 metric: schema.metric, spec: schema.index, into: segmentsDirectory)
+            } catch {
+                state.withLock {
+                    $0.maintenanceError = "compacting segments \(segments) into \(into): \(error)"
+                    $0.lifecycle.compactionFailed(replaced: segments)
+                }
+                return
+            }
+        }
+        let actions = state.withLock { s -> [SegmentLifecycle.Action] in
+            var newDead = DeadRows()
+            for (j, from) in origin.enumerated() {
+                let id = contents.ids[j]
+                if s.idMap[id] == from {
+                    s.idMap[id] = RowLocation(segment: into, row: UInt32(j))
+                } else {
+                    newDead.insert(UInt32(j))
+                }
+            }
+            let at = s.sealed.firstIndex { segments.contains($0.id) }!
+            s.sealed.removeAll { segments.contains($0.id) }
+            if let merged { s.sealed.insert(merged, at: at) }
+            for id in segments { s.dead[id] = nil }
+            if newDead.count > 0 { s.dead[into] = newDead }
+            return s.lifecycle.compactionFinished(replaced: segments, into: into, rows: origin.count, dead: newDead.count)
+        }
+        performNow(actions)
+    }
+
+    private func scheduleCompaction(force: Bool) {
+        let action = state.withLock { $0.lifecycle.planCompaction(force: force) }
+        if let action { performBackground([action]) }
+    }
+
+    /// Seals the growing segment now (even if small) and waits until every frozen segment
+    /// is sealed and published. Throws the background error if a seal failed.
+    public func flush() async throws {
+        try await wal.perform {
+            let actions = self.state.withLock { s -> [SegmentLifecycle.Action] in
+                self.perform(freezes: s.lifecycle.forceFreeze(rows: s.growingVisible, lsn: s.lsn), in: &s)
+            }
+            self.wal.requestRotationIf(!actions.isEmpty)
+        }
+        try await runBlocking {
+            self.maintenance.sync {
+                self.sealFrozen()
+                let retry = self.state.withLock { s -> Manifest? in
+                    s.needsPublish ? s.lifecycle.redraft() : nil
+                }
+                if let retry { self.publish(retry) }
+            }
+            if let error = self.state.withLock({ s in s.frozen.isEmpty && !s.needsPublish ? nil : s.maintenanceError }) {
+                throw StorageError.unavailable("flush did not complete: \(error)")
+            }
+        }
+    }
+
+    /// Runs compactions until none is due: with `force`, every sealed segment with a
+    /// deleted row is rewritten and small neighbours merged. Waits for them.
+    public func compact(force: Bool = true) async throws {
+        try await runBlocking {
+            try self.maintenance.sync {
+                while let action = self.state.withLock({ $0.lifecycle.planCompaction(force: force) }) {
+                    guard case let .compact(segments, into) = action else { break }
+                    self.compact(segments, into: into)
+                    if let error = self.state.withLock({ $0.lifecycle.compacting.isEmpty ? nil : $0.maintenanceError }) {
+                        throw StorageError.unavailable("compaction did not complete: \(error)")
+                    }
+                    if self.state.withLock({ $0.sealed.contains { segments.contains($0.id) } }) {
+                        throw StorageError.unavailable("compaction did not complete: \(self.state.withLock { $0.maintenanceError ?? "" })")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until the background queue is idle (seals and compactions queued so far).
+    public func waitForMaintenance() async {
+        await runBlocking { self.maintenance.sync {} }
+    }
+
+    // MARK: - Reads
+
+    /// A consistent view: every segment with its visible rows and tombstones.
+    struct Snapshot {
+        struct View {
+            var segment: any Segment
+            var rows: Int
+            var dead: DeadRows
+            /// The engine index may hold rows beyond `rows` (growing segments).
+            var mayHoldMore: Bool
+        }
+        var views: [View]
+        var lsn: UInt64
+    }
+
+    func snapshot() -> Snapshot {
+        state.withLock { s in
+            var views: [Snapshot.View] = s.sealed.map {
+                Snapshot.View(segment: $0, rows: $0.rows, dead: s.dead[$0.id] ?? DeadRows(), mayHoldMore: false)
+            }
+            for f in s.frozen {
+                views.append(Snapshot.View(segment: f, rows: f.count, dead: s.dead[f.id] ?? DeadRows(), mayHoldMore: false))
+            }
+            views.append(Snapshot.View(segment: s.growing, rows: s.growingVisible, dead: s.dead[s.growing.id] ?? DeadRows(),
+                                       mayHoldMore: true))
+            return Snapshot(views: views, lsn: s.lsn)
+        }
+    }
+
+    /// The k nearest live points to `query` that match `filter`, best first (higher score
+    /// is closer). `parameters` carries k and the index knobs (its `filter` is ignored:
+    /// storage builds allow lists from `filter`). Never returns an id twice.
+    public func search(_ query: [Float], parameters: SearchParameters, filter: MetadataFilter = [:],
+                       includeVectors: Bool = false) throws -> [SearchHit] {
+        try PointValidation.check(vector: query, schema: schema, pointID: nil)
+        try PointValidation.check(filter: filter)
+        guard (1...maxSearchK).contains(parameters.k) else {
+            throw StorageError.invalidSearch("k \(parameters.k) is out of range; k must be between 1 and \(maxSearchK)")
+        }
+        let snap = snapshot()
+        var found: [(score: Float, id: String, view: Int, row: UInt32)] = []
+        for (v, view) in snap.views.enumerated() where view.rows > 0 {
+            let candidates = view.segment.candidates(matching: filter, below: view.rows)
+            if let candidates, candidates.isEmpty { continue }
+            let alwaysList = view.mayHoldMore && view.segment.index.count > view.rows
+            var p = parameters
+            p.filter = view.dead.allowList(rows: view.rows, candidates: candidates, alwaysList: alwaysList)
+            if let f = p.filter, f.count == 0 { continue }
+            let neighbors: [Neighbor]
+            do {
+                neighbors = try view.segment.index.search(query, parameters: p)
+            } catch {
+                throw StorageError.from(error, collection: name, dimension: schema.dimension)
+            }
+            for n in neighbors { found.append((n.score, view.segment.pointID(at: n.id), v, n.id)) }
+        }
+        found.sort { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+        var seen = Set<String>()
+        var hits: [SearchHit] = []
+        for f in found where hits.count < parameters.k && seen.insert(f.id).inserted {
+            let segment = snap.views[f.view].segment
+            hits.append(SearchHit(id: f.id, score: f.score, metadata: segment.metadata(at: f.row),
+                                  vector: includeVectors ? segment.vector(at: f.row) : nil))
+        }
+        return hits
+    }
+
+    /// The point with this id, or nil.
+    public func get(_ id: String) -> Point? {
+        let found = state.withLock { s -> (any Segment, UInt32)? in
+            guard let loc = s.idMap[id] else { return nil }
+            return segment(loc.segment, in: s).map { ($0, loc.row) }
+        }
+        guard let (segment, row) = found else { return nil }
+        return Point(id: id, vector: segment.vector(at: row), metadata: segment.metadata(at: row))
+    }
+
+    private func segment(_ id: UInt64, in s: State) -> (any Segment)? {
+        if s.growing.id == id { return s.growing }
+        if let f = s.frozen.first(where: { $0.id == id }) { return f }
+        return s.sealed.first { $0.id == id }
+    }
+
+    /// Live points (distinct ids).
+    public var count: Int { state.withLock { $0.idMap.count } }
+
+    /// LSN of the last applied write.
+    public var lsn: UInt64 { state.withLock { $0.lsn } }
+
+    /// Calls `body` with batches of at most `batchSize` live points from one snapshot (in
+    /// segment order), optionally only those whose id passes `idPredicate` (e.g. "its
+    /// placement hash now maps to another shard"). Points written after the call began
+    /// may or may not be included; none is included twice.
+    public func forEachLivePoint(batchSize: Int = 1000, where idPredicate: (@Sendable (String) -> Bool)? = nil,
+                                 _ body: ([Point]) async throws -> Void) async throws {
+        let snap = snapshot()
+        var batch: [Point] = []
+        batch.reserveCapacity(max(1, batchSize))
+        for view in snap.views {
+            for row in 0..<UInt32(view.rows) where !view.dead.contains(row) {
+                let id = view.segment.pointID(at: row)
+                if let idPredicate, !idPredicate(id) { continue }
+                batch.append(Point(id: id, vector: view.segment.vector(at: row), metadata: view.segment.metadata(at: row)))
+                if batch.count >= max(1, batchSize) {
+                    try await body(batch)
+                    batch.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        if !batch.isEmpty { try await body(batch) }
+    }
+
+    /// Counts, segments, memory and disk use, LSNs.
+    public func describe() -> CollectionDescription {
+        let (snap, checkpoint, error, frozenIDs) = state.withLock { s in
+            (s.lsn, s.lifecycle.published.checkpointLSN, s.maintenanceError, Set(s.frozen.map(\.id)))
+        }
+        _ = snap
+        let views = snapshot()
+        var segments: [SegmentDescription] = []
+        for view in views.views {
+            let sealed = view.segment as? SealedSegment
+            let state: SegmentState = sealed != nil ? .sealed : (frozenIDs.contains(view.segment.id) ? .sealing : .growing)
+            segments.append(SegmentDescription(
+                id: view.segment.id, state: state, rows: view.rows, liveRows: view.rows - view.dead.count,
+                indexKind: view.segment.index.kind, memoryBytes: view.segment.memoryBytes + view.dead.words.count * 8,
+                diskBytes: sealed?.diskBytes ?? 0))
+        }
+        let walBytes = wal?.diskBytes ?? 0
+        return CollectionDescription(
+            schema: schema, pointCount: count, lsn: views.lsn, checkpointLSN: checkpoint, segments: segments,
+            memoryBytes: segments.reduce(0) { $0 + $1.memoryBytes }, diskBytes: segments.reduce(walBytes) { $0 + $1.diskBytes },
+            walBytes: walBytes, maintenanceError: error)
+    }
+
+    /// Test hook: makes WAL writes fail with `errno` (nil to stop).
+    func injectWALWriteError(_ code: Int32?) {
+        if let code {
+            wal.injectedWriteError = { @Sendable _ in code }
+        } else {
+            wal.injectedWriteError = nil
+        }
+    }
+}
+
+/// Runs blocking work on a thread outside the cooperative pool and awaits it.
+func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+func runBlocking(_ body: @escaping @Sendable () -> Void) async {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async {
+            body()
+            continuation.resume()
+        }
+    }
+}

@@ -1,0 +1,174 @@
+import VecShardEngine
+
+/// The secondary index of one segment's metadata: for every field and every string, int
+/// or bool value, the rows holding it (ascending). Doubles are not indexed (filters do not
+/// take them). A sealed segment builds it once at seal time and stores it; a growing
+/// segment extends it as rows arrive (rows come in increasing order, so lists stay sorted).
+struct MetadataPostings: Sendable, Equatable {
+    private(set) var lists: [String: [MetadataValue: [UInt32]]] = [:]
+
+    mutating func add(row: UInt32, _ metadata: Metadata) {
+        for (field, value) in metadata where value.isFilterable {
+            lists[field, default: [:]][value, default: []].append(row)
+        }
+    }
+
+    /// Rows matching every condition, ascending; nil when the filter is empty (all rows).
+    /// Only rows below `limit` are returned.
+    func rows(matching filter: MetadataFilter, below limit: Int) -> [UInt32]? {
+        guard !filter.isEmpty else { return nil }
+        var perField: [[UInt32]] = []
+        for (field, condition) in filter {
+            let values = Set(condition.values)
+            let matching = values.compactMap { lists[field]?[$0] }
+            let union = matching.count == 1 ? matching[0] : Self.union(matching)
+            if union.isEmpty { return [] }
+            perField.append(union)
+        }
+        perField.sort { $0.count < $1.count }
+        var result = perField[0]
+        for other in perField.dropFirst() {
+            result = Self.intersect(result, other)
+            if result.isEmpty { return [] }
+        }
+        if let last = result.last, Int(last) >= limit {
+            result = Array(result.prefix { Int($0) < limit })
+        }
+        return result
+    }
+
+    static func union(_ lists: [[UInt32]]) -> [UInt32] {
+        var out = lists.flatMap { $0 }
+        out.sort()
+        var w = 0
+        for i in 0..<out.count where i == 0 || out[i] != out[i - 1] {
+            out[w] = out[i]
+            w += 1
+        }
+        out.removeLast(out.count - w)
+        return out
+    }
+
+    static func intersect(_ a: [UInt32], _ b: [UInt32]) -> [UInt32] {
+        var out: [UInt32] = []
+        var i = 0, j = 0
+        while i < a.count, j < b.count {
+            if a[i] == b[j] {
+                out.append(a[i]); i += 1; j += 1
+            } else if a[i] < b[j] { i += 1 } else { j += 1 }
+        }
+        return out
+    }
+
+    /// Approximate heap bytes (4 per posting plus keys).
+    var memoryBytes: Int {
+        lists.reduce(0) { acc, field in
+            acc + field.key.utf8.count + 64 + field.value.reduce(0) { $0 + 48 + $1.value.count * 4 }
+        }
+    }
+
+    func encode(into w: inout ByteWriter) {
+        w.int(UInt32(lists.count))
+        for field in lists.keys.sorted() {
+            let values = lists[field]!
+            w.string(field)
+            w.int(UInt32(values.count))
+            for (value, rows) in values {
+                w.value(value)
+                w.int(UInt32(rows.count))
+                rows.withUnsafeBytes { w.raw($0) }
+            }
+        }
+    }
+
+    static func decode(_ r: inout ByteReader) throws -> MetadataPostings {
+        var p = MetadataPostings()
+        let fields = Int(try r.int(UInt32.self))
+        for _ in 0..<fields {
+            let field = try r.string()
+            let n = Int(try r.int(UInt32.self))
+            var values: [MetadataValue: [UInt32]] = [:]
+            for _ in 0..<n {
+                let value = try r.value()
+                let count = Int(try r.int(UInt32.self))
+                let raw = try r.bytes(count * 4)
+                values[value] = [UInt32](unsafeUninitializedCapacity: count) { buf, k in
+                    if count > 0 { UnsafeMutableRawBufferPointer(buf).copyMemory(from: raw) }
+                    k = count
+                }
+            }
+            p.lists[field] = values
+        }
+        return p
+    }
+}
+
+/// A segment's deleted rows (tombstones, including rows superseded by a later upsert) as
+/// a bitset over rows. A value type: a search's snapshot keeps its copy while writers
+/// change the collection's (copy on write).
+struct DeadRows: Sendable, Equatable {
+    private(set) var words: [UInt64] = []
+    private(set) var count = 0
+
+    init() {}
+
+    init(words: [UInt64]) {
+        self.words = words
+        count = words.reduce(0) { $0 + $1.nonzeroBitCount }
+    }
+
+    func contains(_ row: UInt32) -> Bool {
+        let w = Int(row) >> 6
+        return w < words.count && words[w] & (1 << UInt64(row & 63)) != 0
+    }
+
+    /// Marks row dead; returns false if it already was.
+    @discardableResult mutating func insert(_ row: UInt32) -> Bool {
+        let w = Int(row) >> 6
+        if w >= words.count { words += [UInt64](repeating: 0, count: max(w + 1 - words.count, words.count)) }
+        let bit: UInt64 = 1 << UInt64(row & 63)
+        if words[w] & bit != 0 { return false }
+        words[w] |= bit
+        count += 1
+        return true
+    }
+
+    /// The allow list of rows 0..<rows that are live and, when given, in `candidates`
+    /// (ascending rows). nil when every row is allowed (no dead row below `rows`, no
+    /// candidates) and `alwaysList` is false.
+    func allowList(rows: Int, candidates: [UInt32]?, alwaysList: Bool) -> AllowList? {
+        if let candidates {
+            var list = AllowList(capacity: rows)
+            for r in candidates where Int(r) < rows && !contains(r) { list.insert(r) }
+            return list
+        }
+        if count == 0 && !alwaysList { return nil }
+        let n = (rows + 63) / 64
+        var live = [UInt64](repeating: ~0, count: n)
+        for i in 0..<min(n, words.count) { live[i] = ~words[i] }
+        return AllowList(words: live, capacity: rows)
+    }
+
+    func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: words.count * 8 + 16)
+        w.int(UInt64(words.count))
+        words.withUnsafeBytes { w.raw($0) }
+        w.int(XXHash64.hash(w.bytes))
+        return w.bytes
+    }
+
+    static func decode(_ bytes: [UInt8], path: String) throws -> DeadRows {
+        try bytes.withUnsafeBytes { raw in
+            guard raw.count >= 16,
+                  XXHash64.hash(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 8)]))
+                    == UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - 8, as: UInt64.self))
+            else { throw StorageError.corrupt(path: path, reason: "tombstone file checksum mismatch") }
+            var r = ByteReader(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 8)]))
+            let n = Int(try r.int(UInt64.self))
+            guard n * 8 == r.remaining else { throw StorageError.corrupt(path: path, reason: "tombstone file length") }
+            var words = [UInt64](repeating: 0, count: n)
+            for i in 0..<n { words[i] = try r.int(UInt64.self) }
+            return DeadRows(words: words)
+        }
+    }
+}

@@ -1,0 +1,329 @@
+import VecShardEngine
+
+/// Where a stored row lives: a segment and its row (the engine's internal id there).
+struct RowLocation: Sendable, Hashable {
+    var segment: UInt64
+    var row: UInt32
+}
+
+/// The build state of a segment as `describe` reports it.
+public enum SegmentState: String, Sendable, Codable {
+    /// In memory, taking writes, covered by the WAL, searched with a FLAT index.
+    case growing
+    /// Frozen (no more writes), still searched in memory while its files and index are built.
+    case sealing
+    /// Immutable files on disk with their index, named by the manifest.
+    case sealed
+}
+
+/// What every segment offers to a search and to point reads. Rows are 0..<count;
+/// accessors must only be called for rows a snapshot made visible.
+protocol Segment: AnyObject, Sendable {
+    var id: UInt64 { get }
+    var index: any VectorIndex { get }
+    func pointID(at row: UInt32) -> String
+    func metadata(at row: UInt32) -> Metadata
+    func vector(at row: UInt32) -> [Float]
+    /// Rows below `limit` whose metadata matches `filter` (ascending); nil for an empty filter.
+    func candidates(matching filter: MetadataFilter, below limit: Int) -> [UInt32]?
+    var memoryBytes: Int { get }
+}
+
+/// The in-memory segment that takes writes: ids, vectors as given, metadata, the
+/// incremental metadata index and a FLAT engine index (searchable at once). Appends come
+/// from the WAL's single applier; reads (any thread) take the segment's lock briefly.
+final class GrowingSegment: Segment, @unchecked Sendable {
+    let id: UInt64
+    let dimension: Int
+    let index: any VectorIndex
+    private struct Rows {
+        var ids: [String] = []
+        var vectors: [Float] = []
+        var metadata: [Metadata] = []
+        var postings = MetadataPostings()
+        var bytes = 0
+    }
+    private let rows = Locked(Rows())
+
+    init(id: UInt64, dimension: Int, metric: DistanceMetric) throws {
+        self.id = id
+        self.dimension = dimension
+        index = try makeIndex(spec: IndexSpec(kind: .flat), metric: metric, dimension: dimension)
+    }
+
+    var count: Int { rows.withLock { $0.ids.count } }
+    /// Approximate bytes held (the seal threshold compares against this): vectors twice
+    /// (ours as given, the engine's copy), ids, metadata.
+    var bytes: Int { rows.withLock { $0.bytes } }
+
+    /// Appends validated points; returns the row of the first. Only the WAL applier calls it.
+    func append(_ points: ArraySlice<Point>) -> UInt32 {
+        var flat: [Float] = []
+        flat.reserveCapacity(points.count * dimension)
+        for p in points { flat += p.vector }
+        do {
+            _ = try index.add(flat)
+        } catch {
+            // Points are validated before they are logged; failing here is a bug.
+            fatalError("growing segment \(id): engine refused validated vectors: \(error)")
+        }
+        return rows.withLock { r in
+            let first = UInt32(r.ids.count)
+            r.vectors += flat
+            for (i, p) in points.enumerated() {
+                r.ids.append(p.id)
+                r.metadata.append(p.metadata)
+                r.postings.add(row: first + UInt32(i), p.metadata)
+                r.bytes += dimension * 8 + p.id.utf8.count + 32 + p.metadata.count * 48
+            }
+            return first
+        }
+    }
+
+    func pointID(at row: UInt32) -> String { rows.withLock { $0.ids[Int(row)] } }
+    func metadata(at row: UInt32) -> Metadata { rows.withLock { $0.metadata[Int(row)] } }
+    func vector(at row: UInt32) -> [Float] {
+        rows.withLock { Array($0.vectors[(Int(row) * dimension)..<((Int(row) + 1) * dimension)]) }
+    }
+    func candidates(matching filter: MetadataFilter, below limit: Int) -> [UInt32]? {
+        rows.withLock { $0.postings.rows(matching: filter, below: limit) }
+    }
+    var memoryBytes: Int { rows.withLock { $0.bytes } }
+
+    /// Everything needed to write the segment's files; call only once the segment is frozen.
+    func frozenContents() -> SegmentContents {
+        rows.withLock { SegmentContents(ids: $0.ids, vectors: $0.vectors, metadata: $0.metadata, postings: $0.postings) }
+    }
+}
+
+/// The rows of a segment about to be written to files.
+struct SegmentContents {
+    var ids: [String]
+    /// Row-major, ids.count × dimension floats, as given (not normalized).
+    var vectors: [Float]
+    var metadata: [Metadata]
+    var postings: MetadataPostings
+}
+
+/// What `segment.json` records about a sealed segment.
+struct SegmentInfo: Codable, Equatable {
+    var id: UInt64
+    var rows: Int
+    var dimension: Int
+    var metric: DistanceMetric
+    /// The index actually built (FLAT when the requested index could not train on so few rows).
+    var indexKind: IndexKind
+    var indexNote: String?
+    /// xxHash64 of vectors.f32 (checked by compaction when it reads the vectors back).
+    var vectorsChecksum: UInt64
+}
+
+/// An immutable segment on disk (`seg-<id>/`): vectors.f32 (memory-mapped, read for
+/// point reads, returned vectors and compaction), ids.bin (loaded), metadata.bin
+/// (memory-mapped, decoded per hit), postings.bin (loaded) and index.vsi (the engine's
+/// index file; IVF_PQ keeps its full vectors mapped, not resident).
+final class SealedSegment: Segment, @unchecked Sendable {
+    let id: UInt64
+    let info: SegmentInfo
+    let directory: String
+    let index: any VectorIndex
+    let ids: [String]
+    private let vectors: MappedRegion
+    private let metadataFile: MappedRegion
+    /// Start of row i's metadata in metadataFile: offsets[i]..<offsets[i+1].
+    private let metadataOffsets: UnsafeRawBufferPointer
+    private let metadataBase: Int
+    let postings: MetadataPostings
+
+    var rows: Int { info.rows }
+
+    static func fileName(_ id: UInt64) -> String { "seg-\(id)" }
+
+    init(directory: String) throws {
+        self.directory = directory
+        let infoPath = directory + "/segment.json"
+        info = try decodeJSONFile(infoPath, as: SegmentInfo.self)
+        id = info.id
+        vectors = try MappedRegion(path: directory + "/vectors.f32")
+        guard vectors.size == info.rows * info.dimension * 4 else {
+            throw StorageError.corrupt(path: directory + "/vectors.f32", reason: "\(vectors.size) bytes, expected \(info.rows * info.dimension * 4)")
+        }
+        ids = try Self.readIDs(directory + "/ids.bin", rows: info.rows)
+        metadataFile = try MappedRegion(path: directory + "/metadata.bin")
+        let (offsets, base) = try Self.checkMetadata(metadataFile, rows: info.rows)
+        metadataOffsets = offsets
+        metadataBase = base
+        let postingsPath = directory + "/postings.bin"
+        let postingsBytes = try FileIO.read(postingsPath)
+        postings = try withVerifiedBody(postingsBytes, path: postingsPath) { r in try MetadataPostings.decode(&r) }
+        do {
+            index = try loadIndex(from: directory + "/index.vsi")
+        } catch {
+            throw StorageError.corrupt(path: directory + "/index.vsi", reason: "\(error)")
+        }
+        guard index.count == info.rows else {
+            throw StorageError.corrupt(path: directory + "/index.vsi", reason: "index holds \(index.count) rows, segment \(info.rows)")
+        }
+    }
+
+    private static func readIDs(_ path: String, rows: Int) throws -> [String] {
+        let bytes = try FileIO.read(path)
+        return try withVerifiedBody(bytes, path: path) { r in
+            let n = Int(try r.int(UInt32.self))
+            guard n == rows else { throw MalformedBytes(description: "\(n) ids for \(rows) rows") }
+            var out: [String] = []
+            out.reserveCapacity(n)
+            for _ in 0..<n { out.append(try r.string()) }
+            return out
+        }
+    }
+
+    /// metadata.bin: u32 rows, (rows + 1) × u64 offsets into the blob area, blobs, then
+    /// u64 xxHash64 of everything before it.
+    private static func checkMetadata(_ file: MappedRegion, rows: Int) throws -> (UnsafeRawBufferPointer, Int) {
+        let b = file.bytes
+        let header = 4 + (rows + 1) * 8
+        guard b.count >= header + 8 else { throw StorageError.corrupt(path: file.path, reason: "shorter than its offset table") }
+        let body = UnsafeRawBufferPointer(rebasing: b[0..<(b.count - 8)])
+        guard XXHash64.hash(body) == UInt64(littleEndian: b.loadUnaligned(fromByteOffset: b.count - 8, as: UInt64.self)) else {
+            throw StorageError.corrupt(path: file.path, reason: "checksum mismatch")
+        }
+        guard Int(UInt32(littleEndian: b.loadUnaligned(as: UInt32.self))) == rows else {
+            throw StorageError.corrupt(path: file.path, reason: "row count differs from segment.json")
+        }
+        return (UnsafeRawBufferPointer(rebasing: b[4..<header]), header)
+    }
+
+    func pointID(at row: UInt32) -> String { ids[Int(row)] }
+
+    func metadata(at row: UInt32) -> Metadata {
+        let start = Int(UInt64(littleEndian: metadataOffsets.loadUnaligned(fromByteOffset: Int(row) * 8, as: UInt64.self)))
+        let end = Int(UInt64(littleEndian: metadataOffsets.loadUnaligned(fromByteOffset: Int(row) * 8 + 8, as: UInt64.self)))
+        var r = ByteReader(UnsafeRawBufferPointer(rebasing: metadataFile.bytes[(metadataBase + start)..<(metadataBase + end)]))
+        // Verified by checksum at load; a decode failure would be a writer bug.
+        return (try? r.metadata()) ?? [:]
+    }
+
+    func vector(at row: UInt32) -> [Float] {
+        let d = info.dimension
+        return [Float](unsafeUninitializedCapacity: d) { buf, n in
+            UnsafeMutableRawBufferPointer(buf).copyMemory(
+                from: UnsafeRawBufferPointer(rebasing: vectors.bytes[(Int(row) * d * 4)..<((Int(row) + 1) * d * 4)]))
+            n = d
+        }
+    }
+
+    /// Rows rows..<rows+count as one flat buffer (for compaction).
+    var vectorBytes: UnsafeRawBufferPointer { vectors.bytes }
+
+    func candidates(matching filter: MetadataFilter, below limit: Int) -> [UInt32]? {
+        postings.rows(matching: filter, below: limit)
+    }
+
+    /// Resident estimate: the engine's anonymous memory, ids, offsets are mapped (not counted), postings.
+    var memoryBytes: Int {
+        index.memoryBytes + ids.reduce(0) { $0 + max(16, $1.utf8.count) } + postings.memoryBytes
+    }
+
+    var diskBytes: Int { FileIO.diskBytes(directory) }
+}
+
+/// Runs `body` on the part of `bytes` before its trailing u64 xxHash64, after checking it.
+func withVerifiedBody<T>(_ bytes: [UInt8], path: String, _ body: (inout ByteReader) throws -> T) throws -> T {
+    try bytes.withUnsafeBytes { raw in
+        guard raw.count >= 8 else { throw StorageError.corrupt(path: path, reason: "\(raw.count) bytes is too short") }
+        let bodyBytes = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 8)])
+        guard XXHash64.hash(bodyBytes) == UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - 8, as: UInt64.self)) else {
+            throw StorageError.corrupt(path: path, reason: "checksum mismatch")
+        }
+        var r = ByteReader(bodyBytes)
+        do {
+            return try body(&r)
+        } catch let e as StorageError {
+            throw e
+        } catch {
+            throw StorageError.corrupt(path: path, reason: "\(error)")
+        }
+    }
+}
+
+/// Writes a sealed segment's files into `<segmentsDirectory>/seg-<id>.tmp`, builds its
+/// index there, fsyncs everything and renames the directory to `seg-<id>` (then fsyncs
+/// the parent): a crash leaves either no segment or a whole one. The caller publishes it
+/// in the manifest; until then recovery deletes it as unlisted.
+enum SegmentWriter {
+    static func write(id: UInt64, contents c: SegmentContents, dimension: Int, metric: DistanceMetric,
+                      spec: IndexSpec, into segmentsDirectory: String) throws -> SealedSegment {
+        let final = segmentsDirectory + "/" + SealedSegment.fileName(id)
+        let tmp = final + ".tmp"
+        FileIO.removeTree(tmp)
+        try FileIO.makeDirectory(tmp)
+        do {
+            let rows = c.ids.count
+            try c.vectors.withUnsafeBytes { try FileIO.writeFile(tmp + "/vectors.f32", $0) }
+            var ids = ByteWriter(capacity: rows * 24)
+            ids.int(UInt32(rows))
+            for id in c.ids { ids.string(id) }
+            try FileIO.writeFile(tmp + "/ids.bin", sealed(ids))
+
+            var blobs = ByteWriter(capacity: rows * 32)
+            var offsets = ByteWriter(capacity: 4 + (rows + 1) * 8)
+            offsets.int(UInt32(rows))
+            for m in c.metadata {
+                offsets.int(UInt64(blobs.bytes.count))
+                blobs.metadata(m)
+            }
+            offsets.int(UInt64(blobs.bytes.count))
+            offsets.raw(blobs.bytes)
+            try FileIO.writeFile(tmp + "/metadata.bin", sealed(offsets))
+
+            var postings = ByteWriter()
+            c.postings.encode(into: &postings)
+            try FileIO.writeFile(tmp + "/postings.bin", sealed(postings))
+
+            let (index, note) = try buildIndex(c.vectors, dimension: dimension, metric: metric, spec: spec)
+            do {
+                try index.write(to: tmp + "/index.vsi")
+            } catch {
+                throw StorageError.from(error, collection: "", dimension: dimension)
+            }
+            let info = SegmentInfo(id: id, rows: rows, dimension: dimension, metric: metric, indexKind: index.kind,
+                                   indexNote: note, vectorsChecksum: c.vectors.withUnsafeBytes { XXHash64.hash($0) })
+            try FileIO.writeFile(tmp + "/segment.json", encodeJSON(info))
+            try FileIO.fsyncDirectory(tmp)
+            FileIO.removeTree(final)
+            try FileIO.rename(tmp, final)
+            try FileIO.fsyncDirectory(segmentsDirectory)
+        } catch {
+            FileIO.removeTree(tmp)
+            throw error
+        }
+        return try SealedSegment(directory: final)
+    }
+
+    /// Builds the collection's index over the rows; an IVF index that cannot train on this
+    /// few rows falls back to FLAT (exact), noted in segment.json.
+    static func buildIndex(_ vectors: [Float], dimension: Int, metric: DistanceMetric,
+                           spec: IndexSpec) throws -> (any VectorIndex, String?) {
+        do {
+            let index = try makeIndex(spec: spec, metric: metric, dimension: dimension)
+            if !vectors.isEmpty { _ = try index.build(from: vectors) }
+            return (index, nil)
+        } catch let error as EngineError {
+            switch error {
+            case .notTrained, .invalidParameter:
+                let flat = try makeIndex(spec: IndexSpec(kind: .flat), metric: metric, dimension: dimension)
+                if !vectors.isEmpty { _ = try flat.build(from: vectors) }
+                return (flat, "\(spec.kind.rawValue) could not be built (\(error)); FLAT used")
+            default:
+                throw StorageError.from(error, collection: "", dimension: dimension)
+            }
+        }
+    }
+
+    private static func sealed(_ w: ByteWriter) -> [UInt8] {
+        var w = w
+        w.int(XXHash64.hash(w.bytes))
+        return w.bytes
+    }
+}

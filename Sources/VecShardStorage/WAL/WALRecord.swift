@@ -1,0 +1,219 @@
+/// What one WAL record does to a collection. Records are replayed in LSN order; replaying
+/// a record twice leaves the same state as once (upserts replace, deletes of missing ids
+/// are no-ops), so recovery may replay records a sealed segment already covers.
+enum WALOperation: Sendable, Equatable {
+    /// Insert or replace these points (in order: a later duplicate id wins).
+    case upsert([Point])
+    /// Delete these ids (missing ids are ignored).
+    case delete([String])
+}
+
+/// One record of a collection's write-ahead log: an operation and its log sequence
+/// number (LSN), which increases by at least 1 from record to record across WAL files.
+struct WALRecord: Sendable, Equatable {
+    var lsn: UInt64
+    var operation: WALOperation
+}
+
+/// The byte layout of WAL records (all integers little-endian):
+///
+///     offset 0   u32  magic 0x52_4C_57_56 ("VWLR")
+///            4   u32  payload length in bytes (at most `maxPayloadBytes`)
+///            8   u64  LSN
+///           16   u64  xxHash64 of (bytes 0..<16, then the u64 xxHash64 of the payload)
+///           24   payload: u8 kind (1 upsert, 2 delete), then
+///                upsert: u32 dimension, u32 count, count × (string id, dimension × f32, metadata)
+///                delete: u32 count, count × string id
+///
+/// A string is u32 length + UTF-8 bytes; metadata is as `ByteWriter.metadata`. A record is
+/// valid only if all of it is present and its checksum matches, so a torn write (a prefix
+/// of a record) or garbage after the last record is detected.
+enum WALRecordCodec {
+    static let magic: UInt32 = 0x524C_5756
+    static let headerBytes = 24
+    /// Largest payload accepted (bytes); bounds what a garbage length field can ask for.
+    static let maxPayloadBytes = 1 << 30
+
+    static func encode(_ record: WALRecord) -> [UInt8] {
+        let payload = encodePayload(record.operation)
+        return frame(lsn: record.lsn, payload: payload, payloadHash: XXHash64.hash(payload))
+    }
+
+    /// The payload of an operation; writers encode it (and hash it) before they queue, so
+    /// the group-commit leader only frames it.
+    static func encodePayload(_ operation: WALOperation) -> [UInt8] {
+        var payload = ByteWriter(capacity: 64)
+        switch operation {
+        case let .upsert(points):
+            payload.u8(1)
+            payload.int(UInt32(points.first?.vector.count ?? 0))
+            payload.int(UInt32(points.count))
+            for p in points {
+                payload.string(p.id)
+                payload.floats(p.vector)
+                payload.metadata(p.metadata)
+            }
+        case let .delete(ids):
+            payload.u8(2)
+            payload.int(UInt32(ids.count))
+            for id in ids { payload.string(id) }
+        }
+        return payload.bytes
+    }
+
+    /// The 24-byte header of a record with this LSN and payload.
+    static func header(lsn: UInt64, payloadCount: Int, payloadHash: UInt64) -> [UInt8] {
+        var out = ByteWriter(capacity: headerBytes)
+        out.int(magic)
+        out.int(UInt32(payloadCount))
+        out.int(lsn)
+        out.int(payloadHash)
+        let sum = out.bytes.withUnsafeBytes { XXHash64.hash($0) }
+        var fixed = Array(out.bytes[0..<16])
+        withUnsafeBytes(of: sum.littleEndian) { fixed.append(contentsOf: $0) }
+        return fixed
+    }
+
+    static func frame(lsn: UInt64, payload: [UInt8], payloadHash: UInt64) -> [UInt8] {
+        header(lsn: lsn, payloadCount: payload.count, payloadHash: payloadHash) + payload
+    }
+
+    /// The outcome of reading one record at an offset.
+    enum Decoded: Equatable {
+        /// A whole, valid record of `length` bytes.
+        case record(WALRecord, length: Int)
+        /// The bytes end inside a record (a torn write) or exactly at `offset` (`end`).
+        case end
+        case torn(String)
+        /// The bytes at offset are not a valid record (garbage, a corrupted write).
+        case corrupt(String)
+    }
+
+    static func decode(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Decoded {
+        let left = bytes.count - offset
+        if left == 0 { return .end }
+        if left < headerBytes { return .torn("\(left) bytes at offset \(offset) are shorter than a record header") }
+        var r = ByteReader(bytes, offset: offset)
+        let m = try! r.int(UInt32.self)
+        let length = Int(try! r.int(UInt32.self))
+        let lsn = try! r.int(UInt64.self)
+        let sum = try! r.int(UInt64.self)
+        guard m == magic else { return .corrupt("bad record magic at offset \(offset)") }
+        guard length <= maxPayloadBytes else { return .corrupt("record length \(length) at offset \(offset) is above the limit") }
+        guard length <= left - headerBytes else {
+            return .torn("record at offset \(offset) needs \(length) payload bytes, \(left - headerBytes) present")
+        }
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[(offset + headerBytes)..<(offset + headerBytes + length)])
+        var check = Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + 16)]))
+        withUnsafeBytes(of: XXHash64.hash(payload).littleEndian) { check.append(contentsOf: $0) }
+        guard XXHash64.hash(check) == sum else { return .corrupt("checksum mismatch in record at offset \(offset)") }
+        do {
+            let op = try decodePayload(payload)
+            return .record(WALRecord(lsn: lsn, operation: op), length: headerBytes + length)
+        } catch {
+            return .corrupt("record at offset \(offset) does not decode: \(error)")
+        }
+    }
+
+    static func decodePayload(_ payload: UnsafeRawBufferPointer) throws -> WALOperation {
+        var r = ByteReader(payload)
+        switch try r.u8() {
+        case 1:
+            let dim = Int(try r.int(UInt32.self))
+            let count = Int(try r.int(UInt32.self))
+            var points: [Point] = []
+            points.reserveCapacity(min(count, 1 << 20))
+            for _ in 0..<count {
+                let id = try r.string()
+                let v = try r.floats(dim)
+                points.append(Point(id: id, vector: v, metadata: try r.metadata()))
+            }
+            guard r.isAtEnd else { throw MalformedBytes(description: "\(r.remaining) trailing bytes") }
+            return .upsert(points)
+        case 2:
+            let count = Int(try r.int(UInt32.self))
+            var ids: [String] = []
+            for _ in 0..<count { ids.append(try r.string()) }
+            guard r.isAtEnd else { throw MalformedBytes(description: "\(r.remaining) trailing bytes") }
+            return .delete(ids)
+        case let kind:
+            throw MalformedBytes(description: "unknown record kind \(kind)")
+        }
+    }
+}
+
+/// The header of a WAL file (32 bytes): magic "VSHWAL01", u32 version 1, u32 reserved,
+/// u64 LSN of the first record the file may hold, u64 xxHash64 of bytes 0..<24.
+enum WALFileHeader {
+    static let bytes = 32
+    static let magic: [UInt8] = Array("VSHWAL01".utf8)
+
+    static func encode(firstLSN: UInt64) -> [UInt8] {
+        var w = ByteWriter(capacity: bytes)
+        w.raw(magic)
+        w.int(UInt32(1))
+        w.int(UInt32(0))
+        w.int(firstLSN)
+        w.int(w.bytes.withUnsafeBytes { XXHash64.hash($0) })
+        return w.bytes
+    }
+
+    /// The first LSN, or nil when the header is missing, torn or corrupt.
+    static func decode(_ b: UnsafeRawBufferPointer) -> UInt64? {
+        guard b.count >= bytes, Array(b[0..<8]) == magic else { return nil }
+        var r = ByteReader(b, offset: 8)
+        guard (try? r.int(UInt32.self)) == 1 else { return nil }
+        _ = try? r.int(UInt32.self)
+        let first = try! r.int(UInt64.self)
+        let sum = try! r.int(UInt64.self)
+        return XXHash64.hash(UnsafeRawBufferPointer(rebasing: b[0..<24])) == sum ? first : nil
+    }
+}
+
+/// Reads the records of one WAL file's bytes, in order, and finds where the valid
+/// prefix ends. Pure: the recovery shell reads the file, runs the scanner, then cuts the
+/// file to `validLength` if the scanner reports a bad tail.
+struct WALFileScanner {
+    enum Step: Equatable {
+        case record(WALRecord)
+        /// No more records. `validLength` is the byte length of the valid prefix; `damage`
+        /// says why bytes after it were rejected (nil when the file ends cleanly).
+        case end(validLength: Int, damage: String?)
+    }
+
+    let bytes: UnsafeRawBufferPointer
+    private(set) var offset = WALFileHeader.bytes
+    private(set) var firstLSN: UInt64?
+    private var lastLSN: UInt64?
+    private var done = false
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+        firstLSN = WALFileHeader.decode(bytes)
+    }
+
+    mutating func next() -> Step {
+        guard !done else { return .end(validLength: offset, damage: nil) }
+        guard let firstLSN else {
+            done = true
+            offset = 0
+            return .end(validLength: 0, damage: bytes.isEmpty ? nil : "missing or corrupt file header")
+        }
+        switch WALRecordCodec.decode(bytes, at: offset) {
+        case let .record(record, length):
+            if record.lsn < firstLSN || (lastLSN.map { record.lsn <= $0 } ?? false) {
+                done = true
+                return .end(validLength: offset, damage: "LSN \(record.lsn) at offset \(offset) is out of order")
+            }
+            lastLSN = record.lsn
+            offset += length
+            return .record(record)
+        case .end:
+            done = true
+            return .end(validLength: offset, damage: nil)
+        case let .torn(reason), let .corrupt(reason):
+            done = true
+            return .end(validLength: offset, damage: reason)
+        }
+    }
+}

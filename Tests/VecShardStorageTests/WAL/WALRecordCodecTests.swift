@@ -1,0 +1,121 @@
+import Testing
+@testable import VecShardStorage
+
+@Suite("WAL record codec")
+struct WALRecordCodecTests {
+    let upsert = WALRecord(lsn: 7, operation: .upsert([
+        Point(id: "a", vector: [1, 2, 3], metadata: ["cat": .string("books"), "year": .int(2021), "price": .double(9.5), "new": .bool(true)]),
+        Point(id: "ü-2", vector: [-1, 0, 0.5]),
+    ]))
+    let delete = WALRecord(lsn: 8, operation: .delete(["a", "b"]))
+
+    func file(_ records: [WALRecord], first: UInt64 = 1) -> [UInt8] {
+        WALFileHeader.encode(firstLSN: first) + records.flatMap { WALRecordCodec.encode($0) }
+    }
+
+    func scan(_ bytes: [UInt8]) -> (records: [WALRecord], valid: Int, damage: String?) {
+        bytes.withUnsafeBytes { raw in
+            var s = WALFileScanner(raw)
+            var out: [WALRecord] = []
+            while true {
+                switch s.next() {
+                case let .record(r): out.append(r)
+                case let .end(valid, damage): return (out, valid, damage)
+                }
+            }
+        }
+    }
+
+    @Test func roundTrip() {
+        for record in [upsert, delete] {
+            let bytes = WALRecordCodec.encode(record)
+            let decoded = bytes.withUnsafeBytes { WALRecordCodec.decode($0, at: 0) }
+            #expect(decoded == .record(record, length: bytes.count))
+        }
+    }
+
+    @Test func cleanFileEndsWithoutDamage() {
+        let bytes = file([upsert, delete])
+        let r = scan(bytes)
+        #expect(r.records == [upsert, delete])
+        #expect(r.valid == bytes.count)
+        #expect(r.damage == nil)
+    }
+
+    @Test func tornTailAtEveryCutKeepsCompleteRecords() {
+        let first = WALFileHeader.bytes + WALRecordCodec.encode(upsert).count
+        let bytes = file([upsert, delete])
+        for cut in first..<bytes.count {
+            let r = scan(Array(bytes[0..<cut]))
+            #expect(r.records == [upsert])
+            #expect(r.valid == first)
+            #expect((r.damage != nil) == (cut > first))
+        }
+    }
+
+    @Test func garbageTailIsCut() {
+        var rng = StressRandom(seed: 3)
+        let good = file([upsert, delete])
+        for n in [1, 23, 24, 25, 100, 4096] {
+            let garbage = (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let r = scan(good + garbage)
+            #expect(r.records == [upsert, delete])
+            #expect(r.valid == good.count)
+            #expect(r.damage != nil)
+        }
+    }
+
+    @Test func flippedBitInARecordIsDetected() {
+        let good = file([upsert, delete])
+        let second = WALFileHeader.bytes + WALRecordCodec.encode(upsert).count
+        for offset in [second, second + 5, second + 12, second + 20, good.count - 1] {
+            var bad = good
+            bad[offset] ^= 0x10
+            let r = scan(bad)
+            #expect(r.records == [upsert], "flip at \(offset)")
+            #expect(r.valid == second)
+        }
+    }
+
+    @Test func zeroFilledTailIsCut() {
+        let good = file([upsert])
+        let r = scan(good + [UInt8](repeating: 0, count: 512))
+        #expect(r.records == [upsert])
+        #expect(r.valid == good.count)
+    }
+
+    @Test func outOfOrderLSNEndsTheValidPrefix() {
+        let r = scan(file([delete, upsert]))
+        #expect(r.records == [delete])
+        #expect(r.damage?.contains("out of order") == true)
+    }
+
+    @Test func corruptHeaderMeansNoRecords() {
+        var bytes = file([upsert])
+        bytes[3] ^= 1
+        let r = scan(bytes)
+        #expect(r.records.isEmpty)
+        #expect(r.valid == 0)
+    }
+
+    @Test func hugeLengthFieldIsGarbageNotAnAllocation() {
+        var bytes = file([upsert])
+        let at = WALFileHeader.bytes + 4
+        bytes[at + 3] = 0x7F // ~2 GB payload claimed
+        #expect(scan(bytes).records.isEmpty)
+    }
+
+    @Test func xxhash64KnownValues() {
+        // Reference values of the xxHash64 specification (seed 0).
+        #expect(XXHash64.hash([UInt8]()) == 0xEF46_DB37_51D8_E999)
+        #expect(XXHash64.hash(Array("a".utf8)) == 0xD24E_C4F1_A98C_6E5B)
+        #expect(XXHash64.hash(Array("abc".utf8)) == 0x44BC_2CF5_AD77_0999)
+        #expect(XXHash64.hash(Array("Nobody inspects the spammish repetition".utf8)) == 0xFBCE_A83C_8A37_8BF1)
+    }
+
+    @Test func fileNamesSortByLSN() {
+        #expect(WALFileName.make(firstLSN: 42) == "wal-00000000000000000042.log")
+        #expect(WALFileName.parse("wal-00000000000000000042.log") == 42)
+        #expect(WALFileName.parse("MANIFEST") == nil)
+    }
+}
