@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import VecShardEngine
 
 /// The deterministic write workload of the crash tests (`vecshard storage-stress`):
@@ -43,8 +46,55 @@ public struct StorageStressWorkload: Sendable {
         return .upsert(points)
     }
 
+    /// Opens the shard in `directory` (creating collection `collection` if needed), calls
+    /// `emit("ready <count>")`, then runs the writers concurrently, each calling
+    /// `emit(ackLine(...))` right after each acknowledged operation, until `operations`
+    /// per writer are done (or the process is killed).
+    public func run(directory: String, collection: String, sealRows: Int, operations: Int,
+                    emit: @escaping @Sendable (String) -> Void) async throws {
+        let options = StorageOptions(thresholds: SegmentThresholds(sealRows: sealRows))
+        let shard = try await Shard.open(directory: directory, options: options)
+        let target: ShardCollection
+        if let existing = try? shard.collection(collection) {
+            target = existing
+        } else {
+            target = try await shard.createCollection(Self.schema(name: collection, dimension: dimension))
+        }
+        emit("ready \(target.count)")
+        let workload = self
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<writers {
+                group.addTask {
+                    for i in 0..<operations {
+                        switch workload.operation(writer: w, index: i) {
+                        case let .upsert(points): try await target.upsert(points)
+                        case let .delete(ids): try await target.delete(ids: ids)
+                        }
+                        emit(Self.ackLine(writer: w, index: i))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        await shard.close()
+    }
+
     /// The line printed for an acknowledged operation: "ack <writer> <index>".
     public static func ackLine(writer: Int, index: Int) -> String { "ack \(writer) \(index)" }
+
+    /// Writes one line to stdout with one unbuffered write(2), so lines of concurrent
+    /// writers do not interleave and an ack is out before the writer's next operation.
+    @Sendable public static func writeLine(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        bytes.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = write(1, raw.baseAddress! + done, raw.count - done)
+                if n <= 0 { return }
+                done += n
+            }
+        }
+    }
 
     public static func parseAck(_ line: Substring) -> (writer: Int, index: Int)? {
         let parts = line.split(separator: " ")
