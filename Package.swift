@@ -7,6 +7,7 @@ import PackageDescription
 //   VecShardBench               benchmark drivers (TEXMEX I/O, load generators)
 //   VecShardHTTP                HTTP/2 (nghttp2) + HTTP/1.1 (NIO) server and client, TLS (OpenSSL);
 //                               the only module that touches C pointers of nghttp2/OpenSSL
+//   VecShardRPC                 gRPC over the HTTP/2 stack: framing, status, deadlines; server and client
 //   VecShardProto               hand-written protobuf codec and the shard service's messages
 //   VecShardStorage             a shard's collections: WAL, segments, manifest, metadata filters
 //   VecShardEngine              vectors in, neighbours out: kernels and indexes, no networking
@@ -58,6 +59,10 @@ let package = Package(
             ]
         ),
         .target(name: "VecShardProto"),
+        .target(
+            name: "VecShardRPC",
+            dependencies: ["VecShardHTTP", "VecShardProto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
+        ),
         .target(name: "CVecKernels"),
         .target(
             name: "VecShardEngine",
@@ -97,6 +102,11 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "VecShardProtoTests", dependencies: ["VecShardProto"], exclude: ["Interop"]),
+        .testTarget(name: "VecShardRPCTests", dependencies: [
+            "VecShardRPC", "VecShardHTTP", "VecShardProto",
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ], exclude: ["Interop"]),
         .testTarget(name: "VecShardEngineTests", dependencies: ["VecShardEngine", "CVecKernels"]),
         .testTarget(name: "VecShardStorageTests", dependencies: [
             "VecShardStorage",

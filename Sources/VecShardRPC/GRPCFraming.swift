@@ -1,0 +1,48 @@
+import NIOCore
+import VecShardProto
+
+/// gRPC's length-prefixed messages: one flag byte (1 = compressed), a 4-byte big-endian length,
+/// then the message.
+public enum GRPCFraming {
+    /// Frames `message` (uncompressed).
+    public static func frame(_ message: [UInt8], into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt32(message.count), endianness: .big)
+        buffer.writeBytes(message)
+    }
+
+    public static func frame<M: ProtoMessage>(_ message: M) -> ByteBuffer {
+        let bytes = message.serializedBytes()
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(bytes.count + 5)
+        frame(bytes, into: &buffer)
+        return buffer
+    }
+
+    /// Splits a complete body into its messages. Compressed messages are refused with
+    /// UNIMPLEMENTED (naming the encoding), oversized ones with RESOURCE_EXHAUSTED.
+    public static func messages(in body: ByteBuffer, maxMessageBytes: Int, encoding: String?) throws -> [ByteBuffer] {
+        var body = body
+        var messages: [ByteBuffer] = []
+        while body.readableBytes > 0 {
+            guard body.readableBytes >= 5, let flag = body.readInteger(as: UInt8.self),
+                  let length = body.readInteger(endianness: .big, as: UInt32.self) else {
+                throw GRPCError(.internal, "truncated gRPC message prefix (\(body.readableBytes) bytes left)")
+            }
+            if Int(length) > maxMessageBytes {
+                throw GRPCError(.resourceExhausted, "message of \(length) bytes exceeds the maximum of \(maxMessageBytes)")
+            }
+            guard let message = body.readSlice(length: Int(length)) else {
+                throw GRPCError(.internal, "truncated gRPC message: \(length) bytes announced, \(body.readableBytes) present")
+            }
+            switch flag {
+            case 0: messages.append(message)
+            case 1:
+                throw GRPCError(.unimplemented, "compressed messages (grpc-encoding \(encoding ?? "unspecified")) are not supported; send them uncompressed (identity)")
+            default:
+                throw GRPCError(.internal, "invalid gRPC compressed-flag \(flag)")
+            }
+        }
+        return messages
+    }
+}

@@ -1,0 +1,127 @@
+"""A Python grpcio peer for vecshard's gRPC interoperability tests.
+
+usage: grpc_peer.py client PROTO_ROOT WORKDIR PORT   call every method of a vecshard shard service
+       grpc_peer.py server PROTO_ROOT WORKDIR        serve the fake shard service, print the port
+
+Both sides use classes generated from proto/vecshard/v1/shard.proto by grpcio-tools at run time.
+The client exits non-zero naming the first failed expectation.
+"""
+import os
+import sys
+import time
+from concurrent import futures
+
+import grpc
+from grpc_tools import protoc
+
+
+def load(proto_root, work):
+    gen = os.path.join(work, "gen")
+    os.makedirs(gen, exist_ok=True)
+    rc = protoc.main(["protoc", f"-I{proto_root}", f"--python_out={gen}", f"--grpc_python_out={gen}",
+                      os.path.join(proto_root, "vecshard/v1/shard.proto")])
+    if rc != 0:
+        sys.exit(f"protoc failed: {rc}")
+    sys.path.insert(0, gen)
+    from vecshard.v1 import shard_pb2, shard_pb2_grpc
+    return shard_pb2, shard_pb2_grpc
+
+
+def expect(cond, what):
+    if not cond:
+        sys.exit(f"FAILED: {what}")
+    print(f"ok: {what}", flush=True)
+
+
+def run_client(pb, stubs, port):
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    shard = stubs.ShardStub(channel)
+    info = shard.CreateCollection(pb.CreateCollectionRequest(name="docs", dimension=4, metric="cosine",
+                                                             index=pb.IndexSpec(type="hnsw", m=16)), timeout=5)
+    expect(info.name == "docs" and info.dimension == 4 and info.index.m == 16, "CreateCollection echoes the collection")
+    try:
+        shard.DescribeCollection(pb.DescribeCollectionRequest(name="missing"), timeout=5)
+        expect(False, "DescribeCollection of a missing collection fails")
+    except grpc.RpcError as e:
+        expect(e.code() == grpc.StatusCode.NOT_FOUND and "missing" in e.details(), f"NOT_FOUND names the collection ({e.details()})")
+    points = [pb.Point(id=f"p{i}", vector=[float(i)] * 4, metadata={"n": pb.Value(int_value=i)}) for i in range(10)]
+    write = shard.Upsert(pb.UpsertRequest(collection="docs", points=points), timeout=5)
+    expect(write.applied == 10, "Upsert reports 10 points applied")
+    deleted = shard.Delete(pb.DeleteRequest(collection="docs", ids=["p1", "p2"]), timeout=5)
+    expect(deleted.applied == 2, "Delete reports 2 ids applied")
+    got = shard.Get(pb.GetRequest(collection="docs", ids=["a", "b"], include_vector=True), timeout=5)
+    expect([p.id for p in got.points] == ["a", "b"] and list(got.points[0].vector) == [1.0, 2.0], "Get returns the points asked for")
+    queries = [pb.Query(vector=[0.5] * 4, params=pb.SearchParams(k=3), include_metadata=True),
+               pb.Query(vector=[1.0] * 4, params=pb.SearchParams(k=2),
+                        filter=pb.Filter(must={"category": pb.ValueList(values=[pb.Value(string_value="books")])}))]
+    result = shard.Search(pb.SearchRequest(collection="docs", queries=queries), timeout=5)
+    expect(len(result.results) == 2 and [len(r.hits) for r in result.results] == [3, 2], "Search answers a batch of queries")
+    expect(result.results[1].hits[0].metadata["category"].string_value == "books", "the filter reached the server")
+    stats = shard.Stats(pb.StatsRequest(), timeout=5)
+    expect(stats.shard_id == "test-shard", "Stats names the shard")
+    batches = list(shard.Scan(pb.ScanRequest(collection="docs", batch_size=4), timeout=5))
+    expect([len(b.points) for b in batches] == [4, 4, 2], "Scan streams the points in batches")
+    dropped = shard.DropCollection(pb.DropCollectionRequest(name="docs"), timeout=5)
+    expect(dropped.dropped, "DropCollection")
+    try:
+        shard.Get(pb.GetRequest(collection="docs", ids=["slow"]), timeout=0.2)
+        expect(False, "a call past its deadline fails")
+    except grpc.RpcError as e:
+        expect(e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, f"expired deadline: DEADLINE_EXCEEDED ({e.code()})")
+    try:
+        channel.unary_unary("/vecshard.v1.Shard/NoSuchMethod")(b"", timeout=5)
+        expect(False, "an unknown method fails")
+    except grpc.RpcError as e:
+        expect(e.code() == grpc.StatusCode.UNIMPLEMENTED, f"unknown method: UNIMPLEMENTED ({e.details()})")
+    try:
+        channel.unary_unary("/vecshard.v1.Shard/Search")(b"\x0a\x05ab", timeout=5)
+        expect(False, "a malformed request fails")
+    except grpc.RpcError as e:
+        expect(e.code() == grpc.StatusCode.INVALID_ARGUMENT, f"malformed message: INVALID_ARGUMENT ({e.details()})")
+    print("client done", flush=True)
+
+
+def run_server(pb, stubs):
+    class Shard(stubs.ShardServicer):
+        def Search(self, request, context):
+            results = []
+            for q in request.queries:
+                hits = [pb.ScoredPoint(id=f"{request.collection}-{j}", score=-float(j), vector=list(q.vector))
+                        for j in range(q.params.k)]
+                results.append(pb.QueryResult(hits=hits))
+            return pb.SearchResponse(results=results)
+
+        def Upsert(self, request, context):
+            return pb.WriteResponse(lsn=42, applied=len(request.points))
+
+        def DescribeCollection(self, request, context):
+            context.abort(grpc.StatusCode.NOT_FOUND, f"collection '{request.name}' does not exist (ü)")
+
+        def Scan(self, request, context):
+            for b in range(3):
+                yield pb.ScanResponse(points=[pb.Point(id=f"s{b}-{i}") for i in range(request.batch_size)])
+
+        def Get(self, request, context):
+            time.sleep(2)
+            return pb.GetResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    stubs.add_ShardServicer_to_server(Shard(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(f"port {port}", flush=True)
+    sys.stdin.read()  # runs until the test closes our stdin
+    server.stop(0)
+
+
+def main():
+    mode, proto_root, work = sys.argv[1], sys.argv[2], sys.argv[3]
+    pb, stubs = load(proto_root, work)
+    if mode == "client":
+        run_client(pb, stubs, int(sys.argv[4]))
+    else:
+        run_server(pb, stubs)
+
+
+if __name__ == "__main__":
+    main()
