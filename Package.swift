@@ -7,6 +7,7 @@ import PackageDescription
 //   VecShardBench               benchmark drivers (TEXMEX I/O, load generators)
 //   VecShardHTTP                HTTP/2 (nghttp2) + HTTP/1.1 (NIO) server and client, TLS (OpenSSL);
 //                               the only module that touches C pointers of nghttp2/OpenSSL
+//   VecShardRouting             placement (XXH64 + rendezvous), topology and its validation: pure functions
 //   VecShardRPC                 gRPC over the HTTP/2 stack: framing, status, deadlines; server and client
 //   VecShardProto               hand-written protobuf codec and the shard service's messages
 //   VecShardStorage             a shard's collections: WAL, segments, manifest, metadata filters
@@ -59,6 +60,7 @@ let package = Package(
             ]
         ),
         .target(name: "VecShardProto"),
+        .target(name: "VecShardRouting"),
         .target(
             name: "VecShardRPC",
             dependencies: ["VecShardHTTP", "VecShardProto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
@@ -101,6 +103,7 @@ let package = Package(
             "VecShardHTTP",
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .testTarget(name: "VecShardRoutingTests", dependencies: ["VecShardRouting"]),
         .testTarget(name: "VecShardProtoTests", dependencies: ["VecShardProto"], exclude: ["Interop"]),
         .testTarget(name: "VecShardRPCTests", dependencies: [
             "VecShardRPC", "VecShardHTTP", "VecShardProto",
