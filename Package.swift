@@ -7,6 +7,7 @@ import PackageDescription
 //   VecShardBench               benchmark drivers (TEXMEX I/O, load generators)
 //   VecShardHTTP                HTTP/2 (nghttp2) + HTTP/1.1 (NIO) server and client, TLS (OpenSSL);
 //                               the only module that touches C pointers of nghttp2/OpenSSL
+//   VecShardCluster             the router: ShardClient (in-process / gRPC), placement of writes, scatter-gather search
 //   VecShardRouting             placement (XXH64 + rendezvous), topology and its validation: pure functions
 //   VecShardRPC                 gRPC over the HTTP/2 stack: framing, status, deadlines; server and client
 //   VecShardProto               hand-written protobuf codec and the shard service's messages
@@ -62,6 +63,10 @@ let package = Package(
         .target(name: "VecShardProto"),
         .target(name: "VecShardRouting"),
         .target(
+            name: "VecShardCluster",
+            dependencies: ["VecShardStorage", "VecShardEngine", "VecShardProto", "VecShardRouting", "VecShardRPC"]
+        ),
+        .target(
             name: "VecShardRPC",
             dependencies: ["VecShardHTTP", "VecShardProto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
@@ -83,6 +88,11 @@ let package = Package(
             name: "VecShardServer",
             dependencies: [
                 "VecShardHTTP",
+                "VecShardCluster",
+                "VecShardStorage",
+                "VecShardRouting",
+                "VecShardProto",
+                "VecShardEngine",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -118,6 +128,7 @@ let package = Package(
         .testTarget(name: "VecShardServerTests", dependencies: [
             "VecShardServer",
             "VecShardHTTP",
+            "VecShardEngine",
             "vecshard", // built for the end-to-end process tests
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -144,13 +144,20 @@ public struct IndexSpecMessage: ProtoMessage, Equatable {
     public var pqM: UInt32 = 0
     public var m: UInt32 = 0
     public var efConstruction: UInt32 = 0
+    public var nprobe: UInt32 = 0
+    public var efSearch: UInt32 = 0
+    public var refine: UInt32 = 0
 
-    public init(type: String = "", nlist: UInt32 = 0, pqM: UInt32 = 0, m: UInt32 = 0, efConstruction: UInt32 = 0) {
+    public init(type: String = "", nlist: UInt32 = 0, pqM: UInt32 = 0, m: UInt32 = 0, efConstruction: UInt32 = 0,
+                nprobe: UInt32 = 0, efSearch: UInt32 = 0, refine: UInt32 = 0) {
         self.type = type
         self.nlist = nlist
         self.pqM = pqM
         self.m = m
         self.efConstruction = efConstruction
+        self.nprobe = nprobe
+        self.efSearch = efSearch
+        self.refine = refine
     }
 
     public init(from reader: inout ProtoReader) throws {
@@ -161,6 +168,9 @@ public struct IndexSpecMessage: ProtoMessage, Equatable {
             case 3: pqM = try reader.readUInt32(t)
             case 4: m = try reader.readUInt32(t)
             case 5: efConstruction = try reader.readUInt32(t)
+            case 6: nprobe = try reader.readUInt32(t)
+            case 7: efSearch = try reader.readUInt32(t)
+            case 8: refine = try reader.readUInt32(t)
             default: try reader.skip(t, field: field)
             }
         }
@@ -172,6 +182,9 @@ public struct IndexSpecMessage: ProtoMessage, Equatable {
         writer.writeUInt32(3, pqM)
         writer.writeUInt32(4, m)
         writer.writeUInt32(5, efConstruction)
+        writer.writeUInt32(6, nprobe)
+        writer.writeUInt32(7, efSearch)
+        writer.writeUInt32(8, refine)
     }
 }
 

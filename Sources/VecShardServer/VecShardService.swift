@@ -4,7 +4,11 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
+import VecShardCluster
 import VecShardHTTP
+import VecShardRouting
+import VecShardStorage
 
 /// Settings of `vecshard serve`.
 public struct ServiceConfiguration: Sendable {
@@ -16,6 +20,10 @@ public struct ServiceConfiguration: Sendable {
     public var limits = HTTPServerLimits()
     /// How long in-flight requests may take to finish after SIGTERM before connections are closed.
     public var shutdownGracePeriod: TimeAmount = .seconds(25)
+    /// Standalone mode: in-process shards (one group) under `dataDirectory/shards/`.
+    public var shardCount = 4
+    /// Storage knobs of every local shard (segment thresholds, WAL size).
+    public var storage = StorageOptions()
 
     public init() {}
 }
@@ -30,6 +38,7 @@ public final class VecShardService: Service, Sendable {
     private let group: any EventLoopGroup
     private let server: HTTPServer
     private let state = NIOLockedValueBox(State())
+    private let cluster = ClusterHandle()
 
     enum Phase: Sendable { case starting, ready, draining }
 
@@ -55,6 +64,7 @@ public final class VecShardService: Service, Sendable {
         var router = Router()
         router.observer = { metrics.record($0) }
         ServiceRoutes.addProbes(to: &router, phase: { state.withLockedValue { $0.phase } }, metrics: metrics)
+        DataRoutes.add(to: &router, cluster: cluster)
         server = HTTPServer(configuration: http, router: router, group: group, logger: logger)
     }
 
@@ -79,10 +89,15 @@ public final class VecShardService: Service, Sendable {
     }
 
     public func run() async throws {
+        var shards: [LocalShard] = []
         do {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+            shards = try await openLocalShards()
+            cluster.set(try ClusterRouter(table: try RoutingTable(Self.standaloneTopology(shardCount: shards.count)),
+                                          shards: Dictionary(uniqueKeysWithValues: shards.map { ($0.name, $0 as any ShardClient) })))
             try await server.start()
         } catch {
+            for shard in shards { await shard.storage.close() }
             setPhase(.draining).forEach { $0.resume(throwing: error) }
             throw error
         }
@@ -93,6 +108,42 @@ public final class VecShardService: Service, Sendable {
         _ = setPhase(.draining)
         logger.info("shutting down: draining in-flight requests")
         await server.shutdown(gracePeriod: configuration.shutdownGracePeriod)
+        for shard in shards { await shard.storage.close() }
+        logger.info("stopped")
+    }
+
+    /// Opens (or creates) the standalone shards `s0 ... s<N-1>` under `<data-dir>/shards/`;
+    /// reopening recovers their collections.
+    private func openLocalShards() async throws -> [LocalShard] {
+        var shards: [LocalShard] = []
+        for i in 0..<configuration.shardCount {
+            let name = "s\(i)"
+            let storage = try await Shard.open(directory: configuration.dataDirectory + "/shards/" + name, options: configuration.storage)
+            shards.append(LocalShard(name: name, storage: storage))
+        }
+        logger.info("opened local shards", metadata: ["count": "\(shards.count)"])
+        return shards
+    }
+
+    /// One group (`default`) of in-process shards.
+    static func standaloneTopology(shardCount: Int) -> Topology {
+        Topology(version: 1, groups: [ShardGroup(name: "default", shards: (0..<shardCount).map { ShardDescriptor(name: "s\($0)") })])
+    }
+}
+
+/// The router, once the shards are open. Data routes answer 503 `starting` before that.
+final class ClusterHandle: Sendable {
+    private let router = Mutex<ClusterRouter?>(nil)
+
+    func set(_ cluster: ClusterRouter) { router.withLock { $0 = cluster } }
+
+    var current: ClusterRouter {
+        get throws {
+            guard let r = router.withLock({ $0 }) else {
+                throw HTTPError(.serviceUnavailable, code: "starting", message: "the service is starting; shards are not open yet")
+            }
+            return r
+        }
     }
 }
 

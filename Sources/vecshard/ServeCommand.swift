@@ -23,12 +23,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-concurrent-streams"), help: "HTTP/2 streams one connection may have open.") var maxConcurrentStreams: UInt32 = 256
     @Option(name: .customLong("event-loop-threads"), help: "Network threads (default: one per core).") var eventLoopThreads: Int?
     @Option(name: .customLong("shutdown-grace-seconds"), help: "Time in-flight requests get to finish on SIGTERM.") var shutdownGraceSeconds = 25
+    @Option(help: "Standalone mode: in-process shards (one group) under <data-dir>/shards.") var shards = 4
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
+        guard (1...256).contains(shards) else { throw ValidationError("--shards must be 1...256") }
     }
 
     func run() async throws {
@@ -48,6 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.limits.maxBodyBytes = maxBodyBytes
         configuration.limits.maxConcurrentStreams = maxConcurrentStreams
         configuration.shutdownGracePeriod = .seconds(Int64(shutdownGraceSeconds))
+        configuration.shardCount = shards
         let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads ?? System.coreCount)
         let service = try VecShardService(configuration: configuration, group: group, logger: logger)
         let serviceGroup = ServiceGroup(configuration: .init(

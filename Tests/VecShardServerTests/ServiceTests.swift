@@ -8,13 +8,14 @@ import VecShardHTTP
 @testable import VecShardServer
 
 /// Runs the service on an ephemeral port under a ServiceGroup and shuts it down gracefully after.
-func withService<T>(_ body: (VecShardService, Peer) async throws -> T) async throws -> T {
-    let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-svc-\(UUID().uuidString)").path
-    defer { try? FileManager.default.removeItem(atPath: dataDir) }
+func withService<T>(shards: Int = 4, dataDirectory: String? = nil, _ body: (VecShardService, Peer) async throws -> T) async throws -> T {
+    let dataDir = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-svc-\(UUID().uuidString)").path
+    defer { if dataDirectory == nil { try? FileManager.default.removeItem(atPath: dataDir) } }
     var configuration = ServiceConfiguration()
     configuration.port = 0
     configuration.dataDirectory = dataDir
     configuration.shutdownGracePeriod = .seconds(2)
+    configuration.shardCount = shards
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let service = try VecShardService(configuration: configuration, group: group)
     let serviceGroup = ServiceGroup(services: [service], logger: Logger(label: "test"))

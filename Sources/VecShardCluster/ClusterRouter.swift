@@ -1,0 +1,298 @@
+import Synchronization
+import VecShardEngine
+import VecShardProto
+import VecShardRouting
+import VecShardStorage
+
+/// The router: places writes with the topology (shard-key value → group, rendezvous hashing of
+/// the id → shard), scatters searches to the shards of the groups a query can touch, and merges
+/// their top-k lists. It talks to shards only through `ShardClient`.
+public final class ClusterRouter: Sendable {
+    private struct State {
+        var table: RoutingTable
+        var shards: [String: any ShardClient]
+        var schemas: [String: CollectionSchema] = [:]
+    }
+
+    private let state: Mutex<State>
+    private let requestCounts = Mutex<[String: Int]>([:])
+    /// Default oversampling of approximate searches: each shard returns k × this many candidates.
+    public let defaultOversample: Double
+
+    public init(table: RoutingTable, shards: [String: any ShardClient], defaultOversample: Double = 1.0) throws {
+        for (_, shard) in table.topology.allShards where shards[shard.name] == nil {
+            throw ShardCallError(.internal, code: "unknown_shard", "topology names shard '\(shard.name)' but no client exists for it")
+        }
+        state = Mutex(State(table: table, shards: shards))
+        self.defaultOversample = defaultOversample
+    }
+
+    public var table: RoutingTable { state.withLock { $0.table } }
+
+    /// Requests each shard has received from this router (tests, /admin/shards).
+    public var shardRequestCounts: [String: Int] { requestCounts.withLock { $0 } }
+
+    private func client(_ name: String) -> any ShardClient {
+        requestCounts.withLock { $0[name, default: 0] += 1 }
+        return state.withLock { $0.shards[name]! }
+    }
+
+    private var allShardNames: [String] { state.withLock { s in s.table.topology.allShards.map(\.shard.name) } }
+
+    // MARK: collections
+
+    public func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage {
+        let schema: CollectionSchema
+        do {
+            schema = try CollectionSchema(message: request)
+            try schema.validate()
+        } catch { throw shardError(error) }
+        let infos = try await onEveryShard { try await $0.createCollection(request) }
+        state.withLock { $0.schemas[schema.name] = schema }
+        return summed(infos)
+    }
+
+    public func dropCollection(_ name: String) async throws -> Bool {
+        state.withLock { _ = $0.schemas.removeValue(forKey: name) }
+        return try await onEveryShard { try await $0.dropCollection(name) }.contains(true)
+    }
+
+    public func describeCollection(_ name: String) async throws -> CollectionInfoMessage {
+        summed(try await onEveryShard { try await $0.describeCollection(name) })
+    }
+
+    /// The collections every shard has (created through this router, so on all of them).
+    public func listCollections() async throws -> [CollectionInfoMessage] {
+        let stats = try await onEveryShard { try await $0.stats() }
+        var byName: [String: [CollectionInfoMessage]] = [:]
+        for s in stats { for c in s.collections { byName[c.name, default: []].append(c) } }
+        return byName.keys.sorted().map { summed(byName[$0]!) }
+    }
+
+    public func stats() async throws -> [StatsResponse] {
+        try await onEveryShard { try await $0.stats() }
+    }
+
+    public func flush(_ collection: String) async throws {
+        _ = try await onEveryShard { try await $0.flush(collection) }
+    }
+
+    public func compact(_ collection: String) async throws {
+        _ = try await onEveryShard { try await $0.compact(collection) }
+    }
+
+    /// The collection's schema, cached after the first look-up.
+    public func schema(of collection: String) async throws -> CollectionSchema {
+        if let cached = state.withLock({ $0.schemas[collection] }) { return cached }
+        let name = allShardNames[0]
+        let info = try await client(name).describeCollection(collection)
+        let schema: CollectionSchema
+        do {
+            schema = try CollectionSchema(message: CreateCollectionRequest(name: info.name, dimension: info.dimension, metric: info.metric,
+                                                                           index: info.index, shardKey: info.shardKey))
+        } catch { throw shardError(error) }
+        state.withLock { $0.schemas[collection] = schema }
+        return schema
+    }
+
+    // MARK: writes
+
+    /// Upserts a batch. The whole batch is validated first (a bad point changes nothing
+    /// anywhere); an id given twice keeps its last occurrence. When a point's shard-key value
+    /// moves it to another group, its copy in every other group is deleted after the new copy is
+    /// durable, so a search never misses it and no stale copy stays behind.
+    public func upsert(collection: String, points: [PointMessage]) async throws -> WriteResponse {
+        let schema = try await schema(of: collection)
+        var lastIndex: [String: Int] = [:]
+        for (i, p) in points.enumerated() { lastIndex[p.id] = i }
+        let unique = points.enumerated().filter { lastIndex[$0.element.id] == $0.offset }.map(\.element)
+        do {
+            try schema.validate(points: unique.map { Point(id: $0.id, vector: $0.vector, metadata: metadata($0.metadata)) })
+        } catch { throw shardError(error) }
+        let table = self.table
+        let routing = table.topology.collections[collection]
+        var perShard: [String: [PointMessage]] = [:]
+        var staleDeletes: [String: [String]] = [:]
+        for point in unique {
+            let value = routing?.shardKey.flatMap { point.metadata[$0] }.map(Self.shardKeyText)
+            let group = table.group(forCollection: collection, shardKeyValue: value)
+            let target = table.target(collection: collection, id: point.id, shardKeyValue: value)
+            perShard[target.shard, default: []].append(point)
+            for other in table.otherGroups(collection: collection, than: group) {
+                staleDeletes[table.owner(of: point.id, inGroup: other), default: []].append(point.id)
+            }
+        }
+        let writes = perShard, stale = staleDeletes
+        let written = try await onShards(Array(writes.keys)) { shard in
+            try await shard.upsert(UpsertRequest(collection: collection, points: writes[shard.name]!))
+        }
+        if !stale.isEmpty {
+            _ = try await onShards(Array(stale.keys)) { shard in
+                try await shard.delete(IDsRequest(collection: collection, ids: stale[shard.name]!))
+            }
+        }
+        return WriteResponse(lsn: written.map(\.lsn).max() ?? 0, applied: UInt32(unique.count))
+    }
+
+    /// Deletes ids wherever they may live (their owner shard in every group of the collection).
+    public func delete(collection: String, ids: [String]) async throws -> WriteResponse {
+        _ = try await schema(of: collection)
+        for id in ids {
+            do { try CollectionSchema.validate(pointID: id) } catch { throw shardError(error) }
+        }
+        let table = self.table
+        var perShard: [String: [String]] = [:]
+        for id in Set(ids) {
+            for group in table.groupsToSearch(collection: collection, pinnedValues: nil) {
+                perShard[table.owner(of: id, inGroup: group), default: []].append(id)
+            }
+        }
+        let deletes = perShard
+        let results = try await onShards(Array(deletes.keys)) { shard in
+            try await shard.delete(IDsRequest(collection: collection, ids: deletes[shard.name]!))
+        }
+        return WriteResponse(lsn: results.map(\.lsn).max() ?? 0, applied: results.reduce(0) { $0 + $1.applied })
+    }
+
+    public func get(collection: String, id: String, includeVector: Bool = true) async throws -> PointMessage? {
+        _ = try await schema(of: collection)
+        do { try CollectionSchema.validate(pointID: id) } catch { throw shardError(error) }
+        let table = self.table
+        let owners = table.groupsToSearch(collection: collection, pinnedValues: nil).map { table.owner(of: id, inGroup: $0) }
+        let found = try await onShards(owners) { shard in
+            try await shard.get(IDsRequest(collection: collection, ids: [id], includeVector: includeVector)).points
+        }
+        return found.flatMap { $0 }.first
+    }
+
+    // MARK: search
+
+    public struct SearchOutcome: Sendable {
+        /// Per query, best first.
+        public var results: [[ScoredPointMessage]]
+        public var shardsAsked: Int
+        public var shardsAnswered: Int
+        /// Shards that did not answer (only with `allowPartial`).
+        public var missingShards: [String]
+    }
+
+    /// Runs a batch of queries: each goes to the shards of the groups its filter allows, asks each
+    /// for k' results (k for exact searches, k × oversample otherwise) and merges them.
+    public func search(collection: String, queries: [QueryMessage], oversample: Double? = nil,
+                       allowPartial: Bool = false) async throws -> SearchOutcome {
+        let schema = try await schema(of: collection)
+        let table = self.table
+        let routing = table.topology.collections[collection]
+        var shardQueries: [String: [(query: Int, message: QueryMessage)]] = [:]
+        var ks: [Int] = []
+        for (qi, query) in queries.enumerated() {
+            do {
+                try schema.validate(query: query.vector)
+                try CollectionSchema.validate(filter: query.filter?.storageFilter ?? [:])
+            } catch { throw shardError(error) }
+            var params = query.params ?? SearchParamsMessage()
+            let k = params.k == 0 ? 10 : Int(params.k)
+            guard (1...maxSearchK).contains(k) else {
+                throw ShardCallError(.invalidArgument, code: "invalid_search", "k \(k) is out of range; k must be between 1 and \(maxSearchK)")
+            }
+            ks.append(k)
+            let exact = params.exact || schema.index.kind == .flat
+            params.k = UInt32(Placement.perShardK(k: k, exact: exact, oversample: oversample ?? defaultOversample, maxK: maxSearchK))
+            var shardQuery = query
+            shardQuery.params = params
+            shardQuery.includeMetadata = true // the merge returns metadata; the REST layer drops it if not asked
+            let pinned = routing?.shardKey.flatMap { key in query.filter?.must[key] }.map { $0.map(Self.shardKeyText) }
+            for group in table.groupsToSearch(collection: collection, pinnedValues: pinned) {
+                for shard in table.groups[group].shards {
+                    shardQueries[shard.name, default: []].append((qi, shardQuery))
+                }
+            }
+        }
+        let names = Array(shardQueries.keys)
+        let answers = await withTaskGroup(of: (String, Result<SearchResponse, ShardCallError>).self) { group in
+            for name in names {
+                let shard = client(name)
+                let request = SearchRequest(collection: collection, queries: shardQueries[name]!.map(\.message))
+                group.addTask {
+                    do { return (name, .success(try await shard.search(request))) } catch { return (name, .failure(shardError(error))) }
+                }
+            }
+            var all: [(String, Result<SearchResponse, ShardCallError>)] = []
+            for await answer in group { all.append(answer) }
+            return all
+        }
+        var mergers = ks.map { TopKMerger(k: $0) }
+        var missing: [String] = []
+        var firstFailure: ShardCallError?
+        for (name, result) in answers {
+            switch result {
+            case .success(let response):
+                for (slot, hits) in zip(shardQueries[name]!, response.results) { mergers[slot.query].add(contentsOf: hits) }
+            case .failure(let error):
+                if error.statusCode == .invalidArgument || error.statusCode == .notFound { throw error } // the caller's fault, not a shard's
+                missing.append(name)
+                firstFailure = firstFailure ?? error
+            }
+        }
+        if !missing.isEmpty && !allowPartial {
+            throw ShardCallError(.unavailable, code: "shards_unavailable",
+                                 "shards \(missing.sorted().joined(separator: ", ")) did not answer (\(firstFailure?.message ?? "")); set allow_partial to accept partial results")
+        }
+        return SearchOutcome(results: mergers.map { $0.result() }, shardsAsked: names.count,
+                             shardsAnswered: names.count - missing.count, missingShards: missing.sorted())
+    }
+
+    // MARK: helpers
+
+    /// A shard-key value as the topology's value → group map spells it.
+    static func shardKeyText(_ value: MetadataValueMessage) -> String {
+        switch value {
+        case .string(let s): return s
+        case .int(let i): return String(i)
+        case .double(let d): return String(d)
+        case .bool(let b): return b ? "true" : "false"
+        }
+    }
+
+    private func summed(_ infos: [CollectionInfoMessage]) -> CollectionInfoMessage {
+        guard var total = infos.first else { return CollectionInfoMessage() }
+        for info in infos.dropFirst() {
+            total.count += info.count
+            total.segments += info.segments
+            total.memoryBytes += info.memoryBytes
+            total.diskBytes += info.diskBytes
+            total.lsn = max(total.lsn, info.lsn)
+            if info.indexState != "ready" { total.indexState = info.indexState }
+        }
+        return total
+    }
+
+    private func onEveryShard<T: Sendable>(_ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> [T] {
+        try await onShards(allShardNames, body)
+    }
+
+    /// Runs `body` on the named shards concurrently; the first failure (by shard name) is thrown
+    /// after every call has finished.
+    private func onShards<T: Sendable>(_ names: [String], _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> [T] {
+        let results = await withTaskGroup(of: (String, Result<T, ShardCallError>).self) { group in
+            for name in names {
+                let shard = client(name)
+                group.addTask {
+                    do { return (name, .success(try await body(shard))) } catch { return (name, .failure(shardError(error))) }
+                }
+            }
+            var all: [(String, Result<T, ShardCallError>)] = []
+            for await r in group { all.append(r) }
+            return all.sorted { $0.0 < $1.0 }
+        }
+        return try results.map { try $0.1.get() }
+    }
+}
+
+extension RoutingTable {
+    /// The shard of group `group` that owns `id`.
+    func owner(of id: String, inGroup group: Int) -> String {
+        let g = groups[group]
+        return g.shards[Placement.owner(ofID: id, among: g.shards.map(\.name))].name
+    }
+}

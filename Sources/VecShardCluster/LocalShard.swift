@@ -1,0 +1,123 @@
+import VecShardProto
+import VecShardRouting
+import VecShardStorage
+
+/// A shard in this process: the storage `Shard` behind the shard protocol.
+public final class LocalShard: ShardClient {
+    public let name: String
+    public let storage: Shard
+
+    public init(name: String, storage: Shard) {
+        self.name = name
+        self.storage = storage
+    }
+
+    private func collection(_ name: String) throws -> ShardCollection {
+        do { return try storage.collection(name) } catch { throw shardError(error) }
+    }
+
+    public func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage {
+        do {
+            let schema = try CollectionSchema(message: request)
+            if let existing = try? storage.collection(schema.name) {
+                // PUT is idempotent: the same schema again is not an error, another one is.
+                guard existing.schema == schema else {
+                    throw ShardCallError(.alreadyExists, code: "collection_already_exists",
+                                         "collection '\(schema.name)' exists with another schema (dimension \(existing.schema.dimension), metric \(existing.schema.metric.rawValue), index \(existing.schema.index.kind.rawValue))")
+                }
+                return existing.describe().message
+            }
+            return try await storage.createCollection(schema).describe().message
+        } catch {
+            throw shardError(error)
+        }
+    }
+
+    public func dropCollection(_ name: String) async throws -> Bool {
+        do {
+            try await storage.dropCollection(name)
+            return true
+        } catch let error as StorageError where error.kind == .notFound {
+            return false
+        } catch {
+            throw shardError(error)
+        }
+    }
+
+    public func describeCollection(_ name: String) async throws -> CollectionInfoMessage {
+        try collection(name).describe().message
+    }
+
+    public func upsert(_ request: UpsertRequest) async throws -> WriteResponse {
+        let target = try collection(request.collection)
+        let points = request.points.map { Point(id: $0.id, vector: $0.vector, metadata: metadata($0.metadata)) }
+        do {
+            let receipt = try await target.upsert(points)
+            return WriteResponse(lsn: receipt.lsn, applied: UInt32(receipt.count))
+        } catch { throw shardError(error) }
+    }
+
+    public func delete(_ request: IDsRequest) async throws -> WriteResponse {
+        let target = try collection(request.collection)
+        do {
+            let receipt = try await target.delete(ids: request.ids)
+            return WriteResponse(lsn: receipt.lsn, applied: UInt32(receipt.count))
+        } catch { throw shardError(error) }
+    }
+
+    public func get(_ request: IDsRequest) async throws -> PointsResponse {
+        let target = try collection(request.collection)
+        return PointsResponse(points: request.ids.compactMap { id in
+            target.get(id).map { PointMessage(id: $0.id, vector: request.includeVector ? $0.vector : [], metadata: metadataMessage($0.metadata)) }
+        })
+    }
+
+    public func search(_ request: SearchRequest) async throws -> SearchResponse {
+        let target = try collection(request.collection)
+        var results: [[ScoredPointMessage]] = []
+        results.reserveCapacity(request.queries.count)
+        do {
+            for query in request.queries {
+                let hits = try target.search(query.vector, parameters: (query.params ?? SearchParamsMessage()).parameters(),
+                                             filter: query.filter?.storageFilter ?? [:], includeVectors: query.includeVector)
+                results.append(hits.map {
+                    ScoredPointMessage(id: $0.id, score: $0.score, metadata: query.includeMetadata ? metadataMessage($0.metadata) : [:],
+                                       vector: $0.vector ?? [])
+                })
+            }
+        } catch { throw shardError(error) }
+        return SearchResponse(results: results)
+    }
+
+    public func stats() async throws -> StatsResponse {
+        var stats = StatsResponse()
+        stats.shardID = name
+        stats.collections = storage.listCollections().compactMap { try? storage.collection($0.name).describe().message }
+        stats.memoryBytes = stats.collections.reduce(0) { $0 + $1.memoryBytes }
+        stats.diskBytes = stats.collections.reduce(0) { $0 + $1.diskBytes }
+        return stats
+    }
+
+    public func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws {
+        let target = try collection(request.collection)
+        var predicate: (@Sendable (String) -> Bool)?
+        if let selector = request.selector, !selector.shards.isEmpty {
+            let shards = selector.shards, owner = selector.owner
+            predicate = { id in shards[Placement.owner(ofID: id, among: shards)] == owner }
+        }
+        let idsOnly = request.idsOnly
+        try await target.forEachLivePoint(batchSize: Int(request.batchSize == 0 ? 1000 : request.batchSize), where: predicate) { points in
+            try await body(PointsResponse(points: points.map {
+                idsOnly ? PointMessage(id: $0.id) : PointMessage(id: $0.id, vector: $0.vector, metadata: metadataMessage($0.metadata))
+            }))
+        }
+    }
+
+    public func flush(_ collection: String) async throws {
+        do { try await self.collection(collection).flush() } catch { throw shardError(error) }
+    }
+
+    public func compact(_ collection: String) async throws {
+        do { try await self.collection(collection).compact(force: true) } catch { throw shardError(error) }
+    }
+}

@@ -1,0 +1,213 @@
+import Foundation
+import NIOCore
+import VecShardCluster
+import VecShardHTTP
+import VecShardProto
+
+/// The REST/JSON data API and the operators' admin endpoints, over a `ClusterRouter`.
+enum DataRoutes {
+    static func add(to router: inout Router, cluster handle: ClusterHandle) {
+        router.get("/v1/collections") { _ in
+            let cluster = try handle.current
+            let collections = try await cluster.listCollections()
+            var w = JSONWriter()
+            w.raw("{\"collections\":[")
+            for (i, c) in collections.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.collection(c)
+            }
+            w.raw("]}")
+            return json(w)
+        }
+        router.put("/v1/collections/{name}") { request in
+            let cluster = try handle.current
+            let body = try decode(CreateCollectionBody.self, request)
+            let name = request.pathParameters["name"]!
+            let info = try await cluster.createCollection(CreateCollectionRequest(
+                name: name, dimension: UInt32(clamping: max(body.dimension, 0)), metric: body.metric,
+                index: body.index.map(indexMessage), shardKey: body.shardKey ?? ""))
+            var w = JSONWriter()
+            w.collection(info)
+            return json(w)
+        }
+        router.get("/v1/collections/{name}") { request in
+            let cluster = try handle.current
+            var w = JSONWriter()
+            w.collection(try await cluster.describeCollection(request.pathParameters["name"]!))
+            return json(w)
+        }
+        router.delete("/v1/collections/{name}") { request in
+            let cluster = try handle.current
+            let name = request.pathParameters["name"]!
+            guard try await cluster.dropCollection(name) else {
+                throw ShardCallError(.notFound, code: "collection_not_found", "collection '\(name)' does not exist")
+            }
+            return .json(.ok, #"{"dropped":true}"#)
+        }
+        router.post("/v1/collections/{name}/points") { request in
+            let cluster = try handle.current
+            let body = try decode(UpsertBody.self, request)
+            guard body.points.count <= APILimits.maxUpsertPoints else {
+                throw LimitError(message: "field points has \(body.points.count) points; the limit is \(APILimits.maxUpsertPoints) per request")
+            }
+            guard !body.points.isEmpty else { throw LimitError(message: "field points is empty") }
+            let result = try await cluster.upsert(collection: request.pathParameters["name"]!, points: body.points.map(\.message))
+            return .json(.ok, #"{"upserted":\#(result.applied)}"#)
+        }
+        router.post("/v1/collections/{name}/points/delete") { request in
+            let cluster = try handle.current
+            let body = try decode(DeleteBody.self, request)
+            guard body.ids.count <= APILimits.maxDeleteIDs else {
+                throw LimitError(message: "field ids has \(body.ids.count) ids; the limit is \(APILimits.maxDeleteIDs) per request")
+            }
+            let result = try await cluster.delete(collection: request.pathParameters["name"]!, ids: body.ids)
+            return .json(.ok, #"{"deleted":\#(result.applied)}"#)
+        }
+        router.get("/v1/collections/{name}/points/{id}") { request in
+            let cluster = try handle.current
+            let name = request.pathParameters["name"]!, id = request.pathParameters["id"]!
+            guard let point = try await cluster.get(collection: name, id: id) else {
+                throw ShardCallError(.notFound, code: "point_not_found", "no point with id '\(id)' in collection '\(name)'")
+            }
+            var w = JSONWriter()
+            w.point(point)
+            return json(w)
+        }
+        router.post("/v1/collections/{name}/search") { request in
+            let cluster = try handle.current
+            let body = try decode(SearchBody.self, request)
+            let query = try queryMessage(body, field: "")
+            let outcome = try await cluster.search(collection: request.pathParameters["name"]!, queries: [query],
+                                                   oversample: body.params?.oversample, allowPartial: body.allowPartial ?? false)
+            var w = JSONWriter(capacity: 256 + 64 * (outcome.results.first?.count ?? 0))
+            w.raw("{\"results\":")
+            w.hits(outcome.results[0], includeMetadata: body.includeMetadata ?? true, includeVector: body.includeVector ?? false)
+            shards(outcome, into: &w)
+            w.raw("}")
+            return json(w)
+        }
+        router.post("/v1/collections/{name}/search/batch") { request in
+            let cluster = try handle.current
+            let body = try decode(BatchSearchBody.self, request)
+            guard body.queries.count <= APILimits.maxBatchQueries else {
+                throw LimitError(message: "field queries has \(body.queries.count) queries; the limit is \(APILimits.maxBatchQueries)")
+            }
+            guard !body.queries.isEmpty else { throw LimitError(message: "field queries is empty") }
+            let queries = try body.queries.enumerated().map { try queryMessage($1, field: "queries[\($0)].") }
+            let oversamples = Set(body.queries.map { $0.params?.oversample })
+            guard oversamples.count <= 1 else { throw LimitError(message: "queries of one batch must use the same params.oversample") }
+            let outcome = try await cluster.search(collection: request.pathParameters["name"]!, queries: queries,
+                                                   oversample: oversamples.first ?? nil, allowPartial: body.allowPartial ?? false)
+            var w = JSONWriter()
+            w.raw("{\"results\":[")
+            for (i, hits) in outcome.results.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.hits(hits, includeMetadata: body.queries[i].includeMetadata ?? true, includeVector: body.queries[i].includeVector ?? false)
+            }
+            w.raw("]")
+            shards(outcome, into: &w)
+            w.raw("}")
+            return json(w)
+        }
+        addAdmin(to: &router, cluster: handle)
+    }
+
+    static func addAdmin(to router: inout Router, cluster handle: ClusterHandle) {
+        router.get("/admin/shards") { _ in
+            let cluster = try handle.current
+            let stats = try await cluster.stats()
+            let counts = cluster.shardRequestCounts
+            var w = JSONWriter()
+            w.raw("{\"shards\":[")
+            for (i, s) in stats.sorted(by: { $0.shardID < $1.shardID }).enumerated() {
+                if i > 0 { w.raw(",") }
+                w.raw("{\"name\":"); w.string(s.shardID)
+                w.raw(",\"state\":\"ready\",\"points\":"); w.number(s.collections.reduce(0) { $0 + $1.count })
+                w.raw(",\"segments\":"); w.number(s.collections.reduce(0) { $0 + Int($1.segments) })
+                w.raw(",\"memory_bytes\":"); w.number(s.memoryBytes)
+                w.raw(",\"disk_bytes\":"); w.number(s.diskBytes)
+                w.raw(",\"requests\":"); w.number(counts[s.shardID] ?? 0)
+                w.raw(",\"collections\":[")
+                for (j, c) in s.collections.enumerated() {
+                    if j > 0 { w.raw(",") }
+                    w.collection(c)
+                }
+                w.raw("]}")
+            }
+            w.raw("]}")
+            return json(w)
+        }
+        router.post("/admin/collections/{name}/flush") { request in
+            let cluster = try handle.current
+            try await cluster.flush(request.pathParameters["name"]!)
+            return .json(.ok, #"{"flushed":true}"#)
+        }
+        router.post("/admin/collections/{name}/compact") { request in
+            let cluster = try handle.current
+            try await cluster.compact(request.pathParameters["name"]!)
+            return .json(.ok, #"{"compacted":true}"#)
+        }
+        router.get("/admin/topology") { _ in
+            let cluster = try handle.current
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return .json(.ok, ByteBuffer(bytes: try encoder.encode(cluster.table.topology)))
+        }
+    }
+
+    private static func decode<T: Decodable>(_ type: T.Type, _ request: ServerRequest) throws -> T {
+        guard request.body.readableBytes > 0 else { throw RequestBodyError(message: "request body is empty; this endpoint takes JSON") }
+        do {
+            return try request.body.withUnsafeReadableBytes { try JSONDecoder().decode(T.self, from: Data($0)) }
+        } catch {
+            throw RequestBodyError(error)
+        }
+    }
+
+    private static func queryMessage(_ body: SearchBody, field: String) throws -> QueryMessage {
+        let k = body.k ?? 10
+        guard (1...APILimits.maxK).contains(k) else {
+            throw LimitError(message: "field \(field)k is \(k); it must be between 1 and \(APILimits.maxK)")
+        }
+        func positive(_ v: Int?, _ name: String) throws -> UInt32 {
+            guard let v else { return 0 }
+            guard (1...1_000_000).contains(v) else { throw LimitError(message: "field \(field)params.\(name) is \(v); it must be between 1 and 1000000") }
+            return UInt32(v)
+        }
+        if let o = body.params?.oversample, !(1...APILimits.maxOversample).contains(o) {
+            throw LimitError(message: "field \(field)params.oversample is \(o); it must be between 1 and \(APILimits.maxOversample)")
+        }
+        let params = SearchParamsMessage(k: UInt32(k), nprobe: try positive(body.params?.nprobe, "nprobe"), ef: try positive(body.params?.ef, "ef"),
+                                         refine: try positive(body.params?.refine, "refine"), exact: body.params?.exact ?? false)
+        let filter = body.filter.map { FilterMessage(must: $0.mapValues(\.values)) }
+        return QueryMessage(vector: body.vector, filter: filter, params: params, includeVector: body.includeVector ?? false,
+                            includeMetadata: body.includeMetadata ?? true)
+    }
+
+    private static func indexMessage(_ spec: VecShardEngineIndexSpec) -> IndexSpecMessage {
+        IndexSpecMessage(type: spec.kind.rawValue, nlist: UInt32(spec.nlist ?? 0), pqM: UInt32(spec.pqM ?? 0), m: UInt32(spec.m),
+                         efConstruction: UInt32(spec.efConstruction), nprobe: UInt32(spec.nprobe), efSearch: UInt32(spec.efSearch),
+                         refine: UInt32(spec.refine))
+    }
+
+    private static func shards(_ outcome: ClusterRouter.SearchOutcome, into w: inout JSONWriter) {
+        w.raw(",\"shards\":{\"asked\":"); w.number(outcome.shardsAsked)
+        w.raw(",\"answered\":"); w.number(outcome.shardsAnswered)
+        w.raw("}")
+        if !outcome.missingShards.isEmpty {
+            w.raw(",\"partial\":true,\"missing_shards\":[")
+            for (i, s) in outcome.missingShards.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.string(s)
+            }
+            w.raw("]")
+        }
+    }
+
+    private static func json(_ w: JSONWriter) -> ServerResponse {
+        .json(.ok, ByteBuffer(bytes: w.bytes))
+    }
+}
+
+import VecShardEngine
+typealias VecShardEngineIndexSpec = VecShardEngine.IndexSpec

@@ -1,0 +1,122 @@
+import VecShardHTTP
+import VecShardProto
+
+/// Builds JSON response bodies directly into a byte array (no intermediate objects): search
+/// answers are the hot path.
+struct JSONWriter {
+    private(set) var bytes: [UInt8] = []
+
+    init(capacity: Int = 1024) { bytes.reserveCapacity(capacity) }
+
+    mutating func raw(_ s: StaticString) {
+        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func string(_ s: String) {
+        var escaped = ""
+        JSONString.append(s, to: &escaped)
+        bytes.append(contentsOf: escaped.utf8)
+    }
+
+    mutating func number(_ v: Int) { bytes.append(contentsOf: String(v).utf8) }
+    mutating func number(_ v: UInt64) { bytes.append(contentsOf: String(v).utf8) }
+    /// Shortest representation that reads back to the same float.
+    mutating func number(_ v: Float) { bytes.append(contentsOf: v.description.utf8) }
+    mutating func number(_ v: Double) { bytes.append(contentsOf: v.description.utf8) }
+    mutating func bool(_ v: Bool) { raw(v ? "true" : "false") }
+
+    mutating func key(_ k: String) {
+        string(k)
+        raw(":")
+    }
+
+    mutating func floats(_ values: [Float]) {
+        raw("[")
+        for (i, v) in values.enumerated() {
+            if i > 0 { raw(",") }
+            number(v)
+        }
+        raw("]")
+    }
+
+    mutating func value(_ v: MetadataValueMessage) {
+        switch v {
+        case .string(let s): string(s)
+        case .int(let i): bytes.append(contentsOf: String(i).utf8)
+        case .double(let d): number(d)
+        case .bool(let b): bool(b)
+        }
+    }
+
+    mutating func metadata(_ m: [String: MetadataValueMessage]) {
+        raw("{")
+        for (i, k) in m.keys.sorted().enumerated() {
+            if i > 0 { raw(",") }
+            key(k)
+            value(m[k]!)
+        }
+        raw("}")
+    }
+
+    mutating func point(_ p: PointMessage) {
+        raw("{\"id\":")
+        string(p.id)
+        raw(",\"vector\":")
+        floats(p.vector)
+        raw(",\"metadata\":")
+        metadata(p.metadata)
+        raw("}")
+    }
+
+    mutating func hits(_ hits: [ScoredPointMessage], includeMetadata: Bool, includeVector: Bool) {
+        raw("[")
+        for (i, h) in hits.enumerated() {
+            if i > 0 { raw(",") }
+            raw("{\"id\":")
+            string(h.id)
+            raw(",\"score\":")
+            number(h.score)
+            if includeMetadata {
+                raw(",\"metadata\":")
+                metadata(h.metadata)
+            }
+            if includeVector {
+                raw(",\"vector\":")
+                floats(h.vector)
+            }
+            raw("}")
+        }
+        raw("]")
+    }
+
+    mutating func collection(_ c: CollectionInfoMessage) {
+        raw("{\"name\":")
+        string(c.name)
+        raw(",\"dimension\":")
+        number(Int(c.dimension))
+        raw(",\"metric\":")
+        string(c.metric)
+        raw(",\"index\":{\"type\":")
+        string(c.index?.type ?? "")
+        if let index = c.index {
+            if index.nlist > 0 { raw(",\"nlist\":"); number(Int(index.nlist)) }
+            if index.pqM > 0 { raw(",\"pq_m\":"); number(Int(index.pqM)) }
+            raw(",\"m\":"); number(Int(index.m))
+            raw(",\"ef_construction\":"); number(Int(index.efConstruction))
+            raw(",\"ef_search\":"); number(Int(index.efSearch))
+            raw(",\"nprobe\":"); number(Int(index.nprobe))
+            raw(",\"refine\":"); number(Int(index.refine))
+        }
+        raw("}")
+        if !c.shardKey.isEmpty {
+            raw(",\"shard_key\":")
+            string(c.shardKey)
+        }
+        raw(",\"count\":"); number(c.count)
+        raw(",\"segments\":"); number(Int(c.segments))
+        raw(",\"memory_bytes\":"); number(c.memoryBytes)
+        raw(",\"disk_bytes\":"); number(c.diskBytes)
+        raw(",\"index_state\":"); string(c.indexState)
+        raw("}")
+    }
+}
