@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(
@@ -64,7 +65,8 @@ let package = Package(
         .target(name: "VecShardRouting"),
         .target(
             name: "VecShardCluster",
-            dependencies: ["VecShardStorage", "VecShardEngine", "VecShardProto", "VecShardRouting", "VecShardRPC"]
+            dependencies: ["VecShardStorage", "VecShardEngine", "VecShardProto", "VecShardRouting", "VecShardRPC", "VecShardHTTP",
+                           .product(name: "NIOCore", package: "swift-nio")]
         ),
         .target(
             name: "VecShardRPC",
@@ -93,6 +95,8 @@ let package = Package(
                 "VecShardRouting",
                 "VecShardProto",
                 "VecShardEngine",
+                "VecShardRPC",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -673,3 +673,33 @@ public struct ScanRequest: ProtoMessage, Equatable {
         writer.writeBool(4, idsOnly)
     }
 }
+
+public struct MaintainRequest: ProtoMessage, Equatable {
+    public enum Operation: UInt32, Sendable { case flush = 0, compact = 1 }
+    public var collection = ""
+    /// Unknown values (a newer client) decode as nil and are refused by the server.
+    public var operation: Operation? = .flush
+
+    public init(collection: String = "", operation: Operation = .flush) {
+        self.collection = collection
+        self.operation = operation
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: collection = try reader.readString(type)
+            case 2: operation = Operation(rawValue: try reader.readUInt32(type))
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, collection)
+        writer.writeUInt32(2, operation?.rawValue ?? 0)
+    }
+}
+
+/// `MaintainResponse`: empty.
+public typealias MaintainResponse = StatsRequest

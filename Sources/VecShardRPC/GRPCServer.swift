@@ -73,7 +73,8 @@ public struct GRPCService: Sendable {
         router.add("POST", "/\(name)/{method}", .async { request in await service.handle(request) })
     }
 
-    func handle(_ request: ServerRequest) async -> ServerResponse {
+    /// Answers one call (what `install` routes to).
+    public func handle(_ request: ServerRequest) async -> ServerResponse {
         guard request.version == .http2 else {
             return errorResponse(status: .httpVersionNotSupported, code: "http2_required", message: "gRPC requires HTTP/2")
         }

@@ -7,11 +7,23 @@ import ServiceLifecycle
 import Synchronization
 import VecShardCluster
 import VecShardHTTP
+import VecShardRPC
 import VecShardRouting
 import VecShardStorage
 
+/// What this process is (../shared/DESIGN.md, Processes).
+public enum ServiceRole: Sendable, Equatable {
+    /// Router plus `shardCount` in-process shards: the default, needs nothing else running.
+    case standalone
+    /// One shard replica: its data under the data directory, served over gRPC.
+    case shard(id: String)
+    /// Stateless: routes to the remote shards of the topology file.
+    case router(topologyFile: String)
+}
+
 /// Settings of `vecshard serve`.
 public struct ServiceConfiguration: Sendable {
+    public var role = ServiceRole.standalone
     public var host = "127.0.0.1"
     public var port = 8080
     public var dataDirectory = "./data"
@@ -39,6 +51,7 @@ public final class VecShardService: Service, Sendable {
     private let server: HTTPServer
     private let state = NIOLockedValueBox(State())
     private let cluster = ClusterHandle()
+    private let shardService = ShardServiceHandle()
 
     enum Phase: Sendable { case starting, ready, draining }
 
@@ -64,7 +77,10 @@ public final class VecShardService: Service, Sendable {
         var router = Router()
         router.observer = { metrics.record($0) }
         ServiceRoutes.addProbes(to: &router, phase: { state.withLockedValue { $0.phase } }, metrics: metrics)
-        DataRoutes.add(to: &router, cluster: cluster)
+        switch configuration.role {
+        case .standalone, .router: DataRoutes.add(to: &router, cluster: cluster)
+        case .shard: shardService.install(into: &router)
+        }
         server = HTTPServer(configuration: http, router: router, group: group, logger: logger)
     }
 
@@ -90,11 +106,27 @@ public final class VecShardService: Service, Sendable {
 
     public func run() async throws {
         var shards: [LocalShard] = []
+        var remoteClient: HTTP2Client?
         do {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-            shards = try await openLocalShards()
-            cluster.set(try ClusterRouter(table: try RoutingTable(Self.standaloneTopology(shardCount: shards.count)),
-                                          shards: Dictionary(uniqueKeysWithValues: shards.map { ($0.name, $0 as any ShardClient) })))
+            switch configuration.role {
+            case .standalone:
+                shards = try await openLocalShards()
+                cluster.set(try ClusterRouter(table: try RoutingTable(Self.standaloneTopology(shardCount: shards.count)),
+                                              shards: Dictionary(uniqueKeysWithValues: shards.map { ($0.name, $0 as any ShardClient) })))
+            case .shard(let id):
+                let storage = try await Shard.open(directory: configuration.dataDirectory, options: configuration.storage)
+                let shard = LocalShard(name: id, storage: storage)
+                shards = [shard]
+                shardService.set(ShardGRPC.service(for: shard, maxMessageBytes: configuration.limits.maxBodyBytes))
+            case .router(let file):
+                let topology = try TopologyFile.load(path: file)
+                let client = HTTP2Client(group: group)
+                remoteClient = client
+                cluster.set(try ClusterRouter(table: try RoutingTable(topology), shards: Self.remoteShards(topology, client: GRPCClient(http: client))))
+                logger.info("routing", metadata: ["topology": "\(file)", "version": "\(topology.version)",
+                                                  "shards": "\(topology.allShards.count)"])
+            }
             try await server.start()
         } catch {
             for shard in shards { await shard.storage.close() }
@@ -109,6 +141,7 @@ public final class VecShardService: Service, Sendable {
         logger.info("shutting down: draining in-flight requests")
         await server.shutdown(gracePeriod: configuration.shutdownGracePeriod)
         for shard in shards { await shard.storage.close() }
+        await remoteClient?.shutdown()
         logger.info("stopped")
     }
 
@@ -122,6 +155,18 @@ public final class VecShardService: Service, Sendable {
             shards.append(LocalShard(name: name, storage: storage))
         }
         logger.info("opened local shards", metadata: ["count": "\(shards.count)"])
+        return shards
+    }
+
+    /// A gRPC client per shard of the topology (its first replica).
+    static func remoteShards(_ topology: Topology, client: GRPCClient) throws -> [String: any ShardClient] {
+        var shards: [String: any ShardClient] = [:]
+        for (_, shard) in topology.allShards {
+            guard let address = shard.replicas.first, let peer = Peer(address) else {
+                throw ConfigurationError("shard '\(shard.name)' has no replica address; a router needs host:port for every shard")
+            }
+            shards[shard.name] = RemoteShard(name: shard.name, peer: peer, client: client)
+        }
         return shards
     }
 
@@ -144,6 +189,25 @@ final class ClusterHandle: Sendable {
             }
             return r
         }
+    }
+}
+
+/// The gRPC shard service of a `--role shard` process, once its storage is open (UNAVAILABLE
+/// before that).
+final class ShardServiceHandle: Sendable {
+    private let service = Mutex<GRPCService?>(nil)
+
+    func set(_ s: GRPCService) { service.withLock { $0 = s } }
+
+    func install(into router: inout Router) {
+        let handle = self
+        router.add("POST", "/\(ShardGRPC.serviceName)/{method}", .async { request in
+            guard let service = handle.service.withLock({ $0 }) else {
+                return ServerResponse(status: .ok, headers: ["content-type": "application/grpc", "grpc-status": "14",
+                                                             "grpc-message": "shard%20is%20starting"])
+            }
+            return await service.handle(request)
+        })
     }
 }
 

@@ -24,6 +24,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("event-loop-threads"), help: "Network threads (default: one per core).") var eventLoopThreads: Int?
     @Option(name: .customLong("shutdown-grace-seconds"), help: "Time in-flight requests get to finish on SIGTERM.") var shutdownGraceSeconds = 25
     @Option(help: "Standalone mode: in-process shards (one group) under <data-dir>/shards.") var shards = 4
+    @Option(help: "standalone (router + in-process shards), shard (one shard over gRPC) or router (remote shards).") var role = "standalone"
+    @Option(name: .customLong("shard-id"), help: "--role shard: this shard's name in the topology.") var shardID: String?
+    @Option(help: "--role router: the topology file (YAML or JSON).") var topology: String?
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -31,6 +34,12 @@ struct ServeCommand: AsyncParsableCommand {
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
         guard (1...256).contains(shards) else { throw ValidationError("--shards must be 1...256") }
+        switch role {
+        case "standalone": break
+        case "shard": guard shardID?.isEmpty == false else { throw ValidationError("--role shard needs --shard-id") }
+        case "router": guard topology != nil else { throw ValidationError("--role router needs --topology FILE") }
+        default: throw ValidationError("unknown --role '\(role)'; use standalone, shard or router")
+        }
     }
 
     func run() async throws {
@@ -51,6 +60,11 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.limits.maxConcurrentStreams = maxConcurrentStreams
         configuration.shutdownGracePeriod = .seconds(Int64(shutdownGraceSeconds))
         configuration.shardCount = shards
+        switch role {
+        case "shard": configuration.role = .shard(id: shardID!)
+        case "router": configuration.role = .router(topologyFile: topology!)
+        default: configuration.role = .standalone
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoopThreads ?? System.coreCount)
         let service = try VecShardService(configuration: configuration, group: group, logger: logger)
         let serviceGroup = ServiceGroup(configuration: .init(

@@ -1,0 +1,94 @@
+import NIOCore
+import VecShardHTTP
+import VecShardProto
+import VecShardRPC
+
+/// The shard protocol on the wire: `vecshard.v1.Shard` (proto/vecshard/v1/shard.proto).
+public enum ShardGRPC {
+    public static let serviceName = "vecshard.v1.Shard"
+
+    /// Serves `shard` (normally a `LocalShard`) as the gRPC shard service.
+    public static func service(for shard: any ShardClient, maxMessageBytes: Int = 64 * 1024 * 1024) -> GRPCService {
+        var s = GRPCService(name: serviceName, maxMessageBytes: maxMessageBytes)
+        s.unary("CreateCollection") { (r: CreateCollectionRequest, _) in try await shard.createCollection(r) }
+        s.unary("DropCollection") { (r: CollectionNameRequest, _) in DropCollectionResponse(dropped: try await shard.dropCollection(r.name)) }
+        s.unary("DescribeCollection") { (r: CollectionNameRequest, _) in try await shard.describeCollection(r.name) }
+        s.unary("Upsert") { (r: UpsertRequest, _) in try await shard.upsert(r) }
+        s.unary("Delete") { (r: IDsRequest, _) in try await shard.delete(r) }
+        s.unary("Get") { (r: IDsRequest, _) in try await shard.get(r) }
+        s.unary("Search") { (r: SearchRequest, _) in try await shard.search(r) }
+        s.unary("Stats") { (_: StatsRequest, _) in try await shard.stats() }
+        s.unary("Maintain") { (r: MaintainRequest, _) -> MaintainResponse in
+            switch r.operation {
+            case .flush: try await shard.flush(r.collection)
+            case .compact: try await shard.compact(r.collection)
+            case nil: throw GRPCError(.invalidArgument, "unknown maintenance operation")
+            }
+            return MaintainResponse()
+        }
+        s.serverStreaming("Scan") { (r: ScanRequest, _, send: @Sendable (PointsResponse) async throws -> Void) in
+            try await shard.scan(r) { try await send($0) }
+        }
+        return s
+    }
+}
+
+/// A shard replica at a `host:port`, called over gRPC. Every call carries a deadline.
+public final class RemoteShard: ShardClient {
+    public let name: String
+    public let peer: Peer
+    private let client: GRPCClient
+    /// Deadline of each call (propagated as `grpc-timeout`).
+    public let timeout: TimeAmount
+
+    public init(name: String, peer: Peer, client: GRPCClient, timeout: TimeAmount = .seconds(30)) {
+        self.name = name
+        self.peer = peer
+        self.client = client
+        self.timeout = timeout
+    }
+
+    private func call<Req: ProtoMessage, Res: ProtoMessage>(_ method: String, _ request: Req, as: Res.Type = Res.self) async throws -> Res {
+        do {
+            return try await client.unary("/\(ShardGRPC.serviceName)/\(method)", request, to: peer, timeout: timeout)
+        } catch let error as GRPCError {
+            throw ShardCallError(error)
+        }
+    }
+
+    public func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage {
+        try await call("CreateCollection", request)
+    }
+
+    public func dropCollection(_ name: String) async throws -> Bool {
+        try await call("DropCollection", CollectionNameRequest(name: name), as: DropCollectionResponse.self).dropped
+    }
+
+    public func describeCollection(_ name: String) async throws -> CollectionInfoMessage {
+        try await call("DescribeCollection", CollectionNameRequest(name: name))
+    }
+
+    public func upsert(_ request: UpsertRequest) async throws -> WriteResponse { try await call("Upsert", request) }
+    public func delete(_ request: IDsRequest) async throws -> WriteResponse { try await call("Delete", request) }
+    public func get(_ request: IDsRequest) async throws -> PointsResponse { try await call("Get", request) }
+    public func search(_ request: SearchRequest) async throws -> SearchResponse { try await call("Search", request) }
+    public func stats() async throws -> StatsResponse { try await call("Stats", StatsRequest()) }
+
+    public func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws {
+        let batches: [PointsResponse]
+        do {
+            batches = try await client.serverStreaming("/\(ShardGRPC.serviceName)/Scan", request, to: peer, timeout: timeout)
+        } catch let error as GRPCError {
+            throw ShardCallError(error)
+        }
+        for batch in batches { try await body(batch) }
+    }
+
+    public func flush(_ collection: String) async throws {
+        _ = try await call("Maintain", MaintainRequest(collection: collection, operation: .flush), as: MaintainResponse.self)
+    }
+
+    public func compact(_ collection: String) async throws {
+        _ = try await call("Maintain", MaintainRequest(collection: collection, operation: .compact), as: MaintainResponse.self)
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+import VecShardEngine
+import VecShardHTTP
+
+/// Distributed mode with real processes on 127.0.0.1: shard processes serve gRPC, a router
+/// process routes REST requests to them by a topology file.
+@Suite struct ClusterProcessTests {
+    @Test func routerOverTwoShardProcessesIsExact() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-cluster-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var processes: [Process] = []
+        defer { for p in processes where p.isRunning { p.terminate() } }
+        var ports: [String: Int] = [:]
+        for name in ["a", "b"] {
+            let (process, port, _) = try await ProcessTests.startServer(dataDir: "\(root)/\(name)", extra: ["--role", "shard", "--shard-id", name])
+            processes.append(process)
+            ports[name] = port
+        }
+        let topologyFile = "\(root)/topology.yaml"
+        try """
+        version: 1
+        groups:
+          - name: main
+            shards:
+              - {name: a, replicas: ["127.0.0.1:\(ports["a"]!)"]}
+              - {name: b, replicas: ["127.0.0.1:\(ports["b"]!)"]}
+        """.write(toFile: topologyFile, atomically: true, encoding: .utf8)
+        let validated = try runTool(["topology", "validate", topologyFile])
+        #expect(validated.contains("valid; version 1, 1 groups, 2 shards, 2 replicas"))
+        let (router, routerPort, _) = try await ProcessTests.startServer(dataDir: "\(root)/router", extra: ["--role", "router", "--topology", topologyFile])
+        processes.append(router)
+
+        try await withClient { client in
+            let api = JSONClient(client: client, peer: Peer(host: "127.0.0.1", port: routerPort))
+            let dim = 8, n = 300
+            #expect(try await api.call("PUT", "/v1/collections/c", ["dimension": dim, "metric": "l2", "index": ["type": "flat"]]).status == 200)
+            var vectors: [[Float]] = []
+            for i in 0..<n { vectors.append((0..<dim).map { Float(($0 * 7919 + i * 104_729) % 1000) / 100 }) }
+            let points = vectors.enumerated().map { ["id": "p\($0)", "vector": $1.map(Double.init)] as [String: Any] }
+            #expect(try await api.call("POST", "/v1/collections/c/points", ["points": points]).json["upserted"] as? Int == n)
+            let oracle = try makeIndex(spec: IndexSpec(kind: .flat), metric: .l2, dimension: dim)
+            _ = try oracle.add(vectors.flatMap { $0 })
+            for q in 0..<5 {
+                let query: [Float] = (0..<dim).map { Float(($0 * 31 + q * 17) % 1000) / 100 }
+                let answer = try await api.call("POST", "/v1/collections/c/search", ["vector": query.map(Double.init), "k": 7])
+                let expected = try oracle.search(query, parameters: SearchParameters(k: 7))
+                let results = answer.json["results"] as? [[String: Any]] ?? []
+                #expect(results.map { $0["id"] as? String } == expected.map { "p\($0.id)" })
+                #expect(results.map { Float(($0["score"] as? Double) ?? .nan) } == expected.map(\.score))
+                #expect(answer.json["shards"] as? [String: Int] == ["asked": 2, "answered": 2])
+            }
+            let shards = (try await api.call("GET", "/admin/shards").json["shards"] as? [[String: Any]]) ?? []
+            let counts = shards.map { ($0["points"] as? Int) ?? 0 }
+            #expect(counts.count == 2 && counts.reduce(0, +) == n && counts.allSatisfy { $0 > 0 }, "\(counts)")
+            #expect(try await api.call("GET", "/v1/collections/c/points/p42").json["id"] as? String == "p42")
+            #expect(try await api.call("POST", "/v1/collections/c/points/delete", ["ids": ["p42"]]).json["deleted"] as? Int == 1)
+            let bad = try await api.call("POST", "/v1/collections/c/search", ["vector": [1, 2]])
+            #expect(bad.status == 400 && errorMessage(bad.json).contains("dimension 2"))
+        }
+        for p in processes { kill(p.processIdentifier, SIGTERM) }
+        for p in processes {
+            for _ in 0..<200 where p.isRunning { try await Task.sleep(nanoseconds: 50_000_000) }
+            #expect(!p.isRunning && p.terminationStatus == 0)
+        }
+    }
+
+    @Test func invalidTopologyFilesAreRejectedWithTheReason() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("topo-\(UUID().uuidString).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try "version: 1\ngroups:\n  - name: g\n    shards: []\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try runTool(["topology", "validate", file]).contains("shard group 'g' has no shards"))
+        try "version: 1\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try runTool(["topology", "validate", file]).contains("missing field groups"))
+    }
+
+    private func runTool(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = ProcessTests.executable
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
