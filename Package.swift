@@ -118,6 +118,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "VecShardRoutingTests", dependencies: ["VecShardRouting"]),
+        .testTarget(name: "VecShardClusterTests", dependencies: ["VecShardCluster", "VecShardStorage", "VecShardProto", "VecShardRouting"]),
         .testTarget(name: "VecShardProtoTests", dependencies: ["VecShardProto"], exclude: ["Interop"]),
         .testTarget(name: "VecShardRPCTests", dependencies: [
             "VecShardRPC", "VecShardHTTP", "VecShardProto",
