@@ -4,7 +4,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
 
-.PHONY: bootstrap build release run test bench bench-http clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: bootstrap build release run test fuzz bench bench-http clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -23,6 +25,12 @@ run: release
 test: bootstrap
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+## Fuzz the protobuf decoders with libFuzzer for FUZZ_SECONDS (seed corpus in Fuzz/corpus).
+fuzz: bootstrap
+	$(SWIFT) build -c release --sanitize=fuzzer -Xswiftc -DFUZZING --product VecShardProtoFuzz --scratch-path .build-fuzz
+	mkdir -p .build-fuzz/corpus && cp Fuzz/corpus/* .build-fuzz/corpus/
+	.build-fuzz/release/VecShardProtoFuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 .build-fuzz/corpus Fuzz/corpus
 
 ## Benchmarks, side by side with their anchors in the same run (never part of `make test`).
 bench: bench-http

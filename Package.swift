@@ -62,6 +62,12 @@ let package = Package(
             ]
         ),
         .target(name: "VecShardProto"),
+        // libFuzzer target for the protobuf decoders (`make fuzz`); without -DFUZZING it replays corpus files.
+        .executableTarget(
+            name: "VecShardProtoFuzz",
+            dependencies: ["VecShardProto"],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
         .target(name: "VecShardRouting"),
         .target(
             name: "VecShardCluster",
