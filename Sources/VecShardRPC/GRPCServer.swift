@@ -140,6 +140,9 @@ public struct GRPCService: Sendable {
     /// Runs `body`, failing with DEADLINE_EXCEEDED (and cancelling it) once `deadline` passes.
     static func withDeadline<T: Sendable>(_ deadline: ContinuousClock.Instant?, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         guard let deadline else { return try await body() }
+        guard ContinuousClock.now < deadline else {
+            throw GRPCError(.deadlineExceeded, "deadline exceeded before the call started")
+        }
         return try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await body() }
             group.addTask {
