@@ -36,6 +36,8 @@ public struct ServiceConfiguration: Sendable {
     public var shardCount = 4
     /// Storage knobs of every local shard (segment thresholds, WAL size).
     public var storage = StorageOptions()
+    /// API keys for the data and admin API (none: open).
+    public var access = AccessPolicy()
 
     public init() {}
 }
@@ -76,6 +78,8 @@ public final class VecShardService: Service, Sendable {
         let metrics = self.metrics
         var router = Router()
         router.observer = { metrics.record($0) }
+        let access = configuration.access
+        if access.isEnabled { router.authorizer = { access.check($0) } }
         ServiceRoutes.addProbes(to: &router, phase: { state.withLockedValue { $0.phase } }, metrics: metrics)
         switch configuration.role {
         case .standalone, .router: DataRoutes.add(to: &router, cluster: cluster)

@@ -27,6 +27,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "standalone (router + in-process shards), shard (one shard over gRPC) or router (remote shards).") var role = "standalone"
     @Option(name: .customLong("shard-id"), help: "--role shard: this shard's name in the topology.") var shardID: String?
     @Option(help: "--role router: the topology file (YAML or JSON).") var topology: String?
+    @Option(name: .customLong("shard-id-from-pod-name"), help: "--role shard: derive the shard id from a StatefulSet pod name (<shard>-<ordinal>).") var podName: String?
+    @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer <key>' (env VECSHARD_API_KEY).") var apiKey: String?
+    @Option(name: .customLong("read-only-api-key"), help: "A key that may read and search only (env VECSHARD_READ_ONLY_API_KEY).") var readOnlyAPIKey: String?
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -36,7 +39,11 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...256).contains(shards) else { throw ValidationError("--shards must be 1...256") }
         switch role {
         case "standalone": break
-        case "shard": guard shardID?.isEmpty == false else { throw ValidationError("--role shard needs --shard-id") }
+        case "shard":
+            if let podName, PodIdentity.shardID(fromPodName: podName) == nil {
+                throw ValidationError("--shard-id-from-pod-name '\(podName)' is not <shard>-<ordinal>")
+            }
+            guard shardID?.isEmpty == false || podName != nil else { throw ValidationError("--role shard needs --shard-id or --shard-id-from-pod-name") }
         case "router": guard topology != nil else { throw ValidationError("--role router needs --topology FILE") }
         default: throw ValidationError("unknown --role '\(role)'; use standalone, shard or router")
         }
@@ -60,8 +67,11 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.limits.maxConcurrentStreams = maxConcurrentStreams
         configuration.shutdownGracePeriod = .seconds(Int64(shutdownGraceSeconds))
         configuration.shardCount = shards
+        let environment = ProcessInfo.processInfo.environment
+        configuration.access = AccessPolicy(apiKey: apiKey ?? environment["VECSHARD_API_KEY"],
+                                            readOnlyAPIKey: readOnlyAPIKey ?? environment["VECSHARD_READ_ONLY_API_KEY"])
         switch role {
-        case "shard": configuration.role = .shard(id: shardID!)
+        case "shard": configuration.role = .shard(id: shardID ?? PodIdentity.shardID(fromPodName: podName!)!)
         case "router": configuration.role = .router(topologyFile: topology!)
         default: configuration.role = .standalone
         }

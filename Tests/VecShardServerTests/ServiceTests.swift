@@ -8,7 +8,8 @@ import VecShardHTTP
 @testable import VecShardServer
 
 /// Runs the service on an ephemeral port under a ServiceGroup and shuts it down gracefully after.
-func withService<T>(shards: Int = 4, dataDirectory: String? = nil, _ body: (VecShardService, Peer) async throws -> T) async throws -> T {
+func withService<T>(shards: Int = 4, dataDirectory: String? = nil, access: AccessPolicy = AccessPolicy(),
+                    _ body: (VecShardService, Peer) async throws -> T) async throws -> T {
     let dataDir = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-svc-\(UUID().uuidString)").path
     defer { if dataDirectory == nil { try? FileManager.default.removeItem(atPath: dataDir) } }
     var configuration = ServiceConfiguration()
@@ -16,6 +17,7 @@ func withService<T>(shards: Int = 4, dataDirectory: String? = nil, _ body: (VecS
     configuration.dataDirectory = dataDir
     configuration.shutdownGracePeriod = .seconds(2)
     configuration.shardCount = shards
+    configuration.access = access
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let service = try VecShardService(configuration: configuration, group: group)
     let serviceGroup = ServiceGroup(services: [service], logger: Logger(label: "test"))

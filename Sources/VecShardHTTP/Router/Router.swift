@@ -41,6 +41,9 @@ public struct Router: Sendable {
     private var literalRoutes: [String: [String: Route]] = [:]   // path → method → route
     private var patternRoutes: [Route] = []
     public var observer: (@Sendable (RequestOutcome) -> Void)?
+    /// Checked after a route matched and before its handler runs (access control); a returned
+    /// error is the answer.
+    public var authorizer: (@Sendable (ServerRequest) -> (any HTTPResponseError)?)?
 
     public init() {}
 
@@ -137,6 +140,11 @@ public struct Router: Sendable {
             request.pathParameters = params
             request.routePattern = route.pattern
             let start = NIODeadline.now()
+            if let denied = authorizer?(request) {
+                let response = denied.response()
+                observe(request, route: route.pattern, status: response.status, since: start)
+                return .now(response)
+            }
             switch route.handler {
             case .inline(let handler):
                 let response = Self.run { try handler(request) }

@@ -1,0 +1,63 @@
+import VecShardHTTP
+
+/// API keys: with a key configured, requests need `Authorization: Bearer <key>`. The read-only
+/// key may search and read but not write or use /admin. Probes and metrics stay open (kubelet and
+/// Prometheus scrape them without credentials); the shard role's gRPC service is protected by the
+/// network policy, not by keys.
+public struct AccessPolicy: Sendable {
+    public var apiKey: String?
+    public var readOnlyAPIKey: String?
+
+    public init(apiKey: String? = nil, readOnlyAPIKey: String? = nil) {
+        self.apiKey = apiKey.flatMap { $0.isEmpty ? nil : $0 }
+        self.readOnlyAPIKey = readOnlyAPIKey.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    public var isEnabled: Bool { apiKey != nil || readOnlyAPIKey != nil }
+
+    static let openRoutes: Set<String> = ["/healthz", "/readyz", "/metrics"]
+
+    /// Searches are POSTs but only read.
+    static func isRead(_ request: ServerRequest) -> Bool {
+        if request.routePattern.hasPrefix("/admin/") { return false }
+        if request.method == "GET" { return true }
+        return request.method == "POST" && (request.routePattern.hasSuffix("/search") || request.routePattern.hasSuffix("/search/batch"))
+    }
+
+    func check(_ request: ServerRequest) -> (any HTTPResponseError)? {
+        guard isEnabled, !Self.openRoutes.contains(request.routePattern), !request.routePattern.hasPrefix("/vecshard.v1.") else { return nil }
+        guard let header = request.headers.first(name: "authorization") else {
+            return HTTPError(.unauthorized, code: "unauthorized", message: "this service needs an API key: send Authorization: Bearer <key>",
+                             headers: ["www-authenticate": "Bearer"])
+        }
+        guard header.hasPrefix("Bearer "), case let key = String(header.dropFirst(7)) else {
+            return HTTPError(.unauthorized, code: "unauthorized", message: "the Authorization header must be 'Bearer <key>'",
+                             headers: ["www-authenticate": "Bearer"])
+        }
+        if let apiKey, Self.constantTimeEqual(key, apiKey) { return nil }
+        if let readOnlyAPIKey, Self.constantTimeEqual(key, readOnlyAPIKey) {
+            return Self.isRead(request) ? nil
+                : HTTPError(.forbidden, code: "forbidden", message: "the read-only API key cannot \(request.method) \(request.routePattern)")
+        }
+        return HTTPError(.unauthorized, code: "unauthorized", message: "invalid API key", headers: ["www-authenticate": "Bearer"])
+    }
+
+    /// Compares without an early exit, so timing does not reveal how much of a key matched.
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) { difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
+        return difference == 0
+    }
+}
+
+/// StatefulSet pods are named `<statefulset>-<ordinal>`; every pod of a shard's StatefulSet is
+/// a replica of the same shard, so the shard id is the pod name without its ordinal.
+public enum PodIdentity {
+    public static func shardID(fromPodName name: String) -> String? {
+        guard let dash = name.lastIndex(of: "-"), dash != name.startIndex else { return nil }
+        let ordinal = name[name.index(after: dash)...]
+        guard !ordinal.isEmpty, ordinal.allSatisfy(\.isNumber) else { return nil }
+        return String(name[..<dash])
+    }
+}
