@@ -39,6 +39,71 @@ public final class ClusterRouter: Sendable {
 
     private var allShardNames: [String] { state.withLock { s in s.table.topology.allShards.map(\.shard.name) } }
 
+    // MARK: topology changes
+
+    /// Replaces the topology. `expectedVersion` (from `If-Match`) must equal the current version
+    /// when given. Until rebalancing exists, a change that would move stored points is refused:
+    /// shards added to or removed from a group that holds points, or a collection with points
+    /// routed differently. `makeClient` connects shards the new topology adds or re-addresses.
+    public func replaceTopology(_ proposed: Topology, expectedVersion: UInt64?,
+                                makeClient: (ShardDescriptor) throws -> any ShardClient) async throws {
+        let current = table.topology
+        if let expectedVersion, expectedVersion != current.version {
+            throw ShardCallError(.failedPrecondition, code: "version_mismatch",
+                                 "topology version is \(current.version), not \(expectedVersion) as If-Match says; read it again and retry")
+        }
+        let stats = try await onEveryShard { try await $0.stats() }
+        var pointsByShard: [String: UInt64] = [:]
+        var pointsByCollection: [String: UInt64] = [:]
+        for s in stats {
+            pointsByShard[s.shardID] = s.collections.reduce(0) { $0 + $1.count }
+            for c in s.collections { pointsByCollection[c.name, default: 0] += c.count }
+        }
+        do {
+            try current.validateReplacement(by: proposed, pointCounts: pointsByShard)
+        } catch {
+            throw ShardCallError(.invalidArgument, code: "invalid_topology", "\(error)")
+        }
+        for group in current.groups {
+            guard let next = proposed.group(named: group.name) else { continue }
+            let before = Set(group.shards.map(\.name)), after = Set(next.shards.map(\.name))
+            let held = group.shards.reduce(0) { $0 + (pointsByShard[$1.name] ?? 0) }
+            if before != after && held > 0 {
+                throw ShardCallError(.aborted, code: "rebalancing_required",
+                                     "group '\(group.name)' holds \(held) points; changing its shards needs rebalancing, which this version does not do yet")
+            }
+        }
+        for name in Set(current.collections.keys).union(proposed.collections.keys) where current.collections[name] != proposed.collections[name] {
+            if let points = pointsByCollection[name], points > 0 {
+                throw ShardCallError(.aborted, code: "rebalancing_required",
+                                     "collection '\(name)' holds \(points) points; changing its routing needs rebalancing, which this version does not do yet")
+            }
+        }
+        let newTable = try RoutingTable(proposed)
+        let oldShards = state.withLock { $0.shards }
+        var shards: [String: any ShardClient] = [:]
+        for (group, shard) in proposed.allShards {
+            let previous = current.allShards.first { $0.shard.name == shard.name }
+            if let existing = oldShards[shard.name], previous?.shard.replicas == shard.replicas, previous?.group == group {
+                shards[shard.name] = existing
+            } else {
+                shards[shard.name] = try makeClient(shard)
+            }
+        }
+        // Collections exist on every shard: create them on the shards this change adds.
+        let collections = stats.first?.collections ?? []
+        for (name, client) in shards where oldShards[name] == nil {
+            for c in collections {
+                _ = try await client.createCollection(CreateCollectionRequest(name: c.name, dimension: c.dimension, metric: c.metric,
+                                                                              index: c.index, shardKey: c.shardKey))
+            }
+        }
+        state.withLock {
+            $0.table = newTable
+            $0.shards = shards
+        }
+    }
+
     // MARK: collections
 
     public func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage {

@@ -97,9 +97,6 @@ extension CollectionSchema {
                   shardKey: r.shardKey.isEmpty ? nil : r.shardKey)
     }
 
-    var createRequest: CreateCollectionRequest {
-        CreateCollectionRequest(name: name, dimension: UInt32(dimension), metric: metric.rawValue, index: index.message, shardKey: shardKey ?? "")
-    }
 }
 
 extension CollectionDescription {

@@ -38,6 +38,8 @@ public struct ServiceConfiguration: Sendable {
     public var storage = StorageOptions()
     /// API keys for the data and admin API (none: open).
     public var access = AccessPolicy()
+    /// How often a router checks its topology file for changes.
+    public var topologyPollInterval: Duration = .seconds(2)
 
     public init() {}
 }
@@ -127,7 +129,10 @@ public final class VecShardService: Service, Sendable {
                 let topology = try TopologyFile.load(path: file)
                 let client = HTTP2Client(group: group)
                 remoteClient = client
-                cluster.set(try ClusterRouter(table: try RoutingTable(topology), shards: Self.remoteShards(topology, client: GRPCClient(http: client))))
+                let grpc = GRPCClient(http: client)
+                cluster.set(try ClusterRouter(table: try RoutingTable(topology), shards: Self.remoteShards(topology, client: grpc)),
+                            connect: { try Self.remoteShard($0, client: grpc) })
+                watchTopologyFile(file, every: configuration.topologyPollInterval)
                 logger.info("routing", metadata: ["topology": "\(file)", "version": "\(topology.version)",
                                                   "shards": "\(topology.allShards.count)"])
             }
@@ -165,13 +170,37 @@ public final class VecShardService: Service, Sendable {
     /// A gRPC client per shard of the topology (its first replica).
     static func remoteShards(_ topology: Topology, client: GRPCClient) throws -> [String: any ShardClient] {
         var shards: [String: any ShardClient] = [:]
-        for (_, shard) in topology.allShards {
-            guard let address = shard.replicas.first, let peer = Peer(address) else {
-                throw ConfigurationError("shard '\(shard.name)' has no replica address; a router needs host:port for every shard")
-            }
-            shards[shard.name] = RemoteShard(name: shard.name, peer: peer, client: client)
-        }
+        for (_, shard) in topology.allShards { shards[shard.name] = try remoteShard(shard, client: client) }
         return shards
+    }
+
+    static func remoteShard(_ shard: ShardDescriptor, client: GRPCClient) throws -> any ShardClient {
+        guard let address = shard.replicas.first, let peer = Peer(address) else {
+            throw ConfigurationError("shard '\(shard.name)' has no replica address; a router needs host:port for every shard")
+        }
+        return RemoteShard(name: shard.name, peer: peer, client: client)
+    }
+
+    /// Reloads the topology file when its content changes (Kubernetes updates a mounted
+    /// ConfigMap in place); an invalid or refused file is logged and the current topology kept.
+    private func watchTopologyFile(_ path: String, every interval: Duration) {
+        let handle = cluster, logger = self.logger
+        var last = FileManager.default.contents(atPath: path)
+        Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                let now = FileManager.default.contents(atPath: path)
+                guard now != last, now != nil else { continue }
+                last = now
+                do {
+                    let topology = try TopologyFile.load(path: path)
+                    try await handle.current.replaceTopology(topology, expectedVersion: nil, makeClient: handle.makeShardClient)
+                    logger.info("topology reloaded", metadata: ["file": "\(path)", "version": "\(topology.version)"])
+                } catch {
+                    logger.error("topology file changed but was not applied; keeping the current topology", metadata: ["file": "\(path)", "reason": "\(error)"])
+                }
+            }
+        }
     }
 
     /// One group (`default`) of in-process shards.
@@ -183,8 +212,21 @@ public final class VecShardService: Service, Sendable {
 /// The router, once the shards are open. Data routes answer 503 `starting` before that.
 final class ClusterHandle: Sendable {
     private let router = Mutex<ClusterRouter?>(nil)
+    private let connect = Mutex<(@Sendable (ShardDescriptor) throws -> any ShardClient)?>(nil)
 
-    func set(_ cluster: ClusterRouter) { router.withLock { $0 = cluster } }
+    func set(_ cluster: ClusterRouter, connect: (@Sendable (ShardDescriptor) throws -> any ShardClient)? = nil) {
+        router.withLock { $0 = cluster }
+        self.connect.withLock { $0 = connect }
+    }
+
+    /// A client for a shard a new topology adds (router role: gRPC to its first replica).
+    func makeShardClient(_ shard: ShardDescriptor) throws -> any ShardClient {
+        guard let connect = connect.withLock({ $0 }) else {
+            throw ShardCallError(.invalidArgument, code: "invalid_topology",
+                                 "standalone mode has a fixed set of in-process shards; shard '\(shard.name)' cannot be added (run --role router with shard processes)")
+        }
+        return try connect(shard)
+    }
 
     var current: ClusterRouter {
         get throws {

@@ -115,3 +115,66 @@ import VecShardHTTP
         #expect(output.contains("client done"), "\(output)")
     }
 }
+
+@Suite struct TopologyChangeTests {
+    @Test func putAndFileReloadChangeTheTopologySafely() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-topo-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var processes: [Process] = []
+        defer { for p in processes where p.isRunning { p.terminate() } }
+        var ports: [String: Int] = [:]
+        for name in ["a", "b", "c", "d"] {
+            let (process, port, _) = try await ProcessTests.startServer(dataDir: "\(root)/\(name)", extra: ["--role", "shard", "--shard-id", name])
+            processes.append(process)
+            ports[name] = port
+        }
+        func topology(_ version: Int, groups: [(String, [String])]) -> String {
+            var text = "version: \(version)\ngroups:\n"
+            for (group, shards) in groups {
+                text += "  - name: \(group)\n    shards:\n"
+                for s in shards { text += "      - {name: \(s), replicas: [\"127.0.0.1:\(ports[s]!)\"]}\n" }
+            }
+            return text
+        }
+        let file = "\(root)/topology.yaml"
+        try topology(1, groups: [("main", ["a"])]).write(toFile: file, atomically: true, encoding: .utf8)
+        let (router, routerPort, _) = try await ProcessTests.startServer(dataDir: "\(root)/router", extra: ["--role", "router", "--topology", file])
+        processes.append(router)
+        try await withClient { client in
+            let api = JSONClient(client: client, peer: Peer(host: "127.0.0.1", port: routerPort))
+            _ = try await api.call("PUT", "/v1/collections/c", ["dimension": 2, "metric": "l2", "index": ["type": "flat"]])
+            _ = try await api.call("POST", "/v1/collections/c/points", ["points": [["id": "x", "vector": [1, 2]]]])
+            func put(_ body: [String: Any], ifMatch: String) async throws -> (Int, String) {
+                let data = try JSONSerialization.data(withJSONObject: body)
+                let r = try await client.execute(ClientRequest(method: "PUT", path: "/admin/topology", headers: ["if-match": ifMatch], body: ByteBuffer(bytes: data)),
+                                                 to: Peer(host: "127.0.0.1", port: routerPort), timeout: .seconds(10))
+                return (r.status, String(buffer: r.body))
+            }
+            func shard(_ s: String) -> [String: Any] { ["name": s, "replicas": ["127.0.0.1:\(ports[s]!)"]] }
+            let stale = try await put(["version": 2, "groups": [["name": "main", "shards": [shard("a")]]]], ifMatch: "\"7\"")
+            #expect(stale.0 == 412 && stale.1.contains("version is 1"))
+            let grow = try await put(["version": 2, "groups": [["name": "main", "shards": [shard("a"), shard("b")]]]], ifMatch: "\"1\"")
+            #expect(grow.0 == 409 && grow.1.contains("rebalancing"), "\(grow)")
+            let invalid = try await put(["version": 2, "groups": [["name": "main", "shards": []]]], ifMatch: "\"1\"")
+            #expect(invalid.0 == 400 && invalid.1.contains("has no shards"))
+            let added = try await put(["version": 2, "groups": [["name": "main", "shards": [shard("a")]], ["name": "extra", "shards": [shard("b")]]]], ifMatch: "\"1\"")
+            #expect(added.0 == 200, "\(added)")
+            let described = try await api.call("GET", "/admin/shards")
+            #expect((described.json["shards"] as? [[String: Any]])?.count == 2)
+            #expect(try await api.call("GET", "/v1/collections/c").json["count"] as? Int == 1) // the collection now exists on b too
+            // The file changes (as a ConfigMap update would): the router applies it.
+            try topology(3, groups: [("main", ["a"]), ("extra", ["b"]), ("more", ["c", "d"])]).write(toFile: file, atomically: true, encoding: .utf8)
+            var version = 0
+            for _ in 0..<50 where version != 3 {
+                try await Task.sleep(nanoseconds: 200_000_000)
+                version = try await api.call("GET", "/admin/topology").json["version"] as? Int ?? 0
+            }
+            #expect(version == 3)
+            #expect((try await api.call("GET", "/admin/shards").json["shards"] as? [[String: Any]])?.count == 4)
+            let search = try await api.call("POST", "/v1/collections/c/search", ["vector": [1, 2], "k": 1])
+            #expect(search.json["shards"] as? [String: Int] == ["asked": 1, "answered": 1]) // collection c is not routed: first group only
+        }
+        for p in processes { kill(p.processIdentifier, SIGTERM) }
+    }
+}

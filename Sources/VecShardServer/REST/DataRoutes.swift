@@ -3,6 +3,7 @@ import NIOCore
 import VecShardCluster
 import VecShardHTTP
 import VecShardProto
+import VecShardRouting
 
 /// The REST/JSON data API and the operators' admin endpoints, over a `ClusterRouter`.
 enum DataRoutes {
@@ -149,9 +150,25 @@ enum DataRoutes {
         }
         router.get("/admin/topology") { _ in
             let cluster = try handle.current
+            let topology = cluster.table.topology
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            return .json(.ok, ByteBuffer(bytes: try encoder.encode(cluster.table.topology)))
+            return .json(.ok, ByteBuffer(bytes: try encoder.encode(topology)), headers: ["etag": "\"\(topology.version)\""])
+        }
+        router.put("/admin/topology") { request in
+            let cluster = try handle.current
+            let proposed = try decode(Topology.self, request)
+            var expected: UInt64?
+            if let ifMatch = request.headers.first(name: "if-match") {
+                guard let version = UInt64(ifMatch.trimmingCharacters(in: CharacterSet(charactersIn: "\" W/"))) else {
+                    throw RequestBodyError(message: "If-Match must be the topology version, e.g. \"3\"; got \(ifMatch)")
+                }
+                expected = version
+            }
+            try await cluster.replaceTopology(proposed, expectedVersion: expected, makeClient: handle.makeShardClient)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return .json(.ok, ByteBuffer(bytes: try encoder.encode(proposed)), headers: ["etag": "\"\(proposed.version)\""])
         }
     }
 

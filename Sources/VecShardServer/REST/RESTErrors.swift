@@ -9,7 +9,8 @@ import VecShardRPC
 extension ShardCallError: HTTPResponseError {
     public var status: HTTPResponseStatus {
         switch statusCode {
-        case .invalidArgument, .outOfRange, .failedPrecondition: return .badRequest
+        case .invalidArgument, .outOfRange: return .badRequest
+        case .failedPrecondition: return .preconditionFailed
         case .notFound: return .notFound
         case .alreadyExists, .aborted: return .conflict
         case .resourceExhausted: return .insufficientStorage
