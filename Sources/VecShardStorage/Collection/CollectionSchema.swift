@@ -95,7 +95,12 @@ public struct CollectionDescription: Sendable, Equatable {
     public var memoryBytes: Int
     /// Bytes on disk: segment files and WAL.
     public var diskBytes: Int
+    /// Bytes of WAL files on disk (files are preallocated in 64 MiB steps by default).
     public var walBytes: Int
+    /// Record bytes appended to the WAL since the collection was opened.
+    public var walBytesAppended: Int
+    /// Seconds the WAL spent writing and fsyncing those bytes (its I/O time, without applying).
+    public var walIOSeconds: Double
     /// The last background error (a failed seal or compaction), if any.
     public var maintenanceError: String?
 }

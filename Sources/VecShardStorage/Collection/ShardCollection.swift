@@ -583,7 +583,8 @@ public final class ShardCollection: @unchecked Sendable {
         return CollectionDescription(
             schema: schema, pointCount: count, lsn: views.lsn, checkpointLSN: checkpoint, segments: segments,
             memoryBytes: segments.reduce(0) { $0 + $1.memoryBytes }, diskBytes: segments.reduce(walBytes) { $0 + $1.diskBytes },
-            walBytes: walBytes, maintenanceError: error)
+            walBytes: walBytes, walBytesAppended: wal?.appendedBytes.withLock { $0 } ?? 0,
+            walIOSeconds: wal?.ioSeconds.withLock { $0 } ?? 0, maintenanceError: error)
     }
 
     /// Test hook: makes WAL writes fail with `errno` (nil to stop).

@@ -213,7 +213,11 @@ struct WALFileScanner {
             return .end(validLength: offset, damage: nil)
         case let .torn(reason), let .corrupt(reason):
             done = true
-            return .end(validLength: offset, damage: reason)
+            // Zeros where the next record would start are the preallocated (or block-padded)
+            // rest of the file: a clean end, not damage. (Bytes further on cannot hold an
+            // acknowledged record: a group is acknowledged only once all of it is written.)
+            let probe = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(bytes.count, offset + 4096)])
+            return .end(validLength: offset, damage: probe.allSatisfy { $0 == 0 } ? nil : reason)
         }
     }
 }

@@ -3,6 +3,13 @@ import Glibc
 #endif
 import Dispatch
 
+/// O_DIRECT (Glibc does not export it without _GNU_SOURCE).
+#if arch(arm64)
+let directIOFlag: Int32 = 0o200000
+#else
+let directIOFlag: Int32 = 0o40000
+#endif
+
 /// Where WAL files live and what their names mean: `wal-<first LSN, 20 digits>.log`.
 enum WALFileName {
     static func make(firstLSN: UInt64) -> String {
@@ -64,7 +71,19 @@ final class WriteAheadLog: @unchecked Sendable {
     private var fd: Int32 = -1
     private var path = ""
     private var size = 0
+    /// O_DIRECT mode: writes go from `tail` (the bytes of the file's last, partial 4 KiB
+    /// block, rewritten with each group) straight to the device, bypassing the page cache
+    /// (on this class of VM buffered writes + fsync reach ~200 MB/s, direct ones ~1.2 GB/s).
+    /// Files are preallocated to `fileBytesLimit`; the zeros after the last record read as
+    /// a clean end. Falls back to buffered writes where O_DIRECT is refused (tmpfs).
+    private var direct = false
+    private var tail: [UInt8] = []
+    static let blockBytes = 4096
     private var rotateRequested = false
+    /// Record bytes appended since the log was opened (not counting padding or
+    /// preallocation), and the seconds spent writing and fsyncing them.
+    let appendedBytes = Locked(0)
+    let ioSeconds = Locked(0.0)
     /// Test hook: when set, called before each group write with the bytes about to be
     /// written; a non-nil errno makes the write fail as if the OS returned it.
     var injectedWriteError: (@Sendable (Int) -> Int32?)?
@@ -86,11 +105,26 @@ final class WriteAheadLog: @unchecked Sendable {
     private func openFile(firstLSN: UInt64) throws {
         let name = WALFileName.make(firstLSN: firstLSN)
         let newPath = directory + "/" + name
-        let newFD = try FileIO.open(newPath, O_WRONLY | O_CREAT | O_TRUNC)
+        var newFD: Int32
+        var newDirect = true
         do {
-            try FileIO.writeAll(newFD, WALFileHeader.encode(firstLSN: firstLSN), path: newPath)
+            newFD = try FileIO.open(newPath, O_WRONLY | O_CREAT | O_TRUNC | directIOFlag)
+        } catch StorageError.io(_, _, EINVAL) {
+            newFD = try FileIO.open(newPath, O_WRONLY | O_CREAT | O_TRUNC)
+            newDirect = false
+        }
+        do {
+            let header = WALFileHeader.encode(firstLSN: firstLSN)
+            if newDirect {
+                let rc = posix_fallocate(newFD, 0, off_t(fileBytesLimit))
+                if rc != 0 && isDiskFull(rc) { throw ioError(newPath, "fallocate", rc) }
+                try Self.writeBlocks(newFD, header, at: 0, path: newPath)
+            } else {
+                try FileIO.writeAll(newFD, header, path: newPath)
+            }
             try FileIO.fsync(newFD, path: newPath)
             try FileIO.fsyncDirectory(directory)
+            tail = header
         } catch {
             Glibc.close(newFD)
             unlink(newPath)
@@ -98,6 +132,7 @@ final class WriteAheadLog: @unchecked Sendable {
         }
         if fd >= 0 { Glibc.close(fd) }
         fd = newFD
+        direct = newDirect
         path = newPath
         size = WALFileHeader.bytes
         files.withLock { if !$0.contains(firstLSN) { $0.append(firstLSN) } }
@@ -141,7 +176,10 @@ final class WriteAheadLog: @unchecked Sendable {
     private func flush(_ first: GroupCommit<Waiter>.Group) {
         var group: GroupCommit<Waiter>.Group? = first
         while let g = group {
+            let started = ContinuousClock.now
             let outcome = write(g)
+            let spent = (ContinuousClock.now - started) / .seconds(1)
+            ioSeconds.withLock { $0 += spent }
             var results: [Int] = []
             if case .durable = outcome {
                 results = apply(g.entries.enumerated().map { WALRecord(lsn: g.firstLSN + UInt64($0.offset), operation: $0.element.operation) })
@@ -178,8 +216,20 @@ final class WriteAheadLog: @unchecked Sendable {
         let start = size
         do {
             if let code = injectedWriteError?(buffer.count) { throw ioError(path, "write", code) }
-            try FileIO.writeAll(fd, buffer, path: path)
+            if direct {
+                let blockStart = size - tail.count
+                let bytes = tail + buffer
+                try Self.writeBlocks(fd, bytes, at: blockStart, path: path)
+                tail = Array(bytes[(bytes.count - (size + buffer.count) % Self.blockBytes)...])
+            } else {
+                try FileIO.writeAll(fd, buffer, path: path)
+            }
         } catch {
+            if direct {
+                // Drop whatever part of the group reached the file (and the preallocation
+                // after it): no record of a refused group may survive.
+                if ftruncate(fd, off_t(start)) == 0 { return .refused(error as? StorageError ?? .unavailable("\(error)")) }
+            }
             // Cut the partial write so later records do not follow garbage.
             let storageError = error as? StorageError ?? .unavailable("\(error)")
             if ftruncate(fd, off_t(start)) == 0, lseek(fd, off_t(start), SEEK_SET) == off_t(start) {
@@ -192,7 +242,27 @@ final class WriteAheadLog: @unchecked Sendable {
             return .failed(.unavailable("fsync of write-ahead log \(path) failed (errno \(e)); writes are refused until restart"))
         }
         size += buffer.count
+        appendedBytes.withLock { $0 += buffer.count }
         return .durable
+    }
+
+    /// Writes `bytes` at `offset` (a multiple of the block size) with O_DIRECT: through a
+    /// block-aligned buffer, zero-padded to whole blocks.
+    static func writeBlocks(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws {
+        let padded = (bytes.count + blockBytes - 1) / blockBytes * blockBytes
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(padded, blockBytes), alignment: blockBytes)
+        defer { buffer.deallocate() }
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        (buffer + bytes.count).initializeMemory(as: UInt8.self, repeating: 0, count: padded - bytes.count)
+        var done = 0
+        while done < padded {
+            let n = pwrite(fd, buffer + done, padded - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ioError(path, "write")
+            }
+            done += n
+        }
     }
 
     private func isRefusal(_ error: StorageError) -> Bool {
@@ -242,10 +312,12 @@ final class WriteAheadLog: @unchecked Sendable {
             .sorted { $0.0 < $1.0 }
         for (first, name) in names {
             let p = directory + "/" + name
-            let bytes = try FileIO.read(p)
+            // Mapped, not read: preallocated files are mostly zeros the kernel need not read.
+            let mapping = try MappedRegion(path: p)
+            let bytes = mapping.bytes
             var validLength = 0
             var damage: String?
-            try bytes.withUnsafeBytes { raw in
+            try { (raw: UnsafeRawBufferPointer) in
                 var scanner = WALFileScanner(raw)
                 loop: while true {
                     switch scanner.next() {
@@ -262,7 +334,7 @@ final class WriteAheadLog: @unchecked Sendable {
                         break loop
                     }
                 }
-            }
+            }(bytes)
             if validLength == 0 {
                 // Torn file creation: no readable header, so no acknowledged record.
                 if !bytes.isEmpty { report.damage.append("\(name): \(damage ?? "empty"); file removed") }

@@ -276,9 +276,13 @@ struct CollectionTests {
         let walDir = dir.path + "/collections/c/wal"
         let file = walDir + "/" + FileIO.list(walDir).last { $0.hasPrefix("wal-") && (FileIO.fileSize(walDir + "/" + $0) ?? 0) > 32 }!
         let full = try FileIO.read(file)
+        let validEnd = full.withUnsafeBytes { raw -> Int in
+            var scanner = WALFileScanner(raw)
+            while true { if case let .end(valid, _) = scanner.next() { return valid } }
+        }
         // Cut the last record in half, then append garbage.
         let recordBytes = WALRecordCodec.encode(WALRecord(lsn: 4, operation: .upsert(Array(points[30..<40])))).count
-        var damaged = Array(full[0..<(full.count - recordBytes / 2)])
+        var damaged = Array(full[0..<(validEnd - recordBytes / 2)])
         var rng = StressRandom(seed: 1)
         damaged += (0..<777).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         try FileIO.writeFile(file, damaged)
@@ -286,7 +290,7 @@ struct CollectionTests {
         #expect(c.recovery.damage.count == 1)
         #expect(c.count == 30, "the three complete records survive; the torn fourth is cut")
         for p in points[0..<30] { #expect(c.get(p.id) == p) }
-        #expect(FileIO.fileSize(file) == full.count - recordBytes)
+        #expect(FileIO.fileSize(file) == validEnd - recordBytes)
         // Writing after recovery works and survives another restart.
         try await c.upsert(Array(points[30..<40]))
         await shard.close()

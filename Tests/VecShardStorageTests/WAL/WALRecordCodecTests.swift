@@ -77,11 +77,16 @@ struct WALRecordCodecTests {
         }
     }
 
-    @Test func zeroFilledTailIsCut() {
+    @Test func zeroFilledTailIsACleanEnd() {
+        // Preallocated or block-padded files end in zeros after the last record.
         let good = file([upsert])
-        let r = scan(good + [UInt8](repeating: 0, count: 512))
+        let r = scan(good + [UInt8](repeating: 0, count: 5000))
         #expect(r.records == [upsert])
         #expect(r.valid == good.count)
+        #expect(r.damage == nil)
+        var dirty = good + [UInt8](repeating: 0, count: 5000)
+        dirty[good.count + 4000] = 1
+        #expect(scan(dirty).damage != nil, "a non-zero byte after the records is damage")
     }
 
     @Test func outOfOrderLSNEndsTheValidPrefix() {
