@@ -115,6 +115,10 @@ let package = Package(
                 "VecShardServer",
                 "VecShardBench",
                 "VecShardStorage",
+                "VecShardCluster",
+                "VecShardRouting",
+                "VecShardProto",
+                "VecShardHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
