@@ -196,7 +196,8 @@ public final class ClusterRouter: Sendable {
                 try await shard.delete(IDsRequest(collection: collection, ids: stale[shard.name]!))
             }
         }
-        return WriteResponse(lsn: written.map(\.lsn).max() ?? 0, applied: UInt32(unique.count))
+        return WriteResponse(lsn: written.map(\.lsn).max() ?? 0, applied: UInt32(unique.count),
+                             failedReplicas: written.flatMap(\.failedReplicas).sorted())
     }
 
     /// Deletes ids wherever they may live (their owner shard in every group of the collection).
@@ -216,7 +217,8 @@ public final class ClusterRouter: Sendable {
         let results = try await onShards(Array(deletes.keys)) { shard in
             try await shard.delete(IDsRequest(collection: collection, ids: deletes[shard.name]!))
         }
-        return WriteResponse(lsn: results.map(\.lsn).max() ?? 0, applied: results.reduce(0) { $0 + $1.applied })
+        return WriteResponse(lsn: results.map(\.lsn).max() ?? 0, applied: results.reduce(0) { $0 + $1.applied },
+                             failedReplicas: results.flatMap(\.failedReplicas).sorted())
     }
 
     public func get(collection: String, id: String, includeVector: Bool = true) async throws -> PointMessage? {

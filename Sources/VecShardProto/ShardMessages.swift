@@ -365,10 +365,13 @@ public struct IDsRequest: ProtoMessage, Equatable {
 public struct WriteResponse: ProtoMessage, Equatable {
     public var lsn: UInt64 = 0
     public var applied: UInt32 = 0
+    /// Replicas that did not acknowledge a write that still met its quorum.
+    public var failedReplicas: [String] = []
 
-    public init(lsn: UInt64 = 0, applied: UInt32 = 0) {
+    public init(lsn: UInt64 = 0, applied: UInt32 = 0, failedReplicas: [String] = []) {
         self.lsn = lsn
         self.applied = applied
+        self.failedReplicas = failedReplicas
     }
 
     public init(from reader: inout ProtoReader) throws {
@@ -376,6 +379,9 @@ public struct WriteResponse: ProtoMessage, Equatable {
             switch field {
             case 1: lsn = try reader.readUInt64(type)
             case 2: applied = try reader.readUInt32(type)
+            case 3:
+                try reader.checkRepeated(failedReplicas.count + 1)
+                failedReplicas.append(try reader.readString(type))
             default: try reader.skip(type, field: field)
             }
         }
@@ -384,6 +390,7 @@ public struct WriteResponse: ProtoMessage, Equatable {
     public func encode(to writer: inout ProtoWriter) {
         writer.writeUInt64(1, lsn)
         writer.writeUInt32(2, applied)
+        writer.writeRepeatedStrings(3, failedReplicas)
     }
 }
 

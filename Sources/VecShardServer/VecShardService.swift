@@ -38,6 +38,8 @@ public struct ServiceConfiguration: Sendable {
     public var storage = StorageOptions()
     /// API keys for the data and admin API (none: open).
     public var access = AccessPolicy()
+    /// Router role: write quorum and hedged reads over each shard's replicas.
+    public var replication = ReplicatedShard.Policy()
     /// How often a router checks its topology file for changes.
     public var topologyPollInterval: Duration = .seconds(2)
 
@@ -130,8 +132,9 @@ public final class VecShardService: Service, Sendable {
                 let client = HTTP2Client(group: group)
                 remoteClient = client
                 let grpc = GRPCClient(http: client)
-                cluster.set(try ClusterRouter(table: try RoutingTable(topology), shards: Self.remoteShards(topology, client: grpc)),
-                            connect: { try Self.remoteShard($0, client: grpc) })
+                let policy = configuration.replication
+                cluster.set(try ClusterRouter(table: try RoutingTable(topology), shards: Self.remoteShards(topology, client: grpc, policy: policy)),
+                            connect: { try Self.remoteShard($0, client: grpc, policy: policy) })
                 watchTopologyFile(file, every: configuration.topologyPollInterval)
                 logger.info("routing", metadata: ["topology": "\(file)", "version": "\(topology.version)",
                                                   "shards": "\(topology.allShards.count)"])
@@ -168,17 +171,21 @@ public final class VecShardService: Service, Sendable {
     }
 
     /// A gRPC client per shard of the topology (its first replica).
-    static func remoteShards(_ topology: Topology, client: GRPCClient) throws -> [String: any ShardClient] {
+    static func remoteShards(_ topology: Topology, client: GRPCClient, policy: ReplicatedShard.Policy) throws -> [String: any ShardClient] {
         var shards: [String: any ShardClient] = [:]
-        for (_, shard) in topology.allShards { shards[shard.name] = try remoteShard(shard, client: client) }
+        for (_, shard) in topology.allShards { shards[shard.name] = try remoteShard(shard, client: client, policy: policy) }
         return shards
     }
 
-    static func remoteShard(_ shard: ShardDescriptor, client: GRPCClient) throws -> any ShardClient {
-        guard let address = shard.replicas.first, let peer = Peer(address) else {
+    static func remoteShard(_ shard: ShardDescriptor, client: GRPCClient, policy: ReplicatedShard.Policy = ReplicatedShard.Policy()) throws -> any ShardClient {
+        guard !shard.replicas.isEmpty else {
             throw ConfigurationError("shard '\(shard.name)' has no replica address; a router needs host:port for every shard")
         }
-        return RemoteShard(name: shard.name, peer: peer, client: client)
+        let replicas = try shard.replicas.map { address -> (address: String, client: any ShardClient) in
+            guard let peer = Peer(address) else { throw ConfigurationError("replica address '\(address)' of shard '\(shard.name)' is not host:port") }
+            return (address, RemoteShard(name: shard.name, peer: peer, client: client))
+        }
+        return ReplicatedShard(name: shard.name, replicas: replicas, policy: policy)
     }
 
     /// Reloads the topology file when its content changes (Kubernetes updates a mounted

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import VecShardHTTP
+import VecShardCluster
 import VecShardServer
 
 struct ServeCommand: AsyncParsableCommand {
@@ -28,6 +29,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("shard-id"), help: "--role shard: this shard's name in the topology.") var shardID: String?
     @Option(help: "--role router: the topology file (YAML or JSON).") var topology: String?
     @Option(name: .customLong("shard-id-from-pod-name"), help: "--role shard: derive the shard id from a StatefulSet pod name (<shard>-<ordinal>).") var podName: String?
+    @Option(name: .customLong("write-quorum"), help: "--role router: replicas that must acknowledge a write (default: all).") var writeQuorum: Int?
+    @Flag(name: .customLong("no-hedging"), help: "--role router: never send a read to a second replica.") var noHedging = false
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer <key>' (env VECSHARD_API_KEY).") var apiKey: String?
     @Option(name: .customLong("read-only-api-key"), help: "A key that may read and search only (env VECSHARD_READ_ONLY_API_KEY).") var readOnlyAPIKey: String?
 
@@ -67,6 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.limits.maxConcurrentStreams = maxConcurrentStreams
         configuration.shutdownGracePeriod = .seconds(Int64(shutdownGraceSeconds))
         configuration.shardCount = shards
+        configuration.replication = ReplicatedShard.Policy(writeQuorum: writeQuorum, hedging: !noHedging)
         let environment = ProcessInfo.processInfo.environment
         configuration.access = AccessPolicy(apiKey: apiKey ?? environment["VECSHARD_API_KEY"],
                                             readOnlyAPIKey: readOnlyAPIKey ?? environment["VECSHARD_READ_ONLY_API_KEY"])

@@ -178,3 +178,75 @@ import VecShardHTTP
         for p in processes { kill(p.processIdentifier, SIGTERM) }
     }
 }
+
+/// Replicas: a dead replica costs latency, not answers; a dead shard is named.
+@Suite struct ReplicaFailureTests {
+    @Test func searchesSurviveAReplicaKillAndADeadShardIsNamed() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-replicas-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var processes: [String: Process] = [:]
+        defer { for p in processes.values where p.isRunning { p.terminate() } }
+        var ports: [String: Int] = [:]
+        for replica in ["a-0", "a-1", "b-0", "b-1"] {
+            let (process, port, _) = try await ProcessTests.startServer(dataDir: "\(root)/\(replica)",
+                                                                        extra: ["--role", "shard", "--shard-id-from-pod-name", replica])
+            processes[replica] = process
+            ports[replica] = port
+        }
+        let file = "\(root)/topology.yaml"
+        try """
+        version: 1
+        groups:
+          - name: main
+            shards:
+              - {name: a, replicas: ["127.0.0.1:\(ports["a-0"]!)", "127.0.0.1:\(ports["a-1"]!)"]}
+              - {name: b, replicas: ["127.0.0.1:\(ports["b-0"]!)", "127.0.0.1:\(ports["b-1"]!)"]}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let (router, routerPort, _) = try await ProcessTests.startServer(dataDir: "\(root)/router", extra: ["--role", "router", "--topology", file])
+        processes["router"] = router
+        try await withClient { client in
+            let api = JSONClient(client: client, peer: Peer(host: "127.0.0.1", port: routerPort))
+            #expect(try await api.call("PUT", "/v1/collections/c", ["dimension": 4, "metric": "l2", "index": ["type": "flat"]]).status == 200)
+            let points = (0..<200).map { ["id": "p\($0)", "vector": [Double($0), 1, 2, 3]] as [String: Any] }
+            let written = try await api.call("POST", "/v1/collections/c/points", ["points": points])
+            #expect(written.json["upserted"] as? Int == 200 && written.json["failed_replicas"] == nil)
+
+            // A stream of searches; one replica of shard a is SIGKILLed in the middle of it.
+            let victim = processes["a-0"]!
+            let failures = try await withThrowingTaskGroup(of: Int.self) { group in
+                for t in 0..<4 {
+                    group.addTask {
+                        var failed = 0
+                        for i in 0..<60 {
+                            if t == 0 && i == 20 { kill(victim.processIdentifier, SIGKILL) }
+                            let r = try await api.call("POST", "/v1/collections/c/search", ["vector": [Double(i), 1, 2, 3], "k": 3])
+                            let ids = (r.json["results"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
+                            if r.status != 200 || ids?.first != "p\(i)" || (r.json["shards"] as? [String: Int])?["answered"] != 2 { failed += 1 }
+                        }
+                        return failed
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(failures == 0, "\(failures) of 240 searches failed while a replica died")
+            // A write needs every replica by default: one that reaches shard a (20 ids: some
+            // hash there) fails and names the dead replica.
+            let write = try await api.call("POST", "/v1/collections/c/points", ["points": (0..<20).map { ["id": "new\($0)", "vector": [1, 1, 1, 1]] }])
+            #expect(write.status == 503, "\(write)")
+            #expect(errorMessage(write.json).contains("127.0.0.1:\(ports["a-0"]!)"), "\(write.json)")
+
+            // Both replicas of shard a gone: 503 naming it, or partial results when asked for.
+            kill(processes["a-1"]!.processIdentifier, SIGKILL)
+            let down = try await api.call("POST", "/v1/collections/c/search", ["vector": [5, 1, 2, 3], "k": 3])
+            #expect(down.status == 503)
+            #expect(errorMessage(down.json).contains("shards a did not answer"), "\(down.json)")
+            let partial = try await api.call("POST", "/v1/collections/c/search", ["vector": [5, 1, 2, 3], "k": 3, "allow_partial": true])
+            #expect(partial.status == 200)
+            #expect(partial.json["partial"] as? Bool == true)
+            #expect(partial.json["missing_shards"] as? [String] == ["a"])
+            #expect(partial.json["shards"] as? [String: Int] == ["asked": 2, "answered": 1])
+        }
+        for p in processes.values where p.isRunning { kill(p.processIdentifier, SIGTERM) }
+    }
+}

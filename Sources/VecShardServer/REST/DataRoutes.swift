@@ -53,7 +53,7 @@ enum DataRoutes {
             }
             guard !body.points.isEmpty else { throw LimitError(message: "field points is empty") }
             let result = try await cluster.upsert(collection: request.pathParameters["name"]!, points: body.points.map(\.message))
-            return .json(.ok, #"{"upserted":\#(result.applied)}"#)
+            return .json(.ok, #"{"upserted":\#(result.applied)\#(failedReplicas(result))}"#)
         }
         router.post("/v1/collections/{name}/points/delete") { request in
             let cluster = try handle.current
@@ -62,7 +62,7 @@ enum DataRoutes {
                 throw LimitError(message: "field ids has \(body.ids.count) ids; the limit is \(APILimits.maxDeleteIDs) per request")
             }
             let result = try await cluster.delete(collection: request.pathParameters["name"]!, ids: body.ids)
-            return .json(.ok, #"{"deleted":\#(result.applied)}"#)
+            return .json(.ok, #"{"deleted":\#(result.applied)\#(failedReplicas(result))}"#)
         }
         router.get("/v1/collections/{name}/points/{id}") { request in
             let cluster = try handle.current
@@ -205,6 +205,12 @@ enum DataRoutes {
         IndexSpecMessage(type: spec.kind.rawValue, nlist: UInt32(spec.nlist ?? 0), pqM: UInt32(spec.pqM ?? 0), m: UInt32(spec.m),
                          efConstruction: UInt32(spec.efConstruction), nprobe: UInt32(spec.nprobe), efSearch: UInt32(spec.efSearch),
                          refine: UInt32(spec.refine))
+    }
+
+    /// `,"failed_replicas":[...]` when a write met its quorum without some replicas.
+    private static func failedReplicas(_ result: WriteResponse) -> String {
+        guard !result.failedReplicas.isEmpty else { return "" }
+        return #","failed_replicas":["# + result.failedReplicas.map(JSONString.quoted).joined(separator: ",") + "]"
     }
 
     private static func shards(_ outcome: ClusterRouter.SearchOutcome, into w: inout JSONWriter) {

@@ -1,0 +1,256 @@
+import Synchronization
+import VecShardProto
+import VecShardRPC
+
+/// One shard served by several replicas (each a `ShardClient`, normally a `RemoteShard`).
+///
+/// Writes go to every replica and succeed once `writeQuorum` of them made the write durable
+/// (default: all). Reads go to one replica, the one with the fewest outstanding requests among
+/// those not suspected; if it has not answered after the hedging delay (a high percentile of this
+/// shard's recent read latencies), the same request goes to a second replica and the first answer
+/// wins. A replica that fails with a transport error is suspected and skipped for
+/// `suspicionSeconds`, after which one request probes it again.
+public final class ReplicatedShard: ShardClient {
+    public struct Policy: Sendable {
+        /// Replicas that must acknowledge a write (nil: all of them).
+        public var writeQuorum: Int?
+        public var hedging = true
+        /// Hedging delay = this percentile of recent read latencies, within the bounds below.
+        public var hedgePercentile = 0.95
+        public var minimumHedgeDelay: Duration = .milliseconds(2)
+        public var maximumHedgeDelay: Duration = .milliseconds(500)
+        public var suspicionSeconds: Duration = .seconds(2)
+
+        public init(writeQuorum: Int? = nil, hedging: Bool = true) {
+            self.writeQuorum = writeQuorum
+            self.hedging = hedging
+        }
+    }
+
+    final class Replica: Sendable {
+        let client: any ShardClient
+        let address: String
+        let outstanding = Atomic<Int>(0)
+        let suspectedUntil = Mutex<ContinuousClock.Instant?>(nil)
+
+        init(client: any ShardClient, address: String) {
+            self.client = client
+            self.address = address
+        }
+
+        var isSuspected: Bool { suspectedUntil.withLock { $0.map { ContinuousClock.now < $0 } ?? false } }
+    }
+
+    public let name: String
+    public let policy: Policy
+    let replicas: [Replica]
+    private let latencies = Mutex(LatencyWindow(capacity: 256))
+
+    public init(name: String, replicas: [(address: String, client: any ShardClient)], policy: Policy = Policy()) {
+        precondition(!replicas.isEmpty, "a shard has at least one replica")
+        self.name = name
+        self.policy = policy
+        self.replicas = replicas.map { Replica(client: $0.client, address: $0.address) }
+    }
+
+    /// Replica addresses currently suspected (for /admin/shards).
+    public var suspectedReplicas: [String] { replicas.filter(\.isSuspected).map(\.address) }
+
+    // MARK: reads
+
+    /// Replicas in the order a read should try them: not suspected first, fewest outstanding first.
+    private func readOrder() -> [Replica] {
+        replicas.enumerated().sorted { a, b in
+            let sa = a.element.isSuspected, sb = b.element.isSuspected
+            if sa != sb { return !sa }
+            let oa = a.element.outstanding.load(ordering: .relaxed), ob = b.element.outstanding.load(ordering: .relaxed)
+            return oa != ob ? oa < ob : a.offset < b.offset
+        }.map(\.element)
+    }
+
+    var hedgeDelay: Duration {
+        let p = latencies.withLock { $0.percentile(policy.hedgePercentile) } ?? policy.minimumHedgeDelay * 5
+        return min(max(p, policy.minimumHedgeDelay), policy.maximumHedgeDelay)
+    }
+
+    private func attempt<T: Sendable>(_ replica: Replica, _ body: @Sendable (any ShardClient) async throws -> T) async throws -> T {
+        replica.outstanding.wrappingAdd(1, ordering: .relaxed)
+        defer { replica.outstanding.wrappingSubtract(1, ordering: .relaxed) }
+        let start = ContinuousClock.now
+        do {
+            let result = try await body(replica.client)
+            latencies.withLock { $0.add(ContinuousClock.now - start) }
+            replica.suspectedUntil.withLock { $0 = nil }
+            return result
+        } catch {
+            let failure = shardError(error)
+            if Self.isReplicaFault(failure) { replica.suspectedUntil.withLock { $0 = ContinuousClock.now + policy.suspicionSeconds } }
+            throw failure
+        }
+    }
+
+    /// Transport trouble or an overloaded replica: another replica may well answer.
+    static func isReplicaFault(_ error: ShardCallError) -> Bool {
+        switch error.statusCode {
+        case .unavailable, .deadlineExceeded, .internal, .unknown, .cancelled, .resourceExhausted: return true
+        default: return false
+        }
+    }
+
+    /// A read with hedging and fail-over. Errors that are the caller's (invalid argument, not
+    /// found) are returned at once; replica faults move on to the next replica.
+    private func read<T: Sendable>(_ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> T {
+        let order = readOrder()
+        if order.count == 1 || !policy.hedging { return try await failover(order, body) }
+        let delay = hedgeDelay
+        return try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await self.failover(order, body) }
+            group.addTask {
+                try await Task.sleep(for: delay)
+                // The hedge: the same request, starting from the second-best replica.
+                return try await self.failover(Array(order.dropFirst()) + [order[0]], body)
+            }
+            var lastError: (any Error)?
+            for _ in 0..<2 {
+                do {
+                    if let value = try await group.next() {
+                        group.cancelAll()
+                        return value
+                    }
+                } catch is CancellationError {
+                    continue
+                } catch {
+                    if let e = error as? ShardCallError, !Self.isReplicaFault(e) {
+                        group.cancelAll()
+                        throw e
+                    }
+                    lastError = lastError ?? error
+                }
+            }
+            throw lastError ?? ShardCallError(.unavailable, code: "shard_unavailable", "no replica of shard '\(name)' answered")
+        }
+    }
+
+    private func failover<T: Sendable>(_ order: [Replica], _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> T {
+        var failures: [String] = []
+        for replica in order {
+            try Task.checkCancellation()
+            do {
+                return try await attempt(replica, body)
+            } catch let error as ShardCallError where Self.isReplicaFault(error) {
+                failures.append("\(replica.address): \(error.message)")
+            }
+        }
+        throw ShardCallError(.unavailable, code: "shard_unavailable",
+                             "no replica of shard '\(name)' answered (\(failures.joined(separator: "; ")))")
+    }
+
+    // MARK: writes
+
+    /// The result of a write to every replica: what succeeded and which replicas failed.
+    struct WriteOutcome<T: Sendable>: Sendable {
+        var results: [T]
+        var failed: [String]
+    }
+
+    private func write<T: Sendable>(_ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> WriteOutcome<T> {
+        let quorum = min(policy.writeQuorum ?? replicas.count, replicas.count)
+        let outcomes = await withTaskGroup(of: (String, Result<T, ShardCallError>).self) { group in
+            for replica in replicas {
+                group.addTask {
+                    do { return (replica.address, .success(try await self.attempt(replica, body))) } catch { return (replica.address, .failure(shardError(error))) }
+                }
+            }
+            var all: [(String, Result<T, ShardCallError>)] = []
+            for await o in group { all.append(o) }
+            return all
+        }
+        var results: [T] = []
+        var failed: [(String, ShardCallError)] = []
+        for (address, outcome) in outcomes {
+            switch outcome {
+            case .success(let v): results.append(v)
+            case .failure(let e): failed.append((address, e))
+            }
+        }
+        if let callerFault = failed.first(where: { !Self.isReplicaFault($0.1) }) { throw callerFault.1 }
+        guard results.count >= quorum else {
+            throw ShardCallError(.unavailable, code: "write_quorum_failed",
+                                 "shard '\(name)': \(results.count) of \(replicas.count) replicas acknowledged, \(quorum) required; failed: "
+                                 + failed.map { "\($0.0) (\($0.1.message))" }.sorted().joined(separator: "; "))
+        }
+        return WriteOutcome(results: results, failed: failed.map(\.0).sorted())
+    }
+
+    // MARK: ShardClient
+
+    public func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage {
+        try await write { try await $0.createCollection(request) }.results[0]
+    }
+
+    public func dropCollection(_ name: String) async throws -> Bool {
+        try await write { try await $0.dropCollection(name) }.results.contains(true)
+    }
+
+    public func describeCollection(_ name: String) async throws -> CollectionInfoMessage { try await read { try await $0.describeCollection(name) } }
+
+    public func upsert(_ request: UpsertRequest) async throws -> WriteResponse {
+        let outcome = try await write { try await $0.upsert(request) }
+        var response = outcome.results.max { $0.lsn < $1.lsn }!
+        response.failedReplicas = outcome.failed
+        return response
+    }
+
+    public func delete(_ request: IDsRequest) async throws -> WriteResponse {
+        let outcome = try await write { try await $0.delete(request) }
+        var response = outcome.results.max { $0.applied < $1.applied }!
+        response.failedReplicas = outcome.failed
+        return response
+    }
+
+    public func get(_ request: IDsRequest) async throws -> PointsResponse { try await read { try await $0.get(request) } }
+    public func search(_ request: SearchRequest) async throws -> SearchResponse { try await read { try await $0.search(request) } }
+
+    public func stats() async throws -> StatsResponse {
+        var stats = try await read { try await $0.stats() }
+        stats.shardID = name
+        return stats
+    }
+
+    public func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws {
+        var failures: [String] = []
+        for replica in readOrder() {
+            do {
+                try await replica.client.scan(request, body)
+                return
+            } catch let error as ShardCallError where Self.isReplicaFault(error) {
+                failures.append("\(replica.address): \(error.message)")
+            }
+        }
+        throw ShardCallError(.unavailable, code: "shard_unavailable", "no replica of shard '\(name)' could be scanned (\(failures.joined(separator: "; ")))")
+    }
+
+    public func flush(_ collection: String) async throws { _ = try await write { try await $0.flush(collection) } }
+    public func compact(_ collection: String) async throws { _ = try await write { try await $0.compact(collection) } }
+}
+
+/// The last `capacity` latencies, for percentiles.
+struct LatencyWindow: Sendable {
+    private var samples: [Duration] = []
+    private var next = 0
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    mutating func add(_ d: Duration) {
+        if samples.count < capacity { samples.append(d) } else { samples[next] = d }
+        next = (next + 1) % capacity
+    }
+
+    /// nil until 20 samples exist.
+    func percentile(_ p: Double) -> Duration? {
+        guard samples.count >= 20 else { return nil }
+        let sorted = samples.sorted()
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+    }
+}
