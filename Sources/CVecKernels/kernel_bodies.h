@@ -89,39 +89,45 @@ static void VK_FN(pq_scan)(const uint8_t *codes, size_t m, size_t n, const float
     }
 }
 
-// Register tile of VK_TILE_ROWS rows of x against one 16-column panel.
+// Register tile of VK_TILE_ROWS rows of x against one 16-column panel. Panels are
+// visited in blocks of about 256 KiB so that a block stays in L2 while every row tile
+// of x passes over it (without blocking, each tile streamed all centroids from L3 and
+// the kernel ran at a third of its FMA peak).
 static void VK_FN(best_match)(const float *x, size_t nx, size_t dim, const float *packed, size_t nc,
                               float alpha, const float *padded_bias, int32_t *best_index,
                               float *best_score) {
     size_t npanels = (nc + 15) / 16;
-    for (size_t i0 = 0; i0 < nx; i0 += VK_TILE_ROWS) {
-        size_t rows = nx - i0 < VK_TILE_ROWS ? nx - i0 : VK_TILE_ROWS;
-        float best[VK_TILE_ROWS];
-        int32_t bidx[VK_TILE_ROWS];
-        for (int r = 0; r < VK_TILE_ROWS; r++) { best[r] = -__builtin_inff(); bidx[r] = -1; }
-        const float *xr[VK_TILE_ROWS];
-        for (size_t r = 0; r < VK_TILE_ROWS; r++) xr[r] = x + (i0 + (r < rows ? r : 0)) * dim;
-        for (size_t p = 0; p < npanels; p++) {
-            const float *panel = packed + p * dim * 16;
-            v16f acc[VK_TILE_ROWS];
+    size_t block = (256 * 1024) / (dim * 16 * sizeof(float));
+    if (block < 1) block = 1;
+    for (size_t i = 0; i < nx; i++) { best_score[i] = -__builtin_inff(); best_index[i] = -1; }
+    for (size_t p0 = 0; p0 < npanels; p0 += block) {
+        size_t p1 = p0 + block < npanels ? p0 + block : npanels;
+        for (size_t i0 = 0; i0 < nx; i0 += VK_TILE_ROWS) {
+            size_t rows = nx - i0 < VK_TILE_ROWS ? nx - i0 : VK_TILE_ROWS;
+            const float *xr[VK_TILE_ROWS];
+            for (size_t r = 0; r < VK_TILE_ROWS; r++) xr[r] = x + (i0 + (r < rows ? r : 0)) * dim;
+            for (size_t p = p0; p < p1; p++) {
+                const float *panel = packed + p * dim * 16;
+                v16f acc[VK_TILE_ROWS];
 #pragma clang loop unroll(full)
-            for (int r = 0; r < VK_TILE_ROWS; r++) acc[r] = (v16f){0};
-            for (size_t d = 0; d < dim; d++) {
-                v16f pv = LD16(panel + d * 16);
+                for (int r = 0; r < VK_TILE_ROWS; r++) acc[r] = (v16f){0};
+                for (size_t d = 0; d < dim; d++) {
+                    v16f pv = LD16(panel + d * 16);
 #pragma clang loop unroll(full)
-                for (int r = 0; r < VK_TILE_ROWS; r++) acc[r] += pv * xr[r][d];
-            }
-            v16f bias = LD16(padded_bias + p * 16);
-            for (size_t r = 0; r < rows; r++) {
-                v16f s = acc[r] * alpha - bias;
-                if (VK_FN(hmax)(s) > best[r]) {
-                    for (int l = 0; l < 16; l++) {
-                        if (s[l] > best[r]) { best[r] = s[l]; bidx[r] = (int32_t)(p * 16 + l); }
+                    for (int r = 0; r < VK_TILE_ROWS; r++) acc[r] += pv * xr[r][d];
+                }
+                v16f bias = LD16(padded_bias + p * 16);
+                for (size_t r = 0; r < rows; r++) {
+                    v16f s = acc[r] * alpha - bias;
+                    float *best = best_score + i0 + r;
+                    if (VK_FN(hmax)(s) > *best) {
+                        for (int l = 0; l < 16; l++) {
+                            if (s[l] > *best) { *best = s[l]; best_index[i0 + r] = (int32_t)(p * 16 + l); }
+                        }
                     }
                 }
             }
         }
-        for (size_t r = 0; r < rows; r++) { best_index[i0 + r] = bidx[r]; best_score[i0 + r] = best[r]; }
     }
 }
 
@@ -166,5 +172,25 @@ static void VK_FN(dot_gather)(const float *q, const float *base, size_t dim, con
     for (size_t i = 0; i < n; i++) {
         if (i + window < n) VK_FN(prefetch_row)(base + (size_t)ids[i + window] * dim, dim);
         out[i] = VK_FN(dot)(q, base + (size_t)ids[i] * dim, dim);
+    }
+}
+
+static void VK_FN(l2sq_ptrs)(const float *q, const float *const *rows, size_t dim, size_t n, float *out) {
+    size_t window = 16384 / (dim * sizeof(float) + 1);
+    if (window < 2) window = 2;
+    for (size_t i = 0; i < n && i < window; i++) VK_FN(prefetch_row)(rows[i], dim);
+    for (size_t i = 0; i < n; i++) {
+        if (i + window < n) VK_FN(prefetch_row)(rows[i + window], dim);
+        out[i] = VK_FN(l2sq)(q, rows[i], dim);
+    }
+}
+
+static void VK_FN(dot_ptrs)(const float *q, const float *const *rows, size_t dim, size_t n, float *out) {
+    size_t window = 16384 / (dim * sizeof(float) + 1);
+    if (window < 2) window = 2;
+    for (size_t i = 0; i < n && i < window; i++) VK_FN(prefetch_row)(rows[i], dim);
+    for (size_t i = 0; i < n; i++) {
+        if (i + window < n) VK_FN(prefetch_row)(rows[i + window], dim);
+        out[i] = VK_FN(dot)(q, rows[i], dim);
     }
 }

@@ -53,11 +53,13 @@ typedef struct {
     void (*pq_tables)(const float *, size_t, size_t, const float *, float, const float *, float *);
     void (*l2sq_gather)(const float *, const float *, size_t, const uint32_t *, size_t, float *);
     void (*dot_gather)(const float *, const float *, size_t, const uint32_t *, size_t, float *);
+    void (*l2sq_ptrs)(const float *, const float *const *, size_t, size_t, float *);
+    void (*dot_ptrs)(const float *, const float *const *, size_t, size_t, float *);
 } vk_table;
 
 #define VK_TABLE(suffix) { dot_##suffix, l2sq_##suffix, dot_rows_##suffix, l2sq_rows_##suffix, \
                            pq_scan_##suffix, best_match_##suffix, pq_tables_##suffix, \
-                           l2sq_gather_##suffix, dot_gather_##suffix }
+                           l2sq_gather_##suffix, dot_gather_##suffix, l2sq_ptrs_##suffix, dot_ptrs_##suffix }
 
 static vk_table g_table = VK_TABLE(base);
 static vk_isa g_isa = VK_ISA_BASELINE;
@@ -126,6 +128,13 @@ void vk_l2sq_gather(const float *q, const float *base, size_t dim, const uint32_
 }
 void vk_dot_gather(const float *q, const float *base, size_t dim, const uint32_t *ids, size_t n, float *out) {
     vk_ensure(); g_table.dot_gather(q, base, dim, ids, n, out);
+}
+
+void vk_l2sq_ptrs(const float *q, const float *const *rows, size_t dim, size_t n, float *out) {
+    vk_ensure(); g_table.l2sq_ptrs(q, rows, dim, n, out);
+}
+void vk_dot_ptrs(const float *q, const float *const *rows, size_t dim, size_t n, float *out) {
+    vk_ensure(); g_table.dot_ptrs(q, rows, dim, n, out);
 }
 
 size_t vk_packed_floats(size_t nc, size_t dim) { return ((nc + 15) / 16) * 16 * dim; }

@@ -31,6 +31,14 @@ public struct IndexBenchmark {
         public var reload: Bool
         /// Folder for the temporary index file used to measure its size.
         public var scratch: String
+        /// Also measure filters allowing these fractions of the vectors (uniformly random
+        /// ids): the index walk against the exact scan of the allowed ids, to place
+        /// `filterExactFraction`.
+        public var selectivities: [Double] = []
+        /// Load the index from this file instead of building it (build_s is then null).
+        public var loadPath: String?
+        /// Keep the built index in this file (to sweep it again later with loadPath).
+        public var savePath: String?
 
         public init(dataPath: String, spec: IndexSpec, sweepName: String = "none", sweepValues: [Int] = [],
                     nprobe: Int? = nil, ef: Int? = nil, refine: Int? = nil, queries: Int? = nil, repeats: Int = 3,
@@ -84,19 +92,28 @@ public struct IndexBenchmark {
             throw BenchError("unknown metric \(data.metric) in meta.json")
         }
         emit("# \(data.count) x \(data.dimension) \(metric), \(data.queryCount) queries, kernels \(VectorKernels.active.name)")
-        var index = try makeIndex(spec: c.spec, metric: metric, dimension: data.dimension)
-        let t0 = Clock.now()
-        _ = try index.build(from: data.base)
-        let buildSeconds = Clock.now() - t0
-        let file = c.scratch + "/vecshard-bench-index-\(getpid())"
+        var index: any VectorIndex
+        var buildSeconds = Double.nan
+        if let loadPath = c.loadPath {
+            index = try loadIndex(from: loadPath)
+            guard index.count == data.count, index.metric == metric, index.kind == c.spec.kind else {
+                throw BenchError("\(loadPath) holds a \(index.kind.rawValue) \(index.metric) index of \(index.count) vectors, not this dataset's")
+            }
+        } else {
+            index = try makeIndex(spec: c.spec, metric: metric, dimension: data.dimension)
+            let t0 = Clock.now()
+            _ = try index.build(from: data.base)
+            buildSeconds = Clock.now() - t0
+        }
+        let file = c.savePath ?? c.scratch + "/vecshard-bench-index-\(getpid())"
         try index.write(to: file)
         var st = stat()
         stat(file, &st)
         let indexBytes = Int(st.st_size)
         if c.reload { index = try loadIndex(from: file) }
-        unlink(file)
+        if c.savePath == nil { unlink(file) }
         let residentBytes = index.memoryBytes
-        emit("# built in \(String(format2: buildSeconds)) s, file \(indexBytes / 1_048_576) MiB, resident \(residentBytes / 1_048_576) MiB")
+        emit("# \(c.loadPath == nil ? "built in \(String(format2: buildSeconds)) s" : "loaded"), file \(indexBytes / 1_048_576) MiB, resident \(residentBytes / 1_048_576) MiB")
 
         let nq = min(c.queries ?? data.queryCount, data.queryCount)
         let allowLists: [AllowList] = c.filtered ? Self.allowLists(data) : []
@@ -131,7 +148,57 @@ public struct IndexBenchmark {
             }
             line += "}"
             emit(line)
+            for fraction in c.selectivities {
+                emit(try selectivityLine(index, data, params, nq: nq, fraction: fraction, setting: setting))
+            }
         }
+    }
+
+    /// Filter of a given selectivity: the index walk (never the exact fallback) against
+    /// the exact scan of the allowed ids; recall of the walk against the exact answer.
+    func selectivityLine(_ index: any VectorIndex, _ data: BenchDataset, _ base: SearchParameters, nq: Int,
+                         fraction: Double, setting: [(String, Int)]) throws -> String {
+        var list = AllowList(capacity: data.count)
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15 &* UInt64(fraction * 1e6 + 1)
+        let threshold = UInt64(fraction * Double(UInt64.max))
+        for id in 0..<data.count {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            var z = state
+            z = (z ^ (z >> 33)) &* 0xff51afd7ed558ccd
+            z ^= z >> 33
+            if z < threshold { list.insert(UInt32(id)) }
+        }
+        var walk = base, exact = base
+        walk.filter = list
+        walk.filterExactFraction = 0
+        exact.filter = list
+        exact.exact = true
+        let dim = data.dimension
+        let queries = (0..<nq).map { Array(data.queries[($0 * dim)..<(($0 + 1) * dim)]) }
+        func timed(_ p: SearchParameters) throws -> (Double, [[Neighbor]]) {
+            for i in 0..<min(configuration.warmup, nq) { _ = try index.search(queries[i], parameters: p) }
+            var best = 0.0
+            var found: [[Neighbor]] = []
+            for _ in 0..<max(1, configuration.repeats) {
+                let t = Clock.now()
+                found = try queries.map { try index.search($0, parameters: p) }
+                best = max(best, Double(nq) / (Clock.now() - t))
+            }
+            return (best, found)
+        }
+        let (exactQPS, truth) = try timed(exact)
+        let (walkQPS, found) = try timed(walk)
+        var hits = 0.0
+        for (f, t) in zip(found, truth) {
+            let ids = Set(t.prefix(10).map(\.id))
+            hits += Double(f.prefix(10).filter { ids.contains($0.id) }.count) / Double(max(1, ids.count))
+        }
+        var line = "{\"index\":\"\(configuration.spec.kind.rawValue)\",\"params\":{"
+        line += setting.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")
+        line += "},\"selectivity\":\(Self.fmt(fraction)),\"allowed\":\(list.count)"
+        line += ",\"walk\":{\"recall_at_10\":\(Self.fmt(hits / Double(nq))),\"qps\":\(Self.fmt(walkQPS))}"
+        line += ",\"exact\":{\"qps\":\(Self.fmt(exactQPS))}}"
+        return line
     }
 
     static func buildParams(_ spec: IndexSpec, resolved: IndexSpec) -> [String] {

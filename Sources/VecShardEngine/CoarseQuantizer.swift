@@ -129,6 +129,24 @@ struct InvertedLists<Element> {
         return true
     }
 
+    /// Gives back the growth slack of lists (arrays double when they grow): after a bulk
+    /// add, each list is copied into storage of its exact size.
+    mutating func compact() {
+        func exact<T>(_ a: [T]) -> [T] {
+            guard a.capacity > a.count + a.count / 16 else { return a }
+            return [T](unsafeUninitializedCapacity: a.count) { buf, n in
+                _ = buf.initialize(from: a)
+                n = a.count
+            }
+        }
+        for l in 0..<ids.count {
+            ids[l] = exact(ids[l])
+            payload[l] = exact(payload[l])
+        }
+        listOf = exact(listOf)
+        slotOf = exact(slotOf)
+    }
+
     var sizes: [UInt32] { ids.map { UInt32($0.count) } }
     var allIds: [UInt32] { ids.flatMap { $0 } }
     var allPayload: [Element] { payload.flatMap { $0 } }

@@ -58,7 +58,7 @@ final class HNSWIndex: VectorIndex, @unchecked Sendable {
         self.store = VectorStore(dimension: dimension)
         self.input = VectorInput(metric: metric, dimension: dimension)
         self.kernel = ScoreKernel(metric: metric)
-        level0 = .allocate(capacity: 1)
+        level0 = allocateBlock(bytes: 64).bindMemory(to: UInt32.self, capacity: 16)
         levels = .allocate(capacity: 1)
         upper = .allocate(capacity: 1)
         nodeLocks = .allocate(capacity: 1)
@@ -68,7 +68,7 @@ final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
     deinit {
         for i in 0..<store.count { upper[i]?.deallocate() }
-        level0.deallocate()
+        freeBlock(level0)
         levels.deallocate()
         upper.deallocate()
         nodeLocks.deallocate()
@@ -145,10 +145,10 @@ final class HNSWIndex: VectorIndex, @unchecked Sendable {
         guard n > capacity else { return }
         let newCapacity = max(n, capacity + capacity / 2, 64)
         let stride = maxM0 + 1
-        let l0 = UnsafeMutablePointer<UInt32>.allocate(capacity: newCapacity * stride)
+        let l0 = allocateBlock(bytes: newCapacity * stride * 4).bindMemory(to: UInt32.self, capacity: newCapacity * stride)
         l0.initialize(repeating: 0, count: newCapacity * stride)
         l0.update(from: level0, count: capacity * stride)
-        level0.deallocate()
+        freeBlock(level0)
         level0 = l0
         let lv = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
         lv.initialize(repeating: 0, count: newCapacity)
@@ -287,7 +287,7 @@ final class HNSWIndex: VectorIndex, @unchecked Sendable {
             return RowGate.with(filter: parameters.filter, tombstones: tombstones) { gate in
                 q.withUnsafeBufferPointer { qb in
                     let qp = qb.baseAddress!
-                    let small = parameters.filter.map { Double($0.count) <= spec.filterExactFraction * Double(live) } ?? false
+                    let small = parameters.prefersExactScan(live: live, default: spec.filterExactFraction)
                     if parameters.exact || small {
                         return exactScan(query: qp, store: store, rows: store.count, kernel: kernel, gate: gate,
                                          filterCount: parameters.filter?.count, k: parameters.k)

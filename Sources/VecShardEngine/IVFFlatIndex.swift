@@ -85,6 +85,7 @@ final class IVFFlatIndex: VectorIndex, @unchecked Sendable {
                 assignment.withUnsafeMutableBufferPointer { a in
                     quantizer!.assign(data, count: rows, threads: spec.threadCount, into: a.baseAddress!)
                     lists.append(firstId: start, lists: a.baseAddress!, rows: data, count: rows)
+                    if rows >= 1024 { lists.compact() }
                 }
             }
             rowCount += rows
@@ -115,7 +116,7 @@ final class IVFFlatIndex: VectorIndex, @unchecked Sendable {
                     if parameters.exact {
                         return scanLists(0..<quantizer.nlist, q: qp, gate: gate, k: parameters.k)
                     }
-                    if let filter = parameters.filter, Double(filter.count) <= spec.filterExactFraction * Double(live) {
+                    if parameters.prefersExactScan(live: live, default: spec.filterExactFraction) {
                         return exactByLocation(q: qp, gate: gate, k: parameters.k)
                     }
                     let probes = quantizer.probe(qp, nprobe: parameters.nprobe ?? spec.nprobe)
@@ -155,13 +156,36 @@ final class IVFFlatIndex: VectorIndex, @unchecked Sendable {
         return heap.sorted()
     }
 
-    /// Exact scan of the admitted ids only, reaching each row through its list slot.
+    /// Exact scan of the admitted ids only, reaching each row through its list slot,
+    /// scored in batches of 256 with prefetch.
     private func exactByLocation(q: UnsafePointer<Float>, gate: RowGate, k: Int) -> [Neighbor] {
         var heap = TopKHeap(k: k)
-        gate.forEachAdmitted(below: rowCount) { id in
-            let l = Int(lists.listOf[Int(id)]), slot = Int(lists.slotOf[Int(id)])
-            let s = lists.payload[l].withUnsafeBufferPointer { kernel.score(q, $0.baseAddress! + slot * dimension, dim: dimension) }
-            if s >= heap.threshold { heap.push(s, id) }
+        // Base address of every list's payload, valid while the read lock is held.
+        let bases: [UnsafePointer<Float>?] = lists.payload.map { $0.withUnsafeBufferPointer { $0.baseAddress } }
+        let batch = 256
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: batch) { rowBuf in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: batch) { idBuf in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: batch) { scoreBuf in
+                    let rows = rowBuf.baseAddress!, ids = idBuf.baseAddress!, scores = scoreBuf.baseAddress!
+                    var n = 0
+                    func flush() {
+                        kernel.scorePointers(q, rows, dim: dimension, count: n, into: scores)
+                        for i in 0..<n where scores[i] >= heap.threshold { heap.push(scores[i], ids[i]) }
+                        n = 0
+                    }
+                    lists.listOf.withUnsafeBufferPointer { listOf in
+                        lists.slotOf.withUnsafeBufferPointer { slotOf in
+                            gate.forEachAdmitted(below: rowCount) { id in
+                                rows[n] = bases[Int(listOf[Int(id)])]! + Int(slotOf[Int(id)]) * dimension
+                                ids[n] = id
+                                n += 1
+                                if n == batch { flush() }
+                            }
+                        }
+                    }
+                    if n > 0 { flush() }
+                }
+            }
         }
         return heap.sorted()
     }

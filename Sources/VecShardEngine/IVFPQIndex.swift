@@ -153,6 +153,7 @@ final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                             }
                         }
                         lists.append(firstId: start, lists: a.baseAddress!, rows: c.baseAddress!, count: rows)
+                        if rows >= 1024 { lists.compact() }
                     }
                 }
                 vectors.append(data, rows: rows)
@@ -181,7 +182,7 @@ final class IVFPQIndex: VectorIndex, @unchecked Sendable {
                 q.withUnsafeBufferPointer { qb in
                     let qp = qb.baseAddress!
                     let live = vectors.count - tombstones.setCount
-                    let small = parameters.filter.map { Double($0.count) <= spec.filterExactFraction * Double(live) } ?? false
+                    let small = parameters.prefersExactScan(live: live, default: spec.filterExactFraction)
                     if parameters.exact || small {
                         return exactScan(query: qp, store: vectors, rows: vectors.count, kernel: kernel, gate: gate,
                                          filterCount: parameters.filter?.count, k: parameters.k)

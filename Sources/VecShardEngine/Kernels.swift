@@ -57,6 +57,30 @@ struct ScoreKernel {
         metric == .l2 ? -vk_l2sq(q, x, dim) : vk_dot(q, x, dim)
     }
 
+    /// out[i] = score(q, base + ids[i]*dim) for i in 0..<count (rows prefetched ahead).
+    @inline(__always) func scoreGather(_ q: UnsafePointer<Float>, _ base: UnsafePointer<Float>, dim: Int,
+                                       ids: UnsafePointer<UInt32>, count: Int, into out: UnsafeMutablePointer<Float>) {
+        if metric == .l2 {
+            vk_l2sq_gather(q, base, dim, ids, count, out)
+            for i in 0..<count { out[i] = -out[i] }
+        } else {
+            vk_dot_gather(q, base, dim, ids, count, out)
+        }
+    }
+
+    /// out[i] = score(q, rows[i]) for i in 0..<count (rows prefetched ahead).
+    @inline(__always) func scorePointers(_ q: UnsafePointer<Float>, _ rows: UnsafePointer<UnsafePointer<Float>>, dim: Int,
+                                         count: Int, into out: UnsafeMutablePointer<Float>) {
+        rows.withMemoryRebound(to: Optional<UnsafePointer<Float>>.self, capacity: count) { r in
+            if metric == .l2 {
+                vk_l2sq_ptrs(q, r, dim, count, out)
+                for i in 0..<count { out[i] = -out[i] }
+            } else {
+                vk_dot_ptrs(q, r, dim, count, out)
+            }
+        }
+    }
+
     /// out[i] = score(q, rows + i*dim) for i in 0..<count.
     @inline(__always) func scoreRows(_ q: UnsafePointer<Float>, _ rows: UnsafePointer<Float>, dim: Int, count: Int,
                                      into out: UnsafeMutablePointer<Float>) {

@@ -85,15 +85,26 @@ public struct SearchParameters: Sendable {
     public var refine: Int?
     /// Forces an exact scan of every live (and allowed) vector, whatever the index.
     public var exact: Bool
+    /// Overrides `IndexSpec.filterExactFraction` for this call: a filter allowing at most
+    /// this fraction of the live vectors is answered by an exact scan of the allowed ones
+    /// (0 = always walk the index, 1 = always scan).
+    public var filterExactFraction: Double?
 
     public init(k: Int = 10, filter: AllowList? = nil, nprobe: Int? = nil, ef: Int? = nil,
-                refine: Int? = nil, exact: Bool = false) {
+                refine: Int? = nil, exact: Bool = false, filterExactFraction: Double? = nil) {
         self.k = k
         self.filter = filter
         self.nprobe = nprobe
         self.ef = ef
         self.refine = refine
         self.exact = exact
+        self.filterExactFraction = filterExactFraction
+    }
+
+    /// True when the filter is small enough for the exact path (see filterExactFraction).
+    func prefersExactScan(live: Int, default fraction: Double) -> Bool {
+        guard let filter else { return false }
+        return Double(filter.count) <= (filterExactFraction ?? fraction) * Double(live)
     }
 
     func validate() throws {
@@ -101,6 +112,9 @@ public struct SearchParameters: Sendable {
         if let nprobe, nprobe < 1 { throw EngineError.invalidParameter("nprobe \(nprobe) must be at least 1") }
         if let ef, ef < 1 { throw EngineError.invalidParameter("ef \(ef) must be at least 1") }
         if let ef, ef > 100_000 { throw EngineError.invalidParameter("ef \(ef) is above the maximum 100000") }
+        if let f = filterExactFraction, !(0...1).contains(f) {
+            throw EngineError.invalidParameter("filter_exact_fraction \(f) must be between 0 and 1")
+        }
         if let refine, refine < 0 || refine > 1000 {
             throw EngineError.invalidParameter("refine \(refine) must be between 0 and 1000")
         }

@@ -6,6 +6,23 @@ import Musl
 import Darwin
 #endif
 
+/// Allocates `bytes` for a large array: 64-byte aligned, and from 8 MiB on 2 MiB aligned
+/// with transparent huge pages requested (Linux `madvise`), which cuts the TLB misses of
+/// random access (graph walks, filtered scans) over hundreds of MiB. Free with `freeBlock`.
+func allocateBlock(bytes: Int) -> UnsafeMutableRawPointer {
+    let huge = bytes >= 8 << 20
+    var p: UnsafeMutableRawPointer?
+    guard posix_memalign(&p, huge ? 2 << 20 : 64, max(bytes, 64)) == 0, let p else {
+        fatalError("out of memory allocating \(bytes) bytes")
+    }
+    #if os(Linux)
+    if huge { _ = madvise(p, bytes, 14 /* MADV_HUGEPAGE */) }
+    #endif
+    return p
+}
+
+func freeBlock(_ p: UnsafeMutableRawPointer) { free(p) }
+
 /// A growable row-major matrix of float32 vectors, `dimension` floats per row, in one
 /// 64-byte aligned block, or a read-only view of a memory-mapped file region (then
 /// the first `append` copies it to memory). Not synchronized: the owning index guards
@@ -20,7 +37,7 @@ final class VectorStore: @unchecked Sendable {
 
     init(dimension: Int) {
         self.dimension = dimension
-        self.base = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+        self.base = allocateBlock(bytes: 64).bindMemory(to: Float.self, capacity: 16)
     }
 
     /// A view of `rows` rows starting at `pointer` inside `mapping`.
@@ -33,7 +50,7 @@ final class VectorStore: @unchecked Sendable {
     }
 
     deinit {
-        if mapping == nil { base.deallocate() }
+        if mapping == nil { freeBlock(base) }
     }
 
     /// True when rows are read from a memory-mapped file rather than owned memory.
@@ -48,10 +65,9 @@ final class VectorStore: @unchecked Sendable {
         guard rows > capacity || mapping != nil else { return }
         let newCapacity = max(rows, mapping == nil ? capacity + capacity / 2 : count, 16)
         let bytes = max(newCapacity * dimension * 4, 64)
-        let block = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-            .bindMemory(to: Float.self, capacity: newCapacity * dimension)
+        let block = allocateBlock(bytes: bytes).bindMemory(to: Float.self, capacity: newCapacity * dimension)
         if count > 0 { block.update(from: base, count: count * dimension) }
-        if mapping == nil { base.deallocate() }
+        if mapping == nil { freeBlock(base) }
         mapping = nil
         base = block
         capacity = newCapacity

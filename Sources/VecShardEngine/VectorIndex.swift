@@ -89,10 +89,25 @@ func exactScan(query q: UnsafePointer<Float>, store: VectorStore, rows: Int, ker
     var heap = TopKHeap(k: k)
     let dim = store.dimension
     if let filterCount, filterCount * 8 < rows {
-        // Few allowed rows: visit them by walking the allow list's set bits.
-        gate.forEachAdmitted(below: rows) { id in
-            let s = kernel.score(q, store.row(Int(id)), dim: dim)
-            if s >= heap.threshold { heap.push(s, id) }
+        // Few allowed rows: visit them by walking the allow list's set bits, scoring
+        // them in batches of 256 with prefetch (the rows are scattered).
+        let batch = 256
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: batch) { idBuf in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: batch) { scoreBuf in
+                let ids = idBuf.baseAddress!, scores = scoreBuf.baseAddress!
+                var n = 0
+                func flush() {
+                    kernel.scoreGather(q, store.base, dim: dim, ids: ids, count: n, into: scores)
+                    for i in 0..<n where scores[i] >= heap.threshold { heap.push(scores[i], ids[i]) }
+                    n = 0
+                }
+                gate.forEachAdmitted(below: rows) { id in
+                    ids[n] = id
+                    n += 1
+                    if n == batch { flush() }
+                }
+                if n > 0 { flush() }
+            }
         }
         return heap.sorted()
     }

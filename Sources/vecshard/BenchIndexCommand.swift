@@ -70,6 +70,15 @@ public struct BenchIndexCommand: ParsableCommand {
     @Flag(help: "Write the index to disk and search the copy loaded back (IVF_PQ maps its vectors).")
     var reload = false
 
+    @Option(help: "Also compare index walk and exact scan under random filters of these selectivities, e.g. 0.01,0.03,0.1.")
+    var selectivity: String?
+
+    @Option(help: "Keep the built index in this file.")
+    var save: String?
+
+    @Option(help: "Search the index in this file (written by --save) instead of building one.")
+    var load: String?
+
     @Option(help: "Folder for the temporary index file (its size is reported).")
     var scratch: String = "/tmp"
 
@@ -85,6 +94,14 @@ public struct BenchIndexCommand: ParsableCommand {
         var config = IndexBenchmark.Configuration(dataPath: data, spec: spec, nprobe: nprobe, ef: ef, refine: refine,
                                                   queries: queries, repeats: repeats, filtered: filtered, reload: reload,
                                                   scratch: scratch)
+        config.savePath = save
+        config.loadPath = load
+        if let selectivity {
+            config.selectivities = try selectivity.split(separator: ",").map {
+                guard let f = Double($0), f > 0, f <= 1 else { throw ValidationError("--selectivity: \($0) is not in (0, 1]") }
+                return f
+            }
+        }
         if let sweep {
             (config.sweepName, config.sweepValues) = try IndexBenchmark.parseSweep(sweep)
         }

@@ -45,6 +45,25 @@ struct FilterTests {
         }
     }
 
+    @Test("forcing the index walk or the exact scan per call", arguments: [IndexKind.ivfFlat, .ivfPQ, .hnsw])
+    func perCallThreshold(kind: IndexKind) throws {
+        let data = Self.data
+        let filter = Self.allowList(every: 50)  // 2%: below the default threshold
+        let index = try makeIndex(spec: testSpec(kind), metric: .l2, dimension: data.dimension)
+        _ = try index.build(from: data.base)
+        let exact = try searchAll(index, data, SearchParameters(k: 10, filter: filter))
+        let scanned = try searchAll(index, data, SearchParameters(k: 10, filter: filter, filterExactFraction: 1))
+        #expect(scanned == exact)
+        // The walk returns allowed ids only, even when few of them are reachable.
+        let walked = try searchAll(index, data, SearchParameters(k: 10, filter: filter, nprobe: 16, ef: 200,
+                                                                 filterExactFraction: 0))
+        for result in walked { #expect(result.allSatisfy { filter.contains($0.id) }) }
+        #expect(recall(walked, exact) >= 0.8, "\(kind) walk under a 2% filter")
+        #expect(throws: EngineError.self) {
+            try index.search(data.query(0), parameters: SearchParameters(k: 1, filterExactFraction: 2))
+        }
+    }
+
     @Test("AllowList counts and bounds")
     func allowListBasics() {
         var list = AllowList(capacity: 130)

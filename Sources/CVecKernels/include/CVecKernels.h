@@ -40,6 +40,10 @@ void vk_l2sq_rows(const float *q, const float *rows, size_t dim, size_t nrows, f
 void vk_l2sq_gather(const float *q, const float *base, size_t dim, const uint32_t *ids, size_t n, float *out);
 void vk_dot_gather(const float *q, const float *base, size_t dim, const uint32_t *ids, size_t n, float *out);
 
+/// Rows given by pointers: out[i] = l2sq(q, rows[i]) (resp. dot), prefetched ahead.
+void vk_l2sq_ptrs(const float *q, const float *const *rows, size_t dim, size_t n, float *out);
+void vk_dot_ptrs(const float *q, const float *const *rows, size_t dim, size_t n, float *out);
+
 /// Asymmetric distance computation of product-quantized codes:
 /// out[i] = bias + sum_{j<m} table[j*256 + codes[i*m + j]] for i in 0..<n.
 /// table: m x 256 floats; codes: n x m bytes.
