@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: bootstrap build release run test fuzz bench bench-http clean
+.PHONY: bootstrap build release run cluster cluster-stop test fuzz bench bench-http clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -20,6 +20,13 @@ release: bootstrap
 ## Start the service on $(HOST):$(PORT) with data under $(DATA_DIR) (Ctrl-C stops it gracefully).
 run: release
 	.build/release/vecshard serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+## A local cluster of separate processes (cluster/topology.yaml): router on :8080, 8 shard replicas.
+cluster: release
+	bash scripts/cluster.sh start
+
+cluster-stop:
+	bash scripts/cluster.sh stop
 
 ## Build and run every test (debug build, small data, seconds per test).
 test: bootstrap

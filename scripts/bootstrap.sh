@@ -10,13 +10,11 @@ if [[ "${1:-}" == "--bench" ]]; then
 fi
 
 # Python packages the tests use (grpcio, grpcio-tools: protobuf/gRPC interoperability checks).
+# pip returns quickly when every pinned requirement is already satisfied.
 install_python_packages() {
-  if ! python3 -c "import grpc, grpc_tools" 2>/dev/null; then
-    echo "bootstrap: installing Python test packages" >&2
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-      -r "$(dirname "$0")/requirements-test.txt" 2>/dev/null \
-      || python3 -m pip install --quiet --disable-pip-version-check -r "$(dirname "$0")/requirements-test.txt"
-  fi
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    -r "$(dirname "$0")/requirements-test.txt" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check -r "$(dirname "$0")/requirements-test.txt"
 }
 
 missing=()

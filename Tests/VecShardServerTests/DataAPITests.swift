@@ -128,6 +128,9 @@ private struct Rng: RandomNumberGenerator {
                     ("PUT", "/v1/collections/bad", ["dimension": 4, "metric": "hamming"], 400, "metric 'hamming'"),
                     ("PUT", "/v1/collections/bad", ["metric": "l2"], 400, "field dimension is required"),
                     ("PUT", "/v1/collections/bad%20name", ["dimension": 4, "metric": "l2"], 400, "letters, digits"),
+                    ("PUT", "/v1/collections/bad", ["dimension": 4, "metric": "cosine", "index": ["type": "hnsw", "m": -1]], 400, "m -1"),
+                    ("PUT", "/v1/collections/bad", ["dimension": 4, "metric": "l2", "index": ["type": "ivf_flat", "nlist": 5_000_000_000]], 400, "nlist"),
+                    ("PUT", "/v1/collections/bad", ["dimension": 4, "metric": "l2", "index": ["type": "ivf_pq", "pq_m": 3]], 400, "pq_m 3 does not divide"),
                     ("POST", "/v1/collections/c/points", ["points": [["id": "x", "vector": [1, 2, 3]]]], 400, "dimension 3"),
                     ("POST", "/v1/collections/c/points", ["points": [["id": "x", "vector": [1, 2, 3, "a"]]]], 400, "points[0].vector[3]"),
                     ("POST", "/v1/collections/c/points", ["points": [["id": "", "vector": [1, 2, 3, 4]]]], 400, "empty"),
@@ -139,6 +142,7 @@ private struct Rng: RandomNumberGenerator {
                     ("POST", "/v1/collections/c/search", ["vector": [1, 2], "k": 3], 400, "dimension 2"),
                     ("POST", "/v1/collections/c/search", ["vector": [1, 2, 3, 4], "params": ["oversample": 0.5]], 400, "params.oversample"),
                     ("POST", "/v1/collections/c/search", ["vector": [1, 2, 3, 4], "filter": ["x": [1.5]]], 400, "filter"),
+                    ("POST", "/v1/collections/c/search", ["vector": [1, 2, 3, 4], "filter": ["year": [] as [Int]]], 400, "filter.year is an empty list"),
                     ("POST", "/v1/collections/c/search/batch", ["queries": [["vector": [1, 2, 3, 4], "k": -1]]], 400, "queries[0].k"),
                     ("POST", "/v1/collections/nope/search", ["vector": [1, 2, 3, 4]], 404, "nope"),
                     ("POST", "/v1/collections/nope/points", ["points": [["id": "x", "vector": [1, 2, 3, 4]]]], 404, "nope"),
@@ -152,6 +156,12 @@ private struct Rng: RandomNumberGenerator {
                 #expect(notJSON.status == 400 && errorMessage(notJSON.json).contains("not valid JSON"))
                 let nonFinite = try await api.raw("POST", "/v1/collections/c/points", #"{"points":[{"id":"x","vector":[1,2,3,1e999]}]}"#)
                 #expect(nonFinite.status == 400, "\(nonFinite.json)")
+                // Scores that overflow float32 still make valid JSON (clamped to the largest finite value).
+                _ = try await api.call("PUT", "/v1/collections/huge", ["dimension": 2, "metric": "l2", "index": ["type": "flat"]])
+                _ = try await api.call("POST", "/v1/collections/huge/points", ["points": [["id": "p", "vector": [3e38, 3e38]]]])
+                let overflow = try await api.raw("POST", "/v1/collections/huge/search", #"{"vector":[-3e38,-3e38],"k":1}"#)
+                #expect(overflow.status == 200 && (overflow.json["results"] as? [[String: Any]])?.first?["id"] as? String == "p", "\(overflow)")
+                _ = try await api.call("DELETE", "/v1/collections/huge")
                 // Nothing was written by any of them.
                 #expect(try await api.call("GET", "/v1/collections/c").json["count"] as? Int == 0)
                 #expect(try await api.call("GET", "/v1/collections/bad").status == 404)

@@ -24,6 +24,12 @@ enum DataRoutes {
             let cluster = try handle.current
             let body = try decode(CreateCollectionBody.self, request)
             let name = request.pathParameters["name"]!
+            if let spec = body.index {
+                // Every index knob is range-checked here, before it is narrowed for the shard protocol.
+                do { try spec.validate(dimension: min(max(body.dimension, 1), VecShardEngine.maxDimension)) } catch {
+                    throw ShardCallError(.invalidArgument, code: "invalid_schema", "index: \(error)")
+                }
+            }
             let info = try await cluster.createCollection(CreateCollectionRequest(
                 name: name, dimension: UInt32(clamping: max(body.dimension, 0)), metric: body.metric,
                 index: body.index.map(indexMessage), shardKey: body.shardKey ?? ""))
@@ -196,15 +202,18 @@ enum DataRoutes {
         }
         let params = SearchParamsMessage(k: UInt32(k), nprobe: try positive(body.params?.nprobe, "nprobe"), ef: try positive(body.params?.ef, "ef"),
                                          refine: try positive(body.params?.refine, "refine"), exact: body.params?.exact ?? false)
+        for (name, condition) in body.filter ?? [:] where condition.values.isEmpty {
+            throw LimitError(message: "field \(field)filter.\(name) is an empty list; an IN filter needs at least one value")
+        }
         let filter = body.filter.map { FilterMessage(must: $0.mapValues(\.values)) }
         return QueryMessage(vector: body.vector, filter: filter, params: params, includeVector: body.includeVector ?? false,
                             includeMetadata: body.includeMetadata ?? true)
     }
 
     private static func indexMessage(_ spec: VecShardEngineIndexSpec) -> IndexSpecMessage {
-        IndexSpecMessage(type: spec.kind.rawValue, nlist: UInt32(spec.nlist ?? 0), pqM: UInt32(spec.pqM ?? 0), m: UInt32(spec.m),
-                         efConstruction: UInt32(spec.efConstruction), nprobe: UInt32(spec.nprobe), efSearch: UInt32(spec.efSearch),
-                         refine: UInt32(spec.refine))
+        IndexSpecMessage(type: spec.kind.rawValue, nlist: UInt32(clamping: spec.nlist ?? 0), pqM: UInt32(clamping: spec.pqM ?? 0),
+                         m: UInt32(clamping: spec.m), efConstruction: UInt32(clamping: spec.efConstruction), nprobe: UInt32(clamping: spec.nprobe),
+                         efSearch: UInt32(clamping: spec.efSearch), refine: UInt32(clamping: spec.refine))
     }
 
     /// `,"failed_replicas":[...]` when a write met its quorum without some replicas.

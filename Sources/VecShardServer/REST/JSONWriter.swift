@@ -20,9 +20,18 @@ struct JSONWriter {
 
     mutating func number(_ v: Int) { bytes.append(contentsOf: String(v).utf8) }
     mutating func number(_ v: UInt64) { bytes.append(contentsOf: String(v).utf8) }
-    /// Shortest representation that reads back to the same float.
-    mutating func number(_ v: Float) { bytes.append(contentsOf: v.description.utf8) }
-    mutating func number(_ v: Double) { bytes.append(contentsOf: v.description.utf8) }
+    /// Shortest representation that reads back to the same float. JSON has no infinities: a
+    /// score that overflowed float32 (vectors near its range) is written as the largest finite
+    /// value of its sign, NaN as the lowest score.
+    mutating func number(_ v: Float) {
+        let finite = v.isNaN ? -Float.greatestFiniteMagnitude : max(-Float.greatestFiniteMagnitude, min(Float.greatestFiniteMagnitude, v))
+        bytes.append(contentsOf: finite.description.utf8)
+    }
+
+    mutating func number(_ v: Double) {
+        let finite = v.isNaN ? 0 : max(-Double.greatestFiniteMagnitude, min(Double.greatestFiniteMagnitude, v))
+        bytes.append(contentsOf: finite.description.utf8)
+    }
     mutating func bool(_ v: Bool) { raw(v ? "true" : "false") }
 
     mutating func key(_ k: String) {
