@@ -32,6 +32,18 @@ cluster-stop:
 test: bootstrap
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	$(MAKE) check-deploy
+
+## Check the Kubernetes manifests without a cluster: render every overlay of deploy/ (kustomize_lite,
+## compared with kustomize where installed), validate against the Kubernetes schemas, check that
+## they agree with the code (flags, probes, ports, topology, pod names) and run the dev overlay's
+## pods as local processes. Needs the Python packages of scripts/requirements-test.txt.
+.PHONY: check-deploy
+check-deploy: bootstrap
+	@python3 -c "import kubernetes_validate, yaml, pytest" 2>/dev/null \
+	  || python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+	$(SWIFT) build --product vecshard
+	VECSHARD_BIN="$$($(SWIFT) build --show-bin-path)/vecshard" python3 -m pytest -q deploy/tests
 
 ## Fuzz the protobuf decoders with libFuzzer for FUZZ_SECONDS (seed corpus in Fuzz/corpus).
 fuzz: bootstrap
