@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: bootstrap build release run cluster cluster-stop test fuzz bench bench-http clean
+.PHONY: bootstrap build release run cluster cluster-stop test smoke fuzz bench bench-http clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -44,6 +44,10 @@ check-deploy: bootstrap
 	  || python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 	$(SWIFT) build --product vecshard
 	VECSHARD_BIN="$$($(SWIFT) build --show-bin-path)/vecshard" python3 -m pytest -q deploy/tests
+
+## The optimized binary end to end (standalone and a replicated cluster), as users run it.
+smoke: release
+	python3 scripts/smoke.py .build/release/vecshard
 
 ## Fuzz the protobuf decoders with libFuzzer for FUZZ_SECONDS (seed corpus in Fuzz/corpus).
 fuzz: bootstrap

@@ -76,7 +76,8 @@ let package = Package(
         ),
         .target(
             name: "VecShardRPC",
-            dependencies: ["VecShardHTTP", "VecShardProto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
+            dependencies: ["VecShardHTTP", "VecShardProto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
         ),
         .target(name: "CVecKernels"),
         .target(

@@ -276,26 +276,25 @@ public final class ClusterRouter: Sendable {
             }
         }
         let names = Array(shardQueries.keys)
-        let answers = await withTaskGroup(of: (String, Result<SearchResponse, ShardCallError>).self) { group in
-            for name in names {
+        let slots = ReplicaSlots<SearchResponse>(count: names.count)
+        await withTaskGroup(of: Void.self) { group in
+            for (index, name) in names.enumerated() {
                 let shard = client(name)
                 let request = SearchRequest(collection: collection, queries: shardQueries[name]!.map(\.message))
                 group.addTask {
-                    do { return (name, .success(try await shard.search(request))) } catch { return (name, .failure(shardError(error))) }
+                    do { slots.succeed(index, try await shard.search(request)) } catch { slots.fail(index, shardError(error)) }
                 }
             }
-            var all: [(String, Result<SearchResponse, ShardCallError>)] = []
-            for await answer in group { all.append(answer) }
-            return all
         }
+        let (responses, errors) = slots.take()
+        let answers = names.indices.map { (names[$0], responses[$0], errors[$0]) }
         var mergers = ks.map { TopKMerger(k: $0) }
         var missing: [String] = []
         var firstFailure: ShardCallError?
-        for (name, result) in answers {
-            switch result {
-            case .success(let response):
+        for (name, response, error) in answers {
+            if let response {
                 for (slot, hits) in zip(shardQueries[name]!, response.results) { mergers[slot.query].add(contentsOf: hits) }
-            case .failure(let error):
+            } else if let error {
                 if error.statusCode == .invalidArgument || error.statusCode == .notFound { throw error } // the caller's fault, not a shard's
                 missing.append(name)
                 firstFailure = firstFailure ?? error
@@ -341,18 +340,19 @@ public final class ClusterRouter: Sendable {
     /// Runs `body` on the named shards concurrently; the first failure (by shard name) is thrown
     /// after every call has finished.
     private func onShards<T: Sendable>(_ names: [String], _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> [T] {
-        let results = await withTaskGroup(of: (String, Result<T, ShardCallError>).self) { group in
-            for name in names {
+        let sorted = names.sorted()
+        let slots = ReplicaSlots<T>(count: sorted.count)
+        await withTaskGroup(of: Void.self) { group in
+            for (index, name) in sorted.enumerated() {
                 let shard = client(name)
                 group.addTask {
-                    do { return (name, .success(try await body(shard))) } catch { return (name, .failure(shardError(error))) }
+                    do { slots.succeed(index, try await body(shard)) } catch { slots.fail(index, shardError(error)) }
                 }
             }
-            var all: [(String, Result<T, ShardCallError>)] = []
-            for await r in group { all.append(r) }
-            return all.sorted { $0.0 < $1.0 }
         }
-        return try results.map { try $0.1.get() }
+        let (values, errors) = slots.take()
+        if let error = errors.compactMap({ $0 }).first { throw error }
+        return values.map { $0! }
     }
 }
 

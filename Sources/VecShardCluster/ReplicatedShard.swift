@@ -103,32 +103,43 @@ public final class ReplicatedShard: ShardClient {
         let order = readOrder()
         if order.count == 1 || !policy.hedging { return try await failover(order, body) }
         let delay = hedgeDelay
-        return try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await self.failover(order, body) }
+        // Slot 0: the first try, slot 1: the hedge. Child tasks return only their slot number.
+        let slots = ReplicaSlots<T>(count: 2)
+        let winner: Int? = await withTaskGroup(of: Int?.self) { group in
             group.addTask {
-                try await Task.sleep(for: delay)
-                // The hedge: the same request, starting from the second-best replica.
-                return try await self.failover(Array(order.dropFirst()) + [order[0]], body)
+                do { slots.succeed(0, try await self.failover(order, body)); return 0 } catch { slots.fail(0, shardError(error)); return nil }
             }
-            var lastError: (any Error)?
-            for _ in 0..<2 {
+            group.addTask {
                 do {
-                    if let value = try await group.next() {
-                        group.cancelAll()
-                        return value
-                    }
+                    try await Task.sleep(for: delay)
+                    // The hedge: the same request, starting from the second-best replica.
+                    slots.succeed(1, try await self.failover(Array(order.dropFirst()) + [order[0]], body))
+                    return 1
                 } catch is CancellationError {
-                    continue
+                    return nil
                 } catch {
-                    if let e = error as? ShardCallError, !Self.isReplicaFault(e) {
-                        group.cancelAll()
-                        throw e
-                    }
-                    lastError = lastError ?? error
+                    slots.fail(1, shardError(error))
+                    return nil
                 }
             }
-            throw lastError ?? ShardCallError(.unavailable, code: "shard_unavailable", "no replica of shard '\(name)' answered")
+            for await finished in group {
+                if let finished {
+                    group.cancelAll()
+                    return finished
+                }
+                // A caller's error (not found, invalid) is final: no point waiting for the hedge.
+                let errors = slots.take().errors.compactMap { $0 }
+                if errors.contains(where: { !Self.isReplicaFault($0) }) {
+                    group.cancelAll()
+                    return nil
+                }
+            }
+            return nil
         }
+        let (values, errors) = slots.take()
+        if let winner, let value = values[winner] { return value }
+        throw errors.compactMap { $0 }.first { !Self.isReplicaFault($0) } ?? errors.compactMap { $0 }.first
+            ?? ShardCallError(.unavailable, code: "shard_unavailable", "no replica of shard '\(name)' answered")
     }
 
     private func failover<T: Sendable>(_ order: [Replica], _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> T {
@@ -155,31 +166,31 @@ public final class ReplicatedShard: ShardClient {
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> WriteOutcome<T> {
         let quorum = min(policy.writeQuorum ?? replicas.count, replicas.count)
-        let outcomes = await withTaskGroup(of: (String, Result<T, ShardCallError>).self) { group in
-            for replica in replicas {
+        // One slot per replica, filled by its child task. (A task group over generic
+        // `(String, Result<T, E>)` tuples crashed in release builds with Swift 6.3.1; slots
+        // indexed by replica avoid those tuples.)
+        let slots = ReplicaSlots<T>(count: replicas.count)
+        await withTaskGroup(of: Void.self) { group in
+            for (index, replica) in replicas.enumerated() {
                 group.addTask {
-                    do { return (replica.address, .success(try await self.attempt(replica, body))) } catch { return (replica.address, .failure(shardError(error))) }
+                    do { slots.succeed(index, try await self.attempt(replica, body)) } catch { slots.fail(index, shardError(error)) }
                 }
             }
-            var all: [(String, Result<T, ShardCallError>)] = []
-            for await o in group { all.append(o) }
-            return all
         }
+        let (values, errors) = slots.take()
         var results: [T] = []
-        var failed: [(String, ShardCallError)] = []
-        for (address, outcome) in outcomes {
-            switch outcome {
-            case .success(let v): results.append(v)
-            case .failure(let e): failed.append((address, e))
-            }
+        var failed: [(address: String, error: ShardCallError)] = []
+        for index in replicas.indices {
+            if let value = values[index] { results.append(value) }
+            if let error = errors[index] { failed.append((replicas[index].address, error)) }
         }
-        if let callerFault = failed.first(where: { !Self.isReplicaFault($0.1) }) { throw callerFault.1 }
+        if let callerFault = failed.first(where: { !Self.isReplicaFault($0.error) }) { throw callerFault.error }
         guard results.count >= quorum else {
             throw ShardCallError(.unavailable, code: "write_quorum_failed",
                                  "shard '\(name)': \(results.count) of \(replicas.count) replicas acknowledged, \(quorum) required; failed: "
-                                 + failed.map { "\($0.0) (\($0.1.message))" }.sorted().joined(separator: "; "))
+                                 + failed.map { "\($0.address) (\($0.error.message))" }.sorted().joined(separator: "; "))
         }
-        return WriteOutcome(results: results, failed: failed.map(\.0).sorted())
+        return WriteOutcome(results: results, failed: failed.map(\.address).sorted())
     }
 
     // MARK: ShardClient
@@ -232,6 +243,17 @@ public final class ReplicatedShard: ShardClient {
 
     public func flush(_ collection: String) async throws { _ = try await write { try await $0.flush(collection) } }
     public func compact(_ collection: String) async throws { _ = try await write { try await $0.compact(collection) } }
+}
+
+/// Per-replica results of a fan-out, written by concurrent child tasks.
+final class ReplicaSlots<T: Sendable>: Sendable {
+    private let state: Mutex<(values: [T?], errors: [ShardCallError?])>
+
+    init(count: Int) { state = Mutex((Array(repeating: nil, count: count), Array(repeating: nil, count: count))) }
+
+    func succeed(_ index: Int, _ value: T) { state.withLock { $0.values[index] = value } }
+    func fail(_ index: Int, _ error: ShardCallError) { state.withLock { $0.errors[index] = error } }
+    func take() -> (values: [T?], errors: [ShardCallError?]) { state.withLock { ($0.values, $0.errors) } }
 }
 
 /// The last `capacity` latencies, for percentiles.

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import VecShardHTTP
@@ -143,14 +144,19 @@ public struct GRPCService: Sendable {
         guard ContinuousClock.now < deadline else {
             throw GRPCError(.deadlineExceeded, "deadline exceeded before the call started")
         }
-        return try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(until: deadline, clock: .continuous)
-                throw GRPCError(.deadlineExceeded, "deadline exceeded before the call completed")
+        // The handler runs in its own task; whichever finishes first, the handler or the deadline,
+        // answers (the handler is cancelled when the deadline wins, and its late result dropped).
+        // No task group: one waits for every child, so a busy handler would delay the answer.
+        let outcome = DeadlineOutcome<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            outcome.onFirst = { continuation.resume(with: $0) }
+            let work = Task {
+                do { outcome.set(.success(try await body())) } catch { outcome.set(.failure(error)) }
             }
-            defer { group.cancelAll() }
-            return try await group.next()!
+            Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                if outcome.set(.failure(GRPCError(.deadlineExceeded, "deadline exceeded before the call completed"))) { work.cancel() }
+            }
         }
     }
 
@@ -172,5 +178,25 @@ public struct GRPCService: Sendable {
         var headers: HTTPHeaders = ["content-type": "application/grpc"]
         headers.add(contentsOf: trailers(error))
         return ServerResponse(status: .ok, headers: headers, body: .buffer(ByteBuffer()))
+    }
+}
+
+/// The first result of a call raced against its deadline, delivered once.
+final class DeadlineOutcome<T: Sendable>: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var delivered = false
+    /// Set before either racer can finish.
+    var onFirst: ((Result<T, any Error>) -> Void)?
+
+    /// Delivers `r` if nothing was delivered yet; returns whether it was.
+    @discardableResult
+    func set(_ r: Result<T, any Error>) -> Bool {
+        let deliver = lock.withLock { () -> ((Result<T, any Error>) -> Void)? in
+            guard !delivered else { return nil }
+            delivered = true
+            return onFirst
+        }
+        deliver?(r)
+        return deliver != nil
     }
 }
