@@ -270,7 +270,7 @@ def test_containerfile():
 def serve_flags() -> set[str]:
     source = (REPO / "Sources" / "vecshard" / "ServeCommand.swift").read_text()
     flags = set()
-    for match in re.finditer(r"@Option\((.*?)\)\s*var\s+(\w+)", source):
+    for match in re.finditer(r"@(?:Option|Flag)\((.*?)\)\s*var\s+(\w+)", source):
         custom = re.search(r'customLong\("([^"]+)"\)', match.group(1))
         flags.add("--" + (custom.group(1) if custom else re.sub(r"(?<=[a-z])([A-Z])", r"-\1", match.group(2)).lower()))
     assert {"--host", "--port", "--role", "--data-dir"} <= flags, f"could not read the flags of ServeCommand.swift: {flags}"
