@@ -120,6 +120,7 @@ let package = Package(
                 "VecShardRouting",
                 "VecShardProto",
                 "VecShardHTTP",
+                "VecShardRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
