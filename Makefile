@@ -53,7 +53,10 @@ smoke: release
 fuzz: bootstrap
 	$(SWIFT) build -c release --sanitize=fuzzer -Xswiftc -DFUZZING --product VecShardProtoFuzz --scratch-path .build-fuzz
 	mkdir -p .build-fuzz/corpus && cp Fuzz/corpus/* .build-fuzz/corpus/
-	.build-fuzz/release/VecShardProtoFuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 .build-fuzz/corpus Fuzz/corpus
+	@echo "fuzzing for $(FUZZ_SECONDS) s (log: .build-fuzz/fuzz.log)"
+	@.build-fuzz/release/VecShardProtoFuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 .build-fuzz/corpus Fuzz/corpus \
+		> .build-fuzz/fuzz.log 2>&1 || { tail -40 .build-fuzz/fuzz.log; exit 1; }
+	@grep -E "^Done|^stat::(number_of_executed_units|new_units_added|peak_rss_mb)" .build-fuzz/fuzz.log
 
 ## Benchmarks, side by side with their anchors in the same run (never part of `make test`).
 bench: bench-http
