@@ -188,6 +188,7 @@ public final class ClusterRouter: Sendable {
             }
         }
         let writes = perShard, stale = staleDeletes
+        try refuseIfBlocked(Array(writes.keys) + Array(stale.keys))
         let written = try await onShards(Array(writes.keys)) { shard in
             try await shard.upsert(UpsertRequest(collection: collection, points: writes[shard.name]!))
         }
@@ -214,6 +215,7 @@ public final class ClusterRouter: Sendable {
             }
         }
         let deletes = perShard
+        try refuseIfBlocked(Array(deletes.keys))
         let results = try await onShards(Array(deletes.keys)) { shard in
             try await shard.delete(IDsRequest(collection: collection, ids: deletes[shard.name]!))
         }
@@ -309,6 +311,14 @@ public final class ClusterRouter: Sendable {
     }
 
     // MARK: helpers
+
+    /// A write that cannot reach its quorum on some shard writes nothing anywhere.
+    private func refuseIfBlocked(_ shardNames: [String]) throws {
+        let blockers = state.withLock { s in Set(shardNames).sorted().compactMap { s.shards[$0]?.writeBlocker } }
+        if !blockers.isEmpty {
+            throw ShardCallError(.unavailable, code: "shards_unavailable", "nothing was written: " + blockers.joined(separator: "; "))
+        }
+    }
 
     /// A shard-key value as the topology's value → group map spells it.
     static func shardKeyText(_ value: MetadataValueMessage) -> String {

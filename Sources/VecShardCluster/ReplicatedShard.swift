@@ -56,6 +56,13 @@ public final class ReplicatedShard: ShardClient {
     /// Replica addresses currently suspected (for /admin/shards).
     public var suspectedReplicas: [String] { replicas.filter(\.isSuspected).map(\.address) }
 
+    public var writeBlocker: String? {
+        let quorum = min(policy.writeQuorum ?? replicas.count, replicas.count)
+        let suspected = suspectedReplicas
+        guard replicas.count - suspected.count < quorum else { return nil }
+        return "shard '\(name)' has \(replicas.count - suspected.count) live replicas, its write quorum is \(quorum) (down: \(suspected.joined(separator: ", ")))"
+    }
+
     // MARK: reads
 
     /// Replicas in the order a read should try them: not suspected first, fewest outstanding first.

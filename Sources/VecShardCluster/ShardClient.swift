@@ -20,6 +20,13 @@ public protocol ShardClient: Sendable {
     func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws
     func flush(_ collection: String) async throws
     func compact(_ collection: String) async throws
+    /// Why a write to this shard would fail now (too few live replicas for the write quorum), or
+    /// nil. Lets the router refuse a batch before writing any of it.
+    var writeBlocker: String? { get }
+}
+
+extension ShardClient {
+    public var writeBlocker: String? { nil }
 }
 
 /// A failed shard call: a gRPC status (how far it reaches: the caller's fault, missing, or the

@@ -246,6 +246,12 @@ import VecShardHTTP
             #expect(partial.json["partial"] as? Bool == true)
             #expect(partial.json["missing_shards"] as? [String] == ["a"])
             #expect(partial.json["shards"] as? [String: Int] == ["asked": 2, "answered": 1])
+            // A batch touching the dead shard writes nothing, not even on the live one.
+            let blocked = try await api.call("POST", "/v1/collections/c/points", ["points": (0..<20).map { ["id": "late\($0)", "vector": [2, 2, 2, 2]] }])
+            #expect(blocked.status == 503 && errorMessage(blocked.json).contains("nothing was written"), "\(blocked)")
+            let afterwards = try await api.call("POST", "/v1/collections/c/search", ["vector": [2, 2, 2, 2], "k": 1, "allow_partial": true])
+            #expect((afterwards.json["results"] as? [[String: Any]])?.first?["id"] as? String != nil)
+            #expect(((afterwards.json["results"] as? [[String: Any]])?.first?["id"] as? String)?.hasPrefix("late") == false)
         }
         for p in processes.values where p.isRunning { kill(p.processIdentifier, SIGTERM) }
     }
