@@ -133,7 +133,7 @@ let package = Package(
         .testTarget(name: "VecShardClusterTests", dependencies: ["VecShardCluster", "VecShardStorage", "VecShardProto", "VecShardRouting"]),
         .testTarget(name: "VecShardProtoTests", dependencies: ["VecShardProto"], exclude: ["Interop"]),
         .testTarget(name: "VecShardRPCTests", dependencies: [
-            "VecShardRPC", "VecShardHTTP", "VecShardProto",
+            "VecShardRPC", "VecShardHTTP", "VecShardProto", "VecShardCluster",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ], exclude: ["Interop"]),

@@ -29,6 +29,12 @@ extension ShardClient {
     public var writeBlocker: String? { nil }
 }
 
+/// The deadline of the request being served, set by the REST layer for the whole fan-out;
+/// remote shard calls send the time left as `grpc-timeout`.
+public enum RequestDeadline {
+    @TaskLocal public static var current: ContinuousClock.Instant?
+}
+
 /// A failed shard call: a gRPC status (how far it reaches: the caller's fault, missing, or the
 /// shard's), a stable snake_case code and a message naming the problem. The HTTP layer maps
 /// `statusCode` to an HTTP status in one place.

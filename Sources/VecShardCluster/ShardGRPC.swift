@@ -48,9 +48,17 @@ public final class RemoteShard: ShardClient {
         self.timeout = timeout
     }
 
+    /// The call's timeout: the request's remaining time when one is set, at most `timeout`.
+    private var effectiveTimeout: TimeAmount {
+        guard let deadline = RequestDeadline.current else { return timeout }
+        let left = deadline - ContinuousClock.now
+        let nanos = left.components.seconds * 1_000_000_000 + left.components.attoseconds / 1_000_000_000
+        return .nanoseconds(max(1_000_000, min(nanos, timeout.nanoseconds)))
+    }
+
     private func call<Req: ProtoMessage, Res: ProtoMessage>(_ method: String, _ request: Req, as: Res.Type = Res.self) async throws -> Res {
         do {
-            return try await client.unary("/\(ShardGRPC.serviceName)/\(method)", request, to: peer, timeout: timeout)
+            return try await client.unary("/\(ShardGRPC.serviceName)/\(method)", request, to: peer, timeout: effectiveTimeout)
         } catch let error as GRPCError {
             throw ShardCallError(error)
         }
@@ -77,7 +85,7 @@ public final class RemoteShard: ShardClient {
     public func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws {
         let batches: [PointsResponse]
         do {
-            batches = try await client.serverStreaming("/\(ShardGRPC.serviceName)/Scan", request, to: peer, timeout: timeout)
+            batches = try await client.serverStreaming("/\(ShardGRPC.serviceName)/Scan", request, to: peer, timeout: effectiveTimeout)
         } catch let error as GRPCError {
             throw ShardCallError(error)
         }

@@ -40,6 +40,9 @@ public struct ServiceConfiguration: Sendable {
     public var access = AccessPolicy()
     /// Router role: write quorum and hedged reads over each shard's replicas.
     public var replication = ReplicatedShard.Policy()
+    /// Default deadline of a data-API request (the `x-request-timeout-ms` header overrides it);
+    /// shard calls get the time left as `grpc-timeout`.
+    public var requestTimeout: Duration = .seconds(10)
     /// How often a router checks its topology file for changes.
     public var topologyPollInterval: Duration = .seconds(2)
 
@@ -86,7 +89,7 @@ public final class VecShardService: Service, Sendable {
         if access.isEnabled { router.authorizer = { access.check($0) } }
         ServiceRoutes.addProbes(to: &router, phase: { state.withLockedValue { $0.phase } }, metrics: metrics)
         switch configuration.role {
-        case .standalone, .router: DataRoutes.add(to: &router, cluster: cluster)
+        case .standalone, .router: DataRoutes.add(to: &router, cluster: cluster, requestTimeout: configuration.requestTimeout)
         case .shard: shardService.install(into: &router)
         }
         server = HTTPServer(configuration: http, router: router, group: group, logger: logger)

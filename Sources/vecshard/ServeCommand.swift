@@ -30,6 +30,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "--role router: the topology file (YAML or JSON).") var topology: String?
     @Option(name: .customLong("shard-id-from-pod-name"), help: "--role shard: derive the shard id from a StatefulSet pod name (<shard>-<ordinal>).") var podName: String?
     @Option(name: .customLong("write-quorum"), help: "--role router: replicas that must acknowledge a write (default: all).") var writeQuorum: Int?
+    @Option(name: .customLong("request-timeout-ms"), help: "Default deadline of a data-API request; shards get the time left as grpc-timeout.") var requestTimeoutMS = 10_000
     @Flag(name: .customLong("no-hedging"), help: "--role router: never send a read to a second replica.") var noHedging = false
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer <key>' (env VECSHARD_API_KEY).") var apiKey: String?
     @Option(name: .customLong("read-only-api-key"), help: "A key that may read and search only (env VECSHARD_READ_ONLY_API_KEY).") var readOnlyAPIKey: String?
@@ -71,6 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.shutdownGracePeriod = .seconds(Int64(shutdownGraceSeconds))
         configuration.shardCount = shards
         configuration.replication = ReplicatedShard.Policy(writeQuorum: writeQuorum, hedging: !noHedging)
+        configuration.requestTimeout = .milliseconds(max(1, requestTimeoutMS))
         let environment = ProcessInfo.processInfo.environment
         configuration.access = AccessPolicy(apiKey: apiKey ?? environment["VECSHARD_API_KEY"],
                                             readOnlyAPIKey: readOnlyAPIKey ?? environment["VECSHARD_READ_ONLY_API_KEY"])

@@ -6,6 +6,7 @@ import Testing
 import VecShardHTTP
 import VecShardProto
 @testable import VecShardRPC
+import VecShardCluster
 
 /// A fake `vecshard.v1.Shard`: deterministic answers, enough to exercise every method and status.
 func makeFakeShardService() -> GRPCService {
@@ -253,6 +254,29 @@ func withGRPCClient<T>(_ body: (GRPCClient) async throws -> T) async throws -> T
     private func blockingRead<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+}
+
+@Suite struct DeadlinePropagationTests {
+    @Test func remoteShardCallsCarryTheRequestDeadline() async throws {
+        try await withGRPCServer { peer in
+            try await withGRPCClient { client in
+                let shard = RemoteShard(name: "s", peer: peer, client: client, timeout: .seconds(30))
+                let start = ContinuousClock.now
+                do {
+                    _ = try await RequestDeadline.$current.withValue(ContinuousClock.now + .milliseconds(300)) {
+                        try await shard.get(IDsRequest(collection: "c", ids: ["slow"])) // the fake service sleeps 3 s
+                    }
+                    Issue.record("expected DEADLINE_EXCEEDED")
+                } catch let error as ShardCallError {
+                    #expect(error.statusCode == .deadlineExceeded)
+                }
+                #expect(ContinuousClock.now - start < .seconds(2))
+                // Without a request deadline the shard's own timeout applies and the call succeeds.
+                let fast = try await shard.get(IDsRequest(collection: "c", ids: ["a"]))
+                #expect(fast.points.map(\.id) == ["a"])
+            }
         }
     }
 }

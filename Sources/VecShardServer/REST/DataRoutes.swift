@@ -7,8 +7,8 @@ import VecShardRouting
 
 /// The REST/JSON data API and the operators' admin endpoints, over a `ClusterRouter`.
 enum DataRoutes {
-    static func add(to router: inout Router, cluster handle: ClusterHandle) {
-        router.get("/v1/collections") { _ in
+    static func add(to router: inout Router, cluster handle: ClusterHandle, requestTimeout: Duration) {
+        route(&router, "GET", "/v1/collections", requestTimeout) { _ in
             let cluster = try handle.current
             let collections = try await cluster.listCollections()
             var w = JSONWriter()
@@ -20,7 +20,7 @@ enum DataRoutes {
             w.raw("]}")
             return json(w)
         }
-        router.put("/v1/collections/{name}") { request in
+        route(&router, "PUT", "/v1/collections/{name}", requestTimeout) { request in
             let cluster = try handle.current
             let body = try decode(CreateCollectionBody.self, request)
             let name = request.pathParameters["name"]!
@@ -37,13 +37,13 @@ enum DataRoutes {
             w.collection(info)
             return json(w)
         }
-        router.get("/v1/collections/{name}") { request in
+        route(&router, "GET", "/v1/collections/{name}", requestTimeout) { request in
             let cluster = try handle.current
             var w = JSONWriter()
             w.collection(try await cluster.describeCollection(request.pathParameters["name"]!))
             return json(w)
         }
-        router.delete("/v1/collections/{name}") { request in
+        route(&router, "DELETE", "/v1/collections/{name}", requestTimeout) { request in
             let cluster = try handle.current
             let name = request.pathParameters["name"]!
             guard try await cluster.dropCollection(name) else {
@@ -51,7 +51,7 @@ enum DataRoutes {
             }
             return .json(.ok, #"{"dropped":true}"#)
         }
-        router.post("/v1/collections/{name}/points") { request in
+        route(&router, "POST", "/v1/collections/{name}/points", requestTimeout) { request in
             let cluster = try handle.current
             let body = try decode(UpsertBody.self, request)
             guard body.points.count <= APILimits.maxUpsertPoints else {
@@ -61,7 +61,7 @@ enum DataRoutes {
             let result = try await cluster.upsert(collection: request.pathParameters["name"]!, points: body.points.map(\.message))
             return .json(.ok, #"{"upserted":\#(result.applied)\#(failedReplicas(result))}"#)
         }
-        router.post("/v1/collections/{name}/points/delete") { request in
+        route(&router, "POST", "/v1/collections/{name}/points/delete", requestTimeout) { request in
             let cluster = try handle.current
             let body = try decode(DeleteBody.self, request)
             guard body.ids.count <= APILimits.maxDeleteIDs else {
@@ -70,7 +70,7 @@ enum DataRoutes {
             let result = try await cluster.delete(collection: request.pathParameters["name"]!, ids: body.ids)
             return .json(.ok, #"{"deleted":\#(result.applied)\#(failedReplicas(result))}"#)
         }
-        router.get("/v1/collections/{name}/points/{id}") { request in
+        route(&router, "GET", "/v1/collections/{name}/points/{id}", requestTimeout) { request in
             let cluster = try handle.current
             let name = request.pathParameters["name"]!, id = request.pathParameters["id"]!
             guard let point = try await cluster.get(collection: name, id: id) else {
@@ -80,7 +80,7 @@ enum DataRoutes {
             w.point(point)
             return json(w)
         }
-        router.post("/v1/collections/{name}/search") { request in
+        route(&router, "POST", "/v1/collections/{name}/search", requestTimeout) { request in
             let cluster = try handle.current
             let body = try decode(SearchBody.self, request)
             let query = try queryMessage(body, field: "")
@@ -93,7 +93,7 @@ enum DataRoutes {
             w.raw("}")
             return json(w)
         }
-        router.post("/v1/collections/{name}/search/batch") { request in
+        route(&router, "POST", "/v1/collections/{name}/search/batch", requestTimeout) { request in
             let cluster = try handle.current
             let body = try decode(BatchSearchBody.self, request)
             guard body.queries.count <= APILimits.maxBatchQueries else {
@@ -116,11 +116,11 @@ enum DataRoutes {
             w.raw("}")
             return json(w)
         }
-        addAdmin(to: &router, cluster: handle)
+        addAdmin(to: &router, cluster: handle, requestTimeout: requestTimeout)
     }
 
-    static func addAdmin(to router: inout Router, cluster handle: ClusterHandle) {
-        router.get("/admin/shards") { _ in
+    static func addAdmin(to router: inout Router, cluster handle: ClusterHandle, requestTimeout: Duration) {
+        route(&router, "GET", "/admin/shards", requestTimeout) { _ in
             let cluster = try handle.current
             let stats = try await cluster.stats()
             let counts = cluster.shardRequestCounts
@@ -144,24 +144,24 @@ enum DataRoutes {
             w.raw("]}")
             return json(w)
         }
-        router.post("/admin/collections/{name}/flush") { request in
+        route(&router, "POST", "/admin/collections/{name}/flush", requestTimeout) { request in
             let cluster = try handle.current
             try await cluster.flush(request.pathParameters["name"]!)
             return .json(.ok, #"{"flushed":true}"#)
         }
-        router.post("/admin/collections/{name}/compact") { request in
+        route(&router, "POST", "/admin/collections/{name}/compact", requestTimeout) { request in
             let cluster = try handle.current
             try await cluster.compact(request.pathParameters["name"]!)
             return .json(.ok, #"{"compacted":true}"#)
         }
-        router.get("/admin/topology") { _ in
+        route(&router, "GET", "/admin/topology", requestTimeout) { _ in
             let cluster = try handle.current
             let topology = cluster.table.topology
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             return .json(.ok, ByteBuffer(bytes: try encoder.encode(topology)), headers: ["etag": "\"\(topology.version)\""])
         }
-        router.put("/admin/topology") { request in
+        route(&router, "PUT", "/admin/topology", requestTimeout) { request in
             let cluster = try handle.current
             let proposed = try decode(Topology.self, request)
             var expected: UInt64?
@@ -176,6 +176,22 @@ enum DataRoutes {
             encoder.outputFormatting = [.sortedKeys]
             return .json(.ok, ByteBuffer(bytes: try encoder.encode(proposed)), headers: ["etag": "\"\(proposed.version)\""])
         }
+    }
+
+    /// Adds a handler that runs under the request's deadline (`RequestDeadline.current`): the
+    /// default timeout, or the `x-request-timeout-ms` header.
+    private static func route(_ router: inout Router, _ method: String, _ pattern: String, _ timeout: Duration,
+                              _ handler: @escaping @Sendable (ServerRequest) async throws -> ServerResponse) {
+        router.add(method, pattern, .async { request in
+            var limit = timeout
+            if let header = request.headers.first(name: "x-request-timeout-ms") {
+                guard let ms = Int(header), (1...600_000).contains(ms) else {
+                    throw LimitError(message: "header x-request-timeout-ms must be 1 to 600000 milliseconds, got '\(header)'")
+                }
+                limit = .milliseconds(ms)
+            }
+            return try await RequestDeadline.$current.withValue(ContinuousClock.now + limit) { try await handler(request) }
+        })
     }
 
     private static func decode<T: Decodable>(_ type: T.Type, _ request: ServerRequest) throws -> T {
