@@ -12,6 +12,7 @@ import PackageDescription
 //   VecShardRPC                 gRPC over the HTTP/2 stack: framing, status, deadlines; server and client
 //   VecShardProto               hand-written protobuf codec and the shard service's messages
 //   VecShardStorage             a shard's collections: WAL, segments, manifest, metadata filters
+//   VecShardHashing             XXH64 (placement hash, storage checksums)
 //   VecShardEngine              vectors in, neighbours out: kernels and indexes, no networking
 //   CNGHTTP2, COpenSSL          system libraries
 let package = Package(
@@ -68,7 +69,8 @@ let package = Package(
             dependencies: ["VecShardProto"],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
-        .target(name: "VecShardRouting"),
+        .target(name: "VecShardHashing"),
+        .target(name: "VecShardRouting", dependencies: ["VecShardHashing"]),
         .target(
             name: "VecShardCluster",
             dependencies: ["VecShardStorage", "VecShardEngine", "VecShardProto", "VecShardRouting", "VecShardRPC", "VecShardHTTP",
@@ -87,7 +89,7 @@ let package = Package(
         ),
         .target(
             name: "VecShardStorage",
-            dependencies: ["VecShardEngine"]
+            dependencies: ["VecShardEngine", "VecShardHashing"]
         ),
         .target(
             name: "VecShardBench",

@@ -1,70 +1,18 @@
+import VecShardHashing
+
 /// The id hash placement uses: XXH64 with seed 0 over the id's UTF-8 bytes.
 ///
 /// FROZEN: changing it moves every point. It is a published algorithm (xxHash, 64-bit variant),
 /// so any tool in any language can compute where an id lives. Never Swift's `Hasher`, which is
 /// seeded per process.
 public enum StableHash {
-    private static let p1: UInt64 = 0x9E37_79B1_85EB_CA87
-    private static let p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
-    private static let p3: UInt64 = 0x1656_67B1_9E37_79F9
-    private static let p4: UInt64 = 0x85EB_CA77_C2B2_AE63
-    private static let p5: UInt64 = 0x27D4_EB2F_1656_67C5
-
     public static func xxh64(_ string: String, seed: UInt64 = 0) -> UInt64 {
-        var s = string
-        return s.withUTF8 { xxh64(UnsafeRawBufferPointer($0), seed: seed) }
+        XXH64.hash(string, seed: seed)
     }
 
     public static func xxh64(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0) -> UInt64 {
-        let n = bytes.count
-        var i = 0
-        var h: UInt64
-        @inline(__always) func read64(_ at: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-        @inline(__always) func read32(_ at: Int) -> UInt64 { UInt64(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
-        @inline(__always) func round(_ acc: UInt64, _ input: UInt64) -> UInt64 {
-            rotl(acc &+ input &* p2, 31) &* p1
-        }
-        @inline(__always) func merge(_ acc: UInt64, _ v: UInt64) -> UInt64 {
-            (acc ^ round(0, v)) &* p1 &+ p4
-        }
-        if n >= 32 {
-            var v1 = seed &+ p1 &+ p2, v2 = seed &+ p2, v3 = seed, v4 = seed &- p1
-            while i + 32 <= n {
-                v1 = round(v1, read64(i)); v2 = round(v2, read64(i + 8))
-                v3 = round(v3, read64(i + 16)); v4 = round(v4, read64(i + 24))
-                i += 32
-            }
-            h = rotl(v1, 1) &+ rotl(v2, 7) &+ rotl(v3, 12) &+ rotl(v4, 18)
-            h = merge(h, v1); h = merge(h, v2); h = merge(h, v3); h = merge(h, v4)
-        } else {
-            h = seed &+ p5
-        }
-        h = h &+ UInt64(n)
-        while i + 8 <= n {
-            h ^= round(0, read64(i))
-            h = rotl(h, 27) &* p1 &+ p4
-            i += 8
-        }
-        if i + 4 <= n {
-            h ^= read32(i) &* p1
-            h = rotl(h, 23) &* p2 &+ p3
-            i += 4
-        }
-        while i < n {
-            h ^= UInt64(bytes.load(fromByteOffset: i, as: UInt8.self)) &* p5
-            h = rotl(h, 11) &* p1
-            i += 1
-        }
-        h ^= h >> 33
-        h = h &* p2
-        h ^= h >> 29
-        h = h &* p3
-        h ^= h >> 32
-        return h
+        XXH64.hash(bytes, seed: seed)
     }
-
-    @inline(__always)
-    static func rotl(_ x: UInt64, _ r: UInt64) -> UInt64 { (x << r) | (x >> (64 - r)) }
 
     /// A 64-bit finalizer (murmur3's fmix64) that spreads `x` over all bits.
     @inline(__always)
