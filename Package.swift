@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "VecShardRouting", dependencies: ["VecShardHashing"]),
         .target(
             name: "VecShardCluster",
-            dependencies: ["VecShardStorage", "VecShardEngine", "VecShardProto", "VecShardRouting", "VecShardRPC", "VecShardHTTP",
+            dependencies: ["VecShardStorage", "VecShardEngine", "VecShardProto", "VecShardRouting", "VecShardRPC", "VecShardHTTP", "VecShardHashing",
                            .product(name: "NIOCore", package: "swift-nio")]
         ),
         .target(
@@ -148,6 +148,9 @@ let package = Package(
             "VecShardServer",
             "VecShardHTTP",
             "VecShardEngine",
+            "VecShardCluster",
+            "VecShardProto",
+            "VecShardRPC",
             "vecshard", // built for the end-to-end process tests
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

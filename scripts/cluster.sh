@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TOPOLOGY=${TOPOLOGY:-cluster/topology.yaml}
 ROUTER_PORT=${ROUTER_PORT:-8080}
-STATE=.cluster
+STATE=${STATE:-.cluster}
 BIN=.build/release/vecshard
 
 replicas() { # shard-name address, one line per replica
@@ -17,7 +17,7 @@ for line in open(sys.argv[1]):
     m = re.search(r"name:\s*([\w.-]+),\s*replicas:\s*\[(.*?)\]", line)
     if m:
         for i, address in enumerate(a.strip().strip('"') for a in m.group(2).split(",")):
-            print(f"{m.group(1)}-{i} {address}")
+            print(f"{m.group(1)}-{i} {address} {len(m.group(2).split(','))}")
 PY
 }
 
@@ -25,15 +25,18 @@ start() {
   [ -x "$BIN" ] || swift build -c release --product vecshard
   "$BIN" topology validate "$TOPOLOGY"
   mkdir -p "$STATE"
-  while read -r pod address; do
+  while read -r pod address replicas; do
     port=${address##*:}
-    "$BIN" serve --role shard --shard-id-from-pod-name "$pod" --host 127.0.0.1 --port "$port" \
-      --data-dir "$STATE/$pod" --log-level warning > "$STATE/$pod.log" 2>&1 &
+    # A shard with several replicas: each starts taking writes but no reads until the router has
+    # synchronised it from a peer (replica repair); `--await-sync`.
+    sync=""; [ "$replicas" -gt 1 ] && sync="--await-sync"
+    "$BIN" serve --role shard --shard-id-from-pod-name "$pod" --host 127.0.0.1 --port "$port" $sync \
+      --data-dir "$STATE/$pod" --log-level warning ${SHARD_ARGS:-} > "$STATE/$pod.log" 2>&1 &
     echo $! > "$STATE/$pod.pid"
   done < <(replicas)
   for _ in $(seq 100); do
     ok=1
-    while read -r _ address; do curl -sf --http2-prior-knowledge "http://$address/readyz" > /dev/null || ok=0; done < <(replicas)
+    while read -r _ address _; do curl -sf --http2-prior-knowledge "http://$address/healthz" > /dev/null || ok=0; done < <(replicas)
     [ $ok = 1 ] && break
     sleep 0.1
   done
@@ -41,6 +44,13 @@ start() {
     --log-level warning > "$STATE/router.log" 2>&1 &
   echo $! > "$STATE/router.pid"
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ROUTER_PORT/readyz" > /dev/null && break; sleep 0.1; done
+  # Every replica serving reads (the router synchronises the ones started with --await-sync).
+  for _ in $(seq 300); do
+    ok=1
+    while read -r _ address _; do curl -sf --http2-prior-knowledge "http://$address/readyz" > /dev/null || ok=0; done < <(replicas)
+    [ $ok = 1 ] && break
+    sleep 0.1
+  done
   echo "cluster up: router http://127.0.0.1:$ROUTER_PORT, $(replicas | wc -l) shard replicas (logs in $STATE/)"
 }
 

@@ -32,6 +32,11 @@ public final class ClusterRouter: Sendable {
     /// Requests each shard has received from this router (tests, /admin/shards).
     public var shardRequestCounts: [String: Int] { requestCounts.withLock { $0 } }
 
+    /// The shards with replicas (router role), for health checks and /admin/shards.
+    public var replicatedShards: [ReplicatedShard] {
+        state.withLock { s in s.shards.values.compactMap { $0 as? ReplicatedShard }.sorted { $0.name < $1.name } }
+    }
+
     private func client(_ name: String) -> any ShardClient {
         requestCounts.withLock { $0[name, default: 0] += 1 }
         return state.withLock { $0.shards[name]! }

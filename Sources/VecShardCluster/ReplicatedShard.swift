@@ -32,6 +32,15 @@ public final class ReplicatedShard: ShardClient {
         let address: String
         let outstanding = Atomic<Int>(0)
         let suspectedUntil = Mutex<ContinuousClock.Instant?>(nil)
+        /// The replica is not serving reads (it said `replica_catching_up`, or its last health
+        /// check reported awaiting_sync/syncing): it gets writes but no reads.
+        let catchingUp = Atomic<Bool>(false)
+        /// A write to it failed while others may have applied it: sync it from a peer.
+        let needsSync = Atomic<Bool>(false)
+        /// A Sync call from this router is in flight.
+        let syncing = Atomic<Bool>(false)
+        /// Replica state from the last health check ("" before the first one).
+        let lastState = Mutex<String>("")
 
         init(client: any ShardClient, address: String) {
             self.client = client
@@ -67,7 +76,8 @@ public final class ReplicatedShard: ShardClient {
 
     /// Replicas in the order a read should try them: not suspected first, fewest outstanding first.
     private func readOrder() -> [Replica] {
-        replicas.enumerated().sorted { a, b in
+        let serving = replicas.filter { !$0.catchingUp.load(ordering: .relaxed) }
+        return (serving.isEmpty ? replicas : serving).enumerated().sorted { a, b in
             let sa = a.element.isSuspected, sb = b.element.isSuspected
             if sa != sb { return !sa }
             let oa = a.element.outstanding.load(ordering: .relaxed), ob = b.element.outstanding.load(ordering: .relaxed)
@@ -91,7 +101,12 @@ public final class ReplicatedShard: ShardClient {
             return result
         } catch {
             let failure = shardError(error)
-            if Self.isReplicaFault(failure) { replica.suspectedUntil.withLock { $0 = ContinuousClock.now + policy.suspicionSeconds } }
+            if failure.code == "replica_catching_up" {
+                // Alive and taking writes, only not serving reads yet: not a suspect.
+                replica.catchingUp.store(true, ordering: .relaxed)
+            } else if Self.isReplicaFault(failure) {
+                replica.suspectedUntil.withLock { $0 = ContinuousClock.now + policy.suspicionSeconds }
+            }
             throw failure
         }
     }
@@ -189,7 +204,13 @@ public final class ReplicatedShard: ShardClient {
         var failed: [(address: String, error: ShardCallError)] = []
         for index in replicas.indices {
             if let value = values[index] { results.append(value) }
-            if let error = errors[index] { failed.append((replicas[index].address, error)) }
+            if let error = errors[index] {
+                failed.append((replicas[index].address, error))
+                // It may lack a write its peers applied: repair it from a peer once it answers.
+                if Self.isReplicaFault(error) && values.contains(where: { $0 != nil }) {
+                    replicas[index].needsSync.store(true, ordering: .relaxed)
+                }
+            }
         }
         if let callerFault = failed.first(where: { !Self.isReplicaFault($0.error) }) { throw callerFault.error }
         guard results.count >= quorum else {
@@ -250,6 +271,96 @@ public final class ReplicatedShard: ShardClient {
 
     public func flush(_ collection: String) async throws { _ = try await write { try await $0.flush(collection) } }
     public func compact(_ collection: String) async throws { _ = try await write { try await $0.compact(collection) } }
+}
+
+// MARK: health checks and replica repair
+
+extension ReplicatedShard {
+    /// Per replica: address, state (`serving`, `catching_up`, `suspect`) as this router sees it.
+    public var replicaStates: [(address: String, state: String)] {
+        replicas.map { r in
+            (r.address, r.isSuspected ? "suspect" : (r.catchingUp.load(ordering: .relaxed) || r.syncing.load(ordering: .relaxed)) ? "catching_up" : "serving")
+        }
+    }
+
+    /// One round of active health checks: asks every replica for its stats (within `timeout`);
+    /// a replica that does not answer is suspected, one that answers is cleared. A replica that
+    /// reports `awaiting_sync`, or missed a write (`needsSync`), is synchronised from a serving
+    /// peer (`Sync`), in the background; until that finishes it takes writes but no reads.
+    /// Returns when the checks are done (not the syncs).
+    public func checkHealth(timeout: Duration = .seconds(2), log: (@Sendable (String) -> Void)? = nil) async {
+        struct Report: Sendable { var state: String; var points: UInt64 }
+        let reports = ReplicaSlots<Report>(count: replicas.count)
+        await withTaskGroup(of: Void.self) { group in
+            for (index, replica) in replicas.enumerated() {
+                group.addTask {
+                    do {
+                        let stats = try await RequestDeadline.$current.withValue(ContinuousClock.now + timeout) { try await replica.client.stats() }
+                        reports.succeed(index, Report(state: stats.replicaState.isEmpty ? "serving" : stats.replicaState,
+                                                      points: stats.collections.reduce(0) { $0 + $1.count }))
+                    } catch {
+                        reports.fail(index, shardError(error))
+                    }
+                }
+            }
+        }
+        let (values, _) = reports.take()
+        let answered = values.map { $0?.state }
+        for (index, replica) in replicas.enumerated() {
+            if let state = answered[index] {
+                replica.suspectedUntil.withLock { $0 = nil }
+                replica.lastState.withLock { $0 = state }
+                if !replica.syncing.load(ordering: .relaxed) { replica.catchingUp.store(state != "serving", ordering: .relaxed) }
+            } else {
+                replica.suspectedUntil.withLock { $0 = ContinuousClock.now + policy.suspicionSeconds }
+            }
+        }
+        // Serving peers that are up to date: the sources a returning replica may copy from.
+        let sources = replicas.indices.filter { answered[$0] == "serving" && !replicas[$0].needsSync.load(ordering: .relaxed)
+                                                && !replicas[$0].syncing.load(ordering: .relaxed) }
+        for (index, replica) in replicas.enumerated() {
+            guard let state = answered[index], !replica.syncing.load(ordering: .relaxed) else { continue }
+            let missedWrites = replica.needsSync.load(ordering: .relaxed)
+            guard state == "awaiting_sync" || missedWrites else { continue }
+            var peers = sources.filter { $0 != index }.map { replicas[$0].address }
+            if peers.isEmpty {
+                // Nobody to copy from. A replica that missed writes waits for a peer. When every
+                // replica is freshly started (a whole shard restarted), one of them is declared up
+                // to date as it is: with a write quorum of all replicas every acknowledged write is
+                // on each of them, so the first that answers will do; with a smaller quorum only
+                // when all answered, and the one holding the most points.
+                guard !missedWrites, !answered.contains("serving"), !answered.contains("syncing"),
+                      designatedSource(values.map { $0?.points }) == index else { continue }
+                peers = []
+            }
+            replica.syncing.store(true, ordering: .relaxed)
+            replica.catchingUp.store(true, ordering: .relaxed)
+            replica.needsSync.store(false, ordering: .relaxed)
+            let name = self.name
+            Task {
+                do {
+                    let r = try await replica.client.sync(SyncRequest(peers: peers, force: missedWrites))
+                    replica.catchingUp.store(false, ordering: .relaxed)
+                    log?("replica \(replica.address) of shard '\(name)' is up to date (from \(r.source.isEmpty ? "itself" : r.source): \(r.copied) copied, \(r.deleted) deleted)")
+                } catch {
+                    if missedWrites { replica.needsSync.store(true, ordering: .relaxed) }
+                    log?("sync of replica \(replica.address) of shard '\(name)' failed: \(shardError(error).message)")
+                }
+                replica.syncing.store(false, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// Which freshly started replica becomes the source when none is serving.
+    /// `points`: each replica's point count, nil for those that did not answer.
+    private func designatedSource(_ points: [UInt64?]) -> Int? {
+        let quorum = min(policy.writeQuorum ?? replicas.count, replicas.count)
+        if quorum >= replicas.count { return points.firstIndex { $0 != nil } }
+        guard points.allSatisfy({ $0 != nil }) else { return nil }
+        // The replica holding the most points (lowest index on a tie): without per-point versions
+        // this is the best guess at the one that saw the most acknowledged writes.
+        return points.indices.max { (points[$0]!, -$0) < (points[$1]!, -$1) }
+    }
 }
 
 /// Per-replica results of a fan-out, written by concurrent child tasks.

@@ -23,10 +23,14 @@ public protocol ShardClient: Sendable {
     /// Why a write to this shard would fail now (too few live replicas for the write quorum), or
     /// nil. Lets the router refuse a batch before writing any of it.
     var writeBlocker: String? { get }
+    /// Replica repair: bring this replica up to date from one of `request.peers` (see
+    /// `RepairableShard`). Shards without replica state are always up to date.
+    func sync(_ request: SyncRequest) async throws -> SyncResponse
 }
 
 extension ShardClient {
     public var writeBlocker: String? { nil }
+    public func sync(_ request: SyncRequest) async throws -> SyncResponse { SyncResponse(replicaState: "serving") }
 }
 
 /// The deadline of the request being served, set by the REST layer for the whole fan-out;

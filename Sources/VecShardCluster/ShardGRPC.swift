@@ -26,6 +26,7 @@ public enum ShardGRPC {
             }
             return MaintainResponse()
         }
+        s.unary("Sync") { (r: SyncRequest, _) in try await shard.sync(r) }
         s.serverStreaming("Scan") { (r: ScanRequest, _, send: @Sendable (PointsResponse) async throws -> Void) in
             try await shard.scan(r) { try await send($0) }
         }
@@ -40,12 +41,15 @@ public final class RemoteShard: ShardClient {
     private let client: GRPCClient
     /// Deadline of each call (propagated as `grpc-timeout`).
     public let timeout: TimeAmount
+    /// Deadline of a `Sync` (and of the scans it makes of a peer): a whole replica is copied.
+    public let syncTimeout: TimeAmount
 
-    public init(name: String, peer: Peer, client: GRPCClient, timeout: TimeAmount = .seconds(30)) {
+    public init(name: String, peer: Peer, client: GRPCClient, timeout: TimeAmount = .seconds(30), syncTimeout: TimeAmount = .hours(2)) {
         self.name = name
         self.peer = peer
         self.client = client
         self.timeout = timeout
+        self.syncTimeout = syncTimeout
     }
 
     /// The call's timeout: the request's remaining time when one is set, at most `timeout`.
@@ -90,6 +94,15 @@ public final class RemoteShard: ShardClient {
             throw ShardCallError(error)
         }
         for batch in batches { try await body(batch) }
+    }
+
+    /// A sync copies a whole replica: it gets `syncTimeout`, not the per-call `timeout`.
+    public func sync(_ request: SyncRequest) async throws -> SyncResponse {
+        do {
+            return try await client.unary("/\(ShardGRPC.serviceName)/Sync", request, to: peer, timeout: syncTimeout)
+        } catch let error as GRPCError {
+            throw ShardCallError(error)
+        }
     }
 
     public func flush(_ collection: String) async throws {

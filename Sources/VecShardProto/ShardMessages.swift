@@ -596,6 +596,8 @@ public struct StatsResponse: ProtoMessage, Equatable {
     public var collections: [CollectionInfoMessage] = []
     public var memoryBytes: UInt64 = 0
     public var diskBytes: UInt64 = 0
+    /// `serving`, `awaiting_sync` or `syncing` ("" from a shard that predates replica repair: serving).
+    public var replicaState = ""
 
     public init() {}
 
@@ -608,6 +610,7 @@ public struct StatsResponse: ProtoMessage, Equatable {
                 collections.append(try reader.readMessage(type))
             case 3: memoryBytes = try reader.readUInt64(type)
             case 4: diskBytes = try reader.readUInt64(type)
+            case 5: replicaState = try reader.readString(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -618,6 +621,7 @@ public struct StatsResponse: ProtoMessage, Equatable {
         writer.writeRepeatedMessages(2, collections)
         writer.writeUInt64(3, memoryBytes)
         writer.writeUInt64(4, diskBytes)
+        writer.writeString(5, replicaState)
     }
 }
 
@@ -710,3 +714,68 @@ public struct MaintainRequest: ProtoMessage, Equatable {
 
 /// `MaintainResponse`: empty.
 public typealias MaintainResponse = StatsRequest
+
+/// `SyncRequest`: bring a replica up to date from one of `peers` (host:port of replicas of the same shard).
+public struct SyncRequest: ProtoMessage, Equatable {
+    public var peers: [String] = []
+    public var force = false
+
+    public init(peers: [String] = [], force: Bool = false) {
+        self.peers = peers
+        self.force = force
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1:
+                try reader.checkRepeated(peers.count + 1)
+                peers.append(try reader.readString(type))
+            case 2: force = try reader.readBool(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeRepeatedStrings(1, peers)
+        writer.writeBool(2, force)
+    }
+}
+
+public struct SyncResponse: ProtoMessage, Equatable {
+    public var replicaState = ""
+    public var source = ""
+    public var copied: UInt64 = 0
+    public var deleted: UInt64 = 0
+    public var collections: UInt32 = 0
+
+    public init(replicaState: String = "", source: String = "", copied: UInt64 = 0, deleted: UInt64 = 0, collections: UInt32 = 0) {
+        self.replicaState = replicaState
+        self.source = source
+        self.copied = copied
+        self.deleted = deleted
+        self.collections = collections
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: replicaState = try reader.readString(type)
+            case 2: source = try reader.readString(type)
+            case 3: copied = try reader.readUInt64(type)
+            case 4: deleted = try reader.readUInt64(type)
+            case 5: collections = try reader.readUInt32(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, replicaState)
+        writer.writeString(2, source)
+        writer.writeUInt64(3, copied)
+        writer.writeUInt64(4, deleted)
+        writer.writeUInt32(5, collections)
+    }
+}

@@ -3,14 +3,19 @@ import VecShardHTTP
 
 /// Probe and metrics endpoints.
 enum ServiceRoutes {
-    static func addProbes(to router: inout Router, phase: @escaping @Sendable () -> VecShardService.Phase, metrics: ServiceMetrics) {
+    /// `notReadyReason`: a reason to answer 503 `catching_up` although the process is up (a shard
+    /// replica that is not synchronised yet).
+    static func addProbes(to router: inout Router, phase: @escaping @Sendable () -> VecShardService.Phase, metrics: ServiceMetrics,
+                          notReadyReason: @escaping @Sendable () -> String? = { nil }) {
         // Liveness runs on the event loop: it answers even when every worker is busy searching.
         let healthy = ServerResponse.json(.ok, #"{"status":"ok"}"#).prepared()
         let ready = ServerResponse.json(.ok, #"{"status":"ready"}"#).prepared()
         router.add("GET", "/healthz", .inline { _ in healthy })
         router.add("GET", "/readyz", .inline { _ in
             switch phase() {
-            case .ready: return ready
+            case .ready:
+                if let reason = notReadyReason() { return errorResponse(status: .serviceUnavailable, code: "catching_up", message: reason) }
+                return ready
             case .starting: return errorResponse(status: .serviceUnavailable, code: "starting", message: "the service is starting")
             case .draining: return errorResponse(status: .serviceUnavailable, code: "draining", message: "the service is shutting down")
             }

@@ -45,6 +45,13 @@ public struct ServiceConfiguration: Sendable {
     public var requestTimeout: Duration = .seconds(10)
     /// How often a router checks its topology file for changes.
     public var topologyPollInterval: Duration = .seconds(2)
+    /// How often a router asks every shard replica for its state (active health checks, replica repair).
+    public var healthCheckInterval: Duration = .seconds(1)
+    /// Shard role: start as a replica that takes writes but answers no reads until a router has
+    /// synchronised it from a peer replica (`--await-sync`; for shards with several replicas).
+    public var awaitSync = false
+    /// Shard role, for tests and benchmarks only: every search waits this long first (a slow replica).
+    public var injectedSearchDelay: Duration?
 
     public init() {}
 }
@@ -87,7 +94,9 @@ public final class VecShardService: Service, Sendable {
         router.observer = { metrics.record($0) }
         let access = configuration.access
         if access.isEnabled { router.authorizer = { access.check($0) } }
-        ServiceRoutes.addProbes(to: &router, phase: { state.withLockedValue { $0.phase } }, metrics: metrics)
+        let shardService = self.shardService
+        ServiceRoutes.addProbes(to: &router, phase: { state.withLockedValue { $0.phase } }, metrics: metrics,
+                                notReadyReason: { shardService.notReadyReason })
         switch configuration.role {
         case .standalone, .router: DataRoutes.add(to: &router, cluster: cluster, requestTimeout: configuration.requestTimeout)
         case .shard: shardService.install(into: &router)
@@ -129,7 +138,16 @@ public final class VecShardService: Service, Sendable {
                 let storage = try await Shard.open(directory: configuration.dataDirectory, options: configuration.storage)
                 let shard = LocalShard(name: id, storage: storage)
                 shards = [shard]
-                shardService.set(ShardGRPC.service(for: shard, maxMessageBytes: configuration.limits.maxBodyBytes))
+                // Peers are reached over gRPC for replica repair (a Scan of one of them).
+                let client = HTTP2Client(group: group)
+                remoteClient = client
+                let grpc = GRPCClient(http: client)
+                let repairable = RepairableShard(shard, awaitSync: configuration.awaitSync) { address in
+                    RemoteShard(name: id, peer: Peer(address) ?? Peer(host: address, port: 0), client: grpc, timeout: .hours(2))
+                }
+                shardService.set(ShardGRPC.service(for: DelayedShard.wrap(repairable, delay: configuration.injectedSearchDelay),
+                                                   maxMessageBytes: configuration.limits.maxBodyBytes),
+                                 replica: repairable)
             case .router(let file):
                 let topology = try TopologyFile.load(path: file)
                 let client = HTTP2Client(group: group)
@@ -139,6 +157,7 @@ public final class VecShardService: Service, Sendable {
                 cluster.set(try ClusterRouter(table: try RoutingTable(topology), shards: Self.remoteShards(topology, client: grpc, policy: policy)),
                             connect: { try Self.remoteShard($0, client: grpc, policy: policy) })
                 watchTopologyFile(file, every: configuration.topologyPollInterval)
+                checkReplicas(every: configuration.healthCheckInterval)
                 logger.info("routing", metadata: ["topology": "\(file)", "version": "\(topology.version)",
                                                   "shards": "\(topology.allShards.count)"])
             }
@@ -213,6 +232,20 @@ public final class VecShardService: Service, Sendable {
         }
     }
 
+    /// Active health checks of every replicated shard, which also drive replica repair.
+    private func checkReplicas(every interval: Duration) {
+        let handle = cluster, logger = self.logger
+        Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard let router = try? handle.current else { continue }
+                for shard in router.replicatedShards {
+                    await shard.checkHealth(log: { logger.notice("\($0)") })
+                }
+            }
+        }
+    }
+
     /// One group (`default`) of in-process shards.
     static func standaloneTopology(shardCount: Int) -> Topology {
         Topology(version: 1, groups: [ShardGroup(name: "default", shards: (0..<shardCount).map { ShardDescriptor(name: "s\($0)") })])
@@ -252,8 +285,18 @@ final class ClusterHandle: Sendable {
 /// before that).
 final class ShardServiceHandle: Sendable {
     private let service = Mutex<GRPCService?>(nil)
+    private let replica = Mutex<RepairableShard?>(nil)
 
-    func set(_ s: GRPCService) { service.withLock { $0 = s } }
+    func set(_ s: GRPCService, replica r: RepairableShard? = nil) {
+        service.withLock { $0 = s }
+        replica.withLock { $0 = r }
+    }
+
+    /// Why `/readyz` says not ready although the process runs: the replica is catching up.
+    var notReadyReason: String? {
+        guard let r = replica.withLock({ $0 }), r.replicaState != .serving else { return nil }
+        return "replica is \(r.replicaState.rawValue): it takes writes but answers no reads until a router has synchronised it from a peer"
+    }
 
     func install(into router: inout Router) {
         let handle = self

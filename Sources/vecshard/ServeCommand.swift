@@ -32,6 +32,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("write-quorum"), help: "--role router: replicas that must acknowledge a write (default: all).") var writeQuorum: Int?
     @Option(name: .customLong("request-timeout-ms"), help: "Default deadline of a data-API request; shards get the time left as grpc-timeout.") var requestTimeoutMS = 10_000
     @Flag(name: .customLong("no-hedging"), help: "--role router: never send a read to a second replica.") var noHedging = false
+    @Flag(name: .customLong("await-sync"),
+          help: "--role shard: start taking writes but no reads until a router has synchronised this replica from a peer (shards with several replicas).")
+    var awaitSync = false
+    @Option(name: .customLong("health-check-interval-ms"), help: "--role router: how often every shard replica is checked (and repaired).")
+    var healthCheckIntervalMS = 1000
+    @Option(name: .customLong("inject-search-delay-ms"), help: .hidden) var injectSearchDelayMS: Int?
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer <key>' (env VECSHARD_API_KEY).") var apiKey: String?
     @Option(name: .customLong("read-only-api-key"), help: "A key that may read and search only (env VECSHARD_READ_ONLY_API_KEY).") var readOnlyAPIKey: String?
 
@@ -73,6 +79,9 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.shardCount = shards
         configuration.replication = ReplicatedShard.Policy(writeQuorum: writeQuorum, hedging: !noHedging)
         configuration.requestTimeout = .milliseconds(max(1, requestTimeoutMS))
+        configuration.awaitSync = awaitSync
+        configuration.healthCheckInterval = .milliseconds(max(50, healthCheckIntervalMS))
+        configuration.injectedSearchDelay = injectSearchDelayMS.map { .milliseconds($0) }
         let environment = ProcessInfo.processInfo.environment
         configuration.access = AccessPolicy(apiKey: apiKey ?? environment["VECSHARD_API_KEY"],
                                             readOnlyAPIKey: readOnlyAPIKey ?? environment["VECSHARD_READ_ONLY_API_KEY"])

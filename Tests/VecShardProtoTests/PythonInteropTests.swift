@@ -23,6 +23,8 @@ import Testing
         "ScanRequest": { try ScanRequest(serializedBytes: $0).serializedBytes() },
         "StatsResponse": { try StatsResponse(serializedBytes: $0).serializedBytes() },
         "WriteResponse": { try WriteResponse(serializedBytes: $0).serializedBytes() },
+        "SyncRequest": { try SyncRequest(serializedBytes: $0).serializedBytes() },
+        "SyncResponse": { try SyncResponse(serializedBytes: $0).serializedBytes() },
     ]
 
     @Test func randomMessagesRoundTripThroughPythonProtobuf() throws {
@@ -45,6 +47,9 @@ import Testing
                                             selector: rng.next() % 2 == 0 ? nil : PlacementSelectorMessage(shards: ["s0", "s1"], owner: "s1"),
                                             idsOnly: rng.next() % 2 == 0).serializedBytes()),
                 ("WriteResponse", WriteResponse(lsn: rng.next(), applied: UInt32(truncatingIfNeeded: rng.next())).serializedBytes()),
+                ("SyncRequest", SyncRequest(peers: (0..<Int(rng.next() % 3)).map { _ in randomString(&rng) }, force: rng.next() % 2 == 0).serializedBytes()),
+                ("SyncResponse", SyncResponse(replicaState: ["serving", "syncing", ""][Int(rng.next() % 3)], source: randomString(&rng),
+                                              copied: rng.next(), deleted: rng.next() % 1000, collections: UInt32(rng.next() % 9)).serializedBytes()),
             ]
             for (type, bytes) in samples {
                 let name = "\(i).\(type).bin"
@@ -55,7 +60,7 @@ import Testing
 
         let script = Self.packageRoot.appendingPathComponent("Tests/VecShardProtoTests/Interop/protobuf_interop.py").path
         let proto = Self.packageRoot.appendingPathComponent("proto").path
-        let generated = try runPython([script, "generate", proto, work.path, "11", "60"])
+        let generated = try runPython([script, "generate", proto, work.path, "13", "60"])
         #expect(generated.status == 0, "python: \(generated.stderr)")
         guard generated.status == 0 else { return }
 
@@ -77,7 +82,7 @@ import Testing
         let echoDir = work.appendingPathComponent("python-via-swift")
         try FileManager.default.createDirectory(at: echoDir, withIntermediateDirectories: true)
         let files = try FileManager.default.contentsOfDirectory(atPath: pythonDir.path)
-        #expect(files.count == 60 * 11)
+        #expect(files.count == 60 * 13)
         for name in files {
             let type = String(name.split(separator: ".")[1])
             let bytes = try [UInt8](Data(contentsOf: pythonDir.appendingPathComponent(name)))

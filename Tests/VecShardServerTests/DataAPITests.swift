@@ -6,7 +6,7 @@ import VecShardHTTP
 @testable import VecShardServer
 
 /// JSON over the project's HTTP/2 client.
-struct JSONClient {
+struct JSONClient: Sendable {
     let client: HTTP2Client
     let peer: Peer
 

@@ -9,12 +9,12 @@ import Testing
     }
 
     /// Starts `vecshard serve --port 0` and returns it with the port it logged.
-    static func startServer(dataDir: String, extra: [String] = []) async throws -> (Process, Int, URL) {
+    static func startServer(dataDir: String, port: Int = 0, extra: [String] = []) async throws -> (Process, Int, URL) {
         let log = URL(fileURLWithPath: dataDir + ".log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let process = Process()
         process.executableURL = executable
-        process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir] + extra
+        process.arguments = ["serve", "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir] + extra
         process.standardError = try FileHandle(forWritingTo: log)
         process.standardOutput = FileHandle.nullDevice
         try process.run()

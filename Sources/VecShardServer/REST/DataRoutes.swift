@@ -124,6 +124,7 @@ enum DataRoutes {
             let cluster = try handle.current
             let stats = try await cluster.stats()
             let counts = cluster.shardRequestCounts
+            let replicated = Dictionary(cluster.replicatedShards.map { ($0.name, $0.replicaStates) }, uniquingKeysWith: { a, _ in a })
             var w = JSONWriter()
             w.raw("{\"shards\":[")
             for (i, s) in stats.sorted(by: { $0.shardID < $1.shardID }).enumerated() {
@@ -134,6 +135,14 @@ enum DataRoutes {
                 w.raw(",\"memory_bytes\":"); w.number(s.memoryBytes)
                 w.raw(",\"disk_bytes\":"); w.number(s.diskBytes)
                 w.raw(",\"requests\":"); w.number(counts[s.shardID] ?? 0)
+                if let replicas = replicated[s.shardID] {
+                    w.raw(",\"replicas\":[")
+                    for (j, r) in replicas.enumerated() {
+                        if j > 0 { w.raw(",") }
+                        w.raw("{\"address\":"); w.string(r.address); w.raw(",\"state\":"); w.string(r.state); w.raw("}")
+                    }
+                    w.raw("]")
+                }
                 w.raw(",\"collections\":[")
                 for (j, c) in s.collections.enumerated() {
                     if j > 0 { w.raw(",") }

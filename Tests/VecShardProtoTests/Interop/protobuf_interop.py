@@ -146,6 +146,16 @@ def rand_message(pb, name, r):
         for _ in range(r.randint(0, 3)):
             m.collections.add().name = rand_string(r)
         m.memory_bytes = r.randint(0, 2**40)
+        m.replica_state = r.choice(["", "serving", "awaiting_sync"])
+    elif name == "SyncRequest":
+        m.peers.extend(rand_string(r) for _ in range(r.randint(0, 3)))
+        m.force = r.random() < 0.5
+    elif name == "SyncResponse":
+        m.replica_state = r.choice(["", "serving", "syncing"])
+        m.source = rand_string(r)
+        m.copied = r.randint(0, 2**64 - 1)
+        m.deleted = r.randint(0, 1000)
+        m.collections = r.randint(0, 8)
     elif name == "WriteResponse":
         m.lsn = r.randint(0, 2**64 - 1)
         m.applied = r.randint(0, 2**32 - 1)
@@ -155,7 +165,8 @@ def rand_message(pb, name, r):
 
 
 MESSAGES = ["Point", "UpsertRequest", "SearchRequest", "SearchResponse", "CollectionInfo",
-            "CreateCollectionRequest", "DeleteRequest", "GetRequest", "ScanRequest", "StatsResponse", "WriteResponse"]
+            "CreateCollectionRequest", "DeleteRequest", "GetRequest", "ScanRequest", "StatsResponse", "WriteResponse",
+            "SyncRequest", "SyncResponse"]
 
 
 def verify(pb, work):

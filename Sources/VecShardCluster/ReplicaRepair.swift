@@ -1,0 +1,334 @@
+import Synchronization
+import VecShardHashing
+import VecShardProto
+import VecShardRPC
+import VecShardStorage
+
+/// A shard replica that can be brought up to date from a peer replica of the same shard (the
+/// `Sync` call), for `vecshard serve --role shard`.
+///
+/// States: `serving` (answers everything), `awaitingSync` (started with `--await-sync` and not
+/// synchronised yet) and `syncing`. Outside `serving`, reads (search, get, scan, describe) fail
+/// with UNAVAILABLE `replica_catching_up`, so a router fails over to a peer; writes are taken in
+/// every state. A sync compares every live point of every collection with the peer's (a Scan of
+/// it): points that differ or are missing are copied, points the peer does not have are deleted.
+///
+/// Writes that arrive while the replica is not serving are newer than anything a scan of the peer
+/// can show for their ids, so their ids are remembered ("dirty") and the sync leaves them alone.
+/// The dirty check and the sync's own write of a batch happen under one gate, so a direct write
+/// either lands after the copied value or makes the sync skip the id.
+/// Remaining window (documented): a write that reached this replica before tracking began but
+/// reaches the peer only after the peer was scanned; tracking starts at process start for
+/// `--await-sync` and a settle delay precedes scans of a forced sync to close it in practice.
+public final class RepairableShard: ShardClient {
+    public enum ReplicaState: String, Sendable { case serving, awaitingSync = "awaiting_sync", syncing }
+
+    public let inner: LocalShard
+    public var name: String { inner.name }
+    /// Opens a client to a peer replica (host:port).
+    private let connect: @Sendable (String) -> any ShardClient
+    /// Before the scans of a forced sync: lets writes already in flight reach both replicas.
+    private let settleDelay: Duration
+
+    private struct Tracking {
+        var state: ReplicaState
+        /// Ids written (upserted or deleted) per collection since tracking began; nil when serving.
+        var dirty: [String: Set<String>]?
+        /// Collections created since tracking began.
+        var created: Set<String> = []
+        var running: Task<SyncResponse, any Error>?
+    }
+    private let tracking: Mutex<Tracking>
+    private let gate = AsyncGate()
+
+    public init(_ inner: LocalShard, awaitSync: Bool, settleDelay: Duration = .milliseconds(500),
+                connect: @escaping @Sendable (String) -> any ShardClient) {
+        self.inner = inner
+        self.connect = connect
+        self.settleDelay = settleDelay
+        tracking = Mutex(Tracking(state: awaitSync ? .awaitingSync : .serving, dirty: awaitSync ? [:] : nil))
+    }
+
+    public var replicaState: ReplicaState { tracking.withLock { $0.state } }
+
+    private func requireServing() throws {
+        let state = replicaState
+        guard state == .serving else {
+            throw ShardCallError(.unavailable, code: "replica_catching_up",
+                                 "replica of shard '\(name)' is \(state.rawValue): it takes writes but answers no reads until it is synchronised with a peer")
+        }
+    }
+
+    /// Marks `ids` of `collection` dirty when tracking (under the gate: see the type's comment).
+    private func noteWrites(_ collection: String, _ ids: some Sequence<String>) async {
+        guard tracking.withLock({ $0.dirty != nil }) else { return }
+        await gate.run {
+            tracking.withLock { t in
+                guard t.dirty != nil else { return }
+                t.dirty![collection, default: []].formUnion(ids)
+            }
+        }
+    }
+
+    // MARK: ShardClient
+
+    public func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage {
+        tracking.withLock { t in if t.dirty != nil { t.created.insert(request.name) } }
+        return try await inner.createCollection(request)
+    }
+
+    public func dropCollection(_ name: String) async throws -> Bool { try await inner.dropCollection(name) }
+
+    public func describeCollection(_ name: String) async throws -> CollectionInfoMessage {
+        try requireServing()
+        return try await inner.describeCollection(name)
+    }
+
+    public func upsert(_ request: UpsertRequest) async throws -> WriteResponse {
+        await noteWrites(request.collection, request.points.lazy.map(\.id))
+        return try await inner.upsert(request)
+    }
+
+    public func delete(_ request: IDsRequest) async throws -> WriteResponse {
+        await noteWrites(request.collection, request.ids)
+        return try await inner.delete(request)
+    }
+
+    public func get(_ request: IDsRequest) async throws -> PointsResponse {
+        try requireServing()
+        return try await inner.get(request)
+    }
+
+    public func search(_ request: SearchRequest) async throws -> SearchResponse {
+        try requireServing()
+        return try await inner.search(request)
+    }
+
+    public func stats() async throws -> StatsResponse {
+        var stats = try await inner.stats()
+        stats.replicaState = replicaState.rawValue
+        return stats
+    }
+
+    public func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws {
+        try requireServing()
+        try await inner.scan(request, body)
+    }
+
+    public func flush(_ collection: String) async throws { try await inner.flush(collection) }
+    public func compact(_ collection: String) async throws { try await inner.compact(collection) }
+
+    // MARK: sync
+
+    public func sync(_ request: SyncRequest) async throws -> SyncResponse {
+        let task: Task<SyncResponse, any Error>? = tracking.withLock { t in
+            if let running = t.running { return running }
+            if t.state == .serving && !request.force { return nil }
+            if t.dirty == nil {
+                t.dirty = [:]
+                t.created = []
+            }
+            let settle = t.state == .serving
+            t.state = .syncing
+            let running = Task { try await self.run(peers: request.peers, settle: settle) }
+            t.running = running
+            return running
+        }
+        guard let task else { return SyncResponse(replicaState: ReplicaState.serving.rawValue) }
+        return try await task.value
+    }
+
+    private func run(peers: [String], settle: Bool) async throws -> SyncResponse {
+        do {
+            if settle { try await Task.sleep(for: settleDelay) }
+            var response = SyncResponse()
+            var failures: [String] = []
+            if !peers.isEmpty {
+                var done = false
+                for address in peers where !done {
+                    do {
+                        response = try await copy(from: connect(address))
+                        response.source = address
+                        done = true
+                    } catch {
+                        failures.append("\(address): \(shardError(error).message)")
+                    }
+                }
+                guard done else {
+                    throw ShardCallError(.unavailable, code: "sync_failed",
+                                         "no peer of shard '\(name)' could be copied: \(failures.joined(separator: "; "))")
+                }
+            }
+            tracking.withLock { t in
+                t.state = .serving
+                t.dirty = nil
+                t.created = []
+                t.running = nil
+            }
+            response.replicaState = ReplicaState.serving.rawValue
+            return response
+        } catch {
+            // Back to waiting (still tracking writes): the next Sync starts over.
+            tracking.withLock { t in
+                t.state = .awaitingSync
+                t.running = nil
+            }
+            throw shardError(error)
+        }
+    }
+
+    /// Makes every collection here equal to `peer`'s, leaving dirty ids alone.
+    private func copy(from peer: any ShardClient) async throws -> SyncResponse {
+        var response = SyncResponse()
+        let peerCollections = try await peer.stats().collections
+        let storage = inner.storage
+        let peerNames = Set(peerCollections.map(\.name))
+        // Collections the peer no longer has (dropped while this replica was away).
+        for schema in storage.listCollections() where !peerNames.contains(schema.name) {
+            let createdHere = tracking.withLock { $0.created.contains(schema.name) }
+            if !createdHere { _ = try await inner.dropCollection(schema.name) }
+        }
+        for info in peerCollections {
+            if (try? storage.collection(info.name)) == nil {
+                _ = try await inner.createCollection(CreateCollectionRequest(name: info.name, dimension: info.dimension, metric: info.metric,
+                                                                             index: info.index, shardKey: info.shardKey))
+            }
+            let collection = try storage.collection(info.name)
+            // What is here now: id → digest of (vector, metadata).
+            var here: [String: UInt64] = [:]
+            try await collection.forEachLivePoint(batchSize: 4096) { points in
+                for p in points { here[p.id] = PointDigest.of(vector: p.vector, metadata: p.metadata) }
+            }
+            let name = info.name, local = here
+            let copied = Atomic<UInt64>(0)
+            let seen = Mutex(Set<String>())
+            try await peer.scan(ScanRequest(collection: name, batchSize: 1000)) { batch in
+                var differing: [Point] = []
+                for message in batch.points {
+                    let point = Point(id: message.id, vector: message.vector, metadata: metadata(message.metadata))
+                    if local[point.id] != PointDigest.of(vector: point.vector, metadata: point.metadata) { differing.append(point) }
+                }
+                seen.withLock { s in for m in batch.points { s.insert(m.id) } }
+                guard !differing.isEmpty else { return }
+                try await self.gate.run {
+                    let dirty = self.tracking.withLock { $0.dirty?[name] ?? [] }
+                    let clean = differing.filter { !dirty.contains($0.id) }
+                    if !clean.isEmpty { _ = try await collection.upsert(clean) }
+                    copied.wrappingAdd(UInt64(clean.count), ordering: .relaxed)
+                }
+            }
+            let peerIDs = seen.withLock { $0 }
+            let extra = here.keys.filter { !peerIDs.contains($0) }
+            var deleted = 0
+            for start in stride(from: 0, to: extra.count, by: 1000) {
+                let chunk = Array(extra[start..<min(extra.count, start + 1000)])
+                try await gate.run {
+                    let dirty = self.tracking.withLock { $0.dirty?[name] ?? [] }
+                    let clean = chunk.filter { !dirty.contains($0) }
+                    if !clean.isEmpty { _ = try await collection.delete(ids: clean) }
+                    deleted += clean.count
+                }
+            }
+            response.copied += copied.load(ordering: .relaxed)
+            response.deleted += UInt64(deleted)
+            response.collections += 1
+        }
+        return response
+    }
+}
+
+/// A 64-bit digest of a point's content (vector bits and metadata, keys in sorted order), equal on
+/// every replica holding the same point.
+enum PointDigest {
+    static func of(vector: [Float], metadata: Metadata) -> UInt64 {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(vector.count * 4 + 32 * metadata.count)
+        for v in vector { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+        for key in metadata.keys.sorted() {
+            bytes.append(0xFF)
+            bytes.append(contentsOf: key.utf8)
+            bytes.append(0)
+            switch metadata[key]! {
+            case .string(let s): bytes.append(1); bytes.append(contentsOf: s.utf8); bytes.append(0)
+            case .int(let i): bytes.append(2); withUnsafeBytes(of: i.littleEndian) { bytes.append(contentsOf: $0) }
+            case .double(let d): bytes.append(3); withUnsafeBytes(of: d.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+            case .bool(let b): bytes.append(4); bytes.append(b ? 1 : 0)
+            }
+        }
+        return XXH64.hash(bytes)
+    }
+}
+
+/// Mutual exclusion for async code: `run` bodies execute one at a time, in arrival order.
+final class AsyncGate: Sendable {
+    private struct State {
+        var busy = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    func run<T: Sendable>(_ body: () async throws -> T) async rethrows -> T {
+        await acquire()
+        defer { release() }
+        return try await body()
+    }
+
+    private func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let granted = state.withLock { s -> Bool in
+                if !s.busy {
+                    s.busy = true
+                    return true
+                }
+                s.waiters.append(continuation)
+                return false
+            }
+            if granted { continuation.resume() }
+        }
+    }
+
+    private func release() {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if s.waiters.isEmpty {
+                s.busy = false
+                return nil
+            }
+            return s.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}
+
+/// Test and benchmark aid (`vecshard serve --inject-search-delay-ms`): a shard whose searches
+/// all wait `delay` first, to stand for a slow replica. Everything else passes straight through.
+public final class DelayedShard: ShardClient {
+    let inner: any ShardClient
+    let delay: Duration
+
+    public static func wrap(_ shard: any ShardClient, delay: Duration?) -> any ShardClient {
+        guard let delay, delay > .zero else { return shard }
+        return DelayedShard(shard, delay: delay)
+    }
+
+    init(_ inner: any ShardClient, delay: Duration) {
+        self.inner = inner
+        self.delay = delay
+    }
+
+    public var name: String { inner.name }
+    public func createCollection(_ r: CreateCollectionRequest) async throws -> CollectionInfoMessage { try await inner.createCollection(r) }
+    public func dropCollection(_ name: String) async throws -> Bool { try await inner.dropCollection(name) }
+    public func describeCollection(_ name: String) async throws -> CollectionInfoMessage { try await inner.describeCollection(name) }
+    public func upsert(_ r: UpsertRequest) async throws -> WriteResponse { try await inner.upsert(r) }
+    public func delete(_ r: IDsRequest) async throws -> WriteResponse { try await inner.delete(r) }
+    public func get(_ r: IDsRequest) async throws -> PointsResponse { try await inner.get(r) }
+    public func search(_ r: SearchRequest) async throws -> SearchResponse {
+        try await Task.sleep(for: delay)
+        return try await inner.search(r)
+    }
+    public func stats() async throws -> StatsResponse { try await inner.stats() }
+    public func scan(_ r: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws { try await inner.scan(r, body) }
+    public func flush(_ collection: String) async throws { try await inner.flush(collection) }
+    public func compact(_ collection: String) async throws { try await inner.compact(collection) }
+    public func sync(_ r: SyncRequest) async throws -> SyncResponse { try await inner.sync(r) }
+}
