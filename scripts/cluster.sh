@@ -21,11 +21,14 @@ for line in open(sys.argv[1]):
 PY
 }
 
+running() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
+
 start() {
   [ -x "$BIN" ] || swift build -c release --product vecshard
   "$BIN" topology validate "$TOPOLOGY"
   mkdir -p "$STATE"
   while read -r pod address replicas; do
+    running "$pod" && continue   # start only what is not running (a killed replica comes back)
     port=${address##*:}
     # A shard with several replicas: each starts taking writes but no reads until the router has
     # synchronised it from a peer (replica repair); `--await-sync`.
@@ -40,9 +43,11 @@ start() {
     [ $ok = 1 ] && break
     sleep 0.1
   done
-  "$BIN" serve --role router --topology "$TOPOLOGY" --host 127.0.0.1 --port "$ROUTER_PORT" --data-dir "$STATE/router" \
-    --log-level warning > "$STATE/router.log" 2>&1 &
-  echo $! > "$STATE/router.pid"
+  if ! running router; then
+    "$BIN" serve --role router --topology "$TOPOLOGY" --host 127.0.0.1 --port "$ROUTER_PORT" --data-dir "$STATE/router" \
+      --log-level warning > "$STATE/router.log" 2>&1 &
+    echo $! > "$STATE/router.pid"
+  fi
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ROUTER_PORT/readyz" > /dev/null && break; sleep 0.1; done
   # Every replica serving reads (the router synchronises the ones started with --await-sync).
   for _ in $(seq 300); do

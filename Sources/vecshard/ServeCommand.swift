@@ -32,9 +32,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("write-quorum"), help: "--role router: replicas that must acknowledge a write (default: all).") var writeQuorum: Int?
     @Option(name: .customLong("request-timeout-ms"), help: "Default deadline of a data-API request; shards get the time left as grpc-timeout.") var requestTimeoutMS = 10_000
     @Flag(name: .customLong("no-hedging"), help: "--role router: never send a read to a second replica.") var noHedging = false
-    @Flag(name: .customLong("await-sync"),
-          help: "--role shard: start taking writes but no reads until a router has synchronised this replica from a peer (shards with several replicas).")
-    var awaitSync = false
+    @Flag(name: .customLong("await-sync"), help: "--role shard: take writes at once but no reads until a router has synchronised this replica from a peer; for shards with several replicas.") var awaitSync = false
     @Option(name: .customLong("health-check-interval-ms"), help: "--role router: how often every shard replica is checked (and repaired).")
     var healthCheckIntervalMS = 1000
     @Option(name: .customLong("inject-search-delay-ms"), help: .hidden) var injectSearchDelayMS: Int?
