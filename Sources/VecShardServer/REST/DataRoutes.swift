@@ -205,6 +205,8 @@ enum DataRoutes {
 
     private static func decode<T: Decodable>(_ type: T.Type, _ request: ServerRequest) throws -> T {
         guard request.body.readableBytes > 0 else { throw RequestBodyError(message: "request body is empty; this endpoint takes JSON") }
+        // The fast decoder first; when it refuses the body, Foundation's decides and names the problem.
+        if let value = try? request.body.withUnsafeReadableBytes({ try FastJSON.decode(T.self, from: $0) }) { return value }
         do {
             return try request.body.withUnsafeReadableBytes { try JSONDecoder().decode(T.self, from: Data($0)) }
         } catch {
