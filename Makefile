@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: bootstrap build release run cluster cluster-stop test smoke fuzz bench bench-http clean
+.PHONY: bootstrap build release run cluster cluster-stop test smoke fuzz bench bench-http bench-search bench-cluster clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -64,6 +64,16 @@ bench: bench-http
 bench-http:
 	@bash scripts/bootstrap.sh --bench
 	bash bench/http_vs_nghttpd.sh
+
+## gmm-1m-128-l2 through the REST API of the standalone service: insert rate, recall/QPS/p50/p99
+## with 1, 8, 64 clients, and the same shards searched in-process (DATA=dataset dir from gen.py).
+bench-search: release
+	bash bench/search_rest.sh $(DATA)
+
+## After bench-search: the same shards as separate processes (network hop), a slowed replica
+## with hedging on and off, and the router's fan-out cost over 4, 16 and 64 shard processes.
+bench-cluster: release
+	bash bench/cluster_bench.sh all
 
 clean:
 	rm -rf .build

@@ -3,7 +3,8 @@
 #   hop     The cost of the network hop: the same four shards (copies of a standalone data
 #           directory loaded by bench/search_rest.sh, so the same points and the same HNSW graphs)
 #           searched through standalone mode and through a router over 4 shard processes x 2
-#           replicas, interleaved, ROUNDS rounds, 1/8/64 clients.
+#           replicas, interleaved, ROUNDS rounds, 1/8/64 clients; and through a router that does
+#           not coalesce concurrent searches to a shard (--max-searches-in-flight 0).
 #   slow    p99 with one replica (s0's first) answering every search 50 ms late, through a router
 #           with hedged reads and through one without (--no-hedging).
 #   fanout  How the router's fan-out and merge cost grows with the number of shard processes
@@ -58,20 +59,23 @@ hop_and_slow() {
   } > "$topology"
   declare -A spid
   for i in 0 1 2 3; do for r in 0 1; do spid[s$i-$r]=$(shard "s$i" "${port[s$i-$r]}" "$WORK/s$i-$r"); pids+=("${spid[s$i-$r]}"); done; done
-  sa_port=$(free_port); ra_port=$(free_port); rb_port=$(free_port)
+  sa_port=$(free_port); ra_port=$(free_port); rb_port=$(free_port); rc_port=$(free_port)
   "$BIN" serve --host 127.0.0.1 --port "$sa_port" --data-dir "$SRC" --shards 4 --log-level warning > "$WORK/standalone.log" 2>&1 &
   pids+=($!)
   "$BIN" serve --role router --topology "$topology" --host 127.0.0.1 --port "$ra_port" --data-dir "$WORK/router-a" --log-level warning > "$WORK/router-a.log" 2>&1 &
   pids+=($!)
   "$BIN" serve --role router --topology "$topology" --host 127.0.0.1 --port "$rb_port" --data-dir "$WORK/router-b" --no-hedging --log-level warning > "$WORK/router-b.log" 2>&1 &
   pids+=($!)
-  for p in "${port[@]}" "$sa_port" "$ra_port" "$rb_port"; do wait_ready "$p"; done
+  "$BIN" serve --role router --topology "$topology" --host 127.0.0.1 --port "$rc_port" --data-dir "$WORK/router-c" --max-searches-in-flight 0 --log-level warning > "$WORK/router-c.log" 2>&1 &
+  pids+=($!)
+  for p in "${port[@]}" "$sa_port" "$ra_port" "$rb_port" "$rc_port"; do wait_ready "$p"; done
   search() { "$BIN" bench-search --url "http://127.0.0.1:$1" --collection bench --data "$DATA" --clients "$CLIENTS" --sweep "ef=$EF" --queries "$QUERIES"; }
 
   if [ "$WHAT" = hop ] || [ "$WHAT" = all ]; then
     for round in $(seq "$ROUNDS"); do
       search "$sa_port" | label "standalone"
       search "$ra_port" | label "router+4x2 shard processes"
+      search "$rc_port" | label "router+4x2 shard processes, no coalescing"
     done
   fi
   if [ "$WHAT" = slow ] || [ "$WHAT" = all ]; then

@@ -74,19 +74,30 @@ public final class LocalShard: ShardClient {
 
     public func search(_ request: SearchRequest) async throws -> SearchResponse {
         let target = try collection(request.collection)
-        var results: [[ScoredPointMessage]] = []
-        results.reserveCapacity(request.queries.count)
-        do {
-            for query in request.queries {
+        @Sendable func run(_ query: QueryMessage) throws -> [ScoredPointMessage] {
+            do {
                 let hits = try target.search(query.vector, parameters: (query.params ?? SearchParamsMessage()).parameters(),
                                              filter: query.filter?.storageFilter ?? [:], includeVectors: query.includeVector)
-                results.append(hits.map {
+                return hits.map {
                     ScoredPointMessage(id: $0.id, score: $0.score, metadata: query.includeMetadata ? metadataMessage($0.metadata) : [:],
                                        vector: $0.vector ?? [])
-                })
+                }
+            } catch { throw shardError(error) }
+        }
+        if request.queries.count == 1 { return SearchResponse(results: [try run(request.queries[0])]) }
+        // Several queries (a batch search, or searches a router coalesced): answered concurrently,
+        // each independently. Children store into slots by index and return nothing.
+        let slots = ReplicaSlots<[ScoredPointMessage]>(count: request.queries.count)
+        await withTaskGroup(of: Void.self) { group in
+            for (i, query) in request.queries.enumerated() {
+                group.addTask {
+                    do { slots.succeed(i, try run(query)) } catch { slots.fail(i, shardError(error)) }
+                }
             }
-        } catch { throw shardError(error) }
-        return SearchResponse(results: results)
+        }
+        let (values, errors) = slots.take()
+        if let error = errors.compactMap({ $0 }).first { throw error }
+        return SearchResponse(results: values.map { $0 ?? [] })
     }
 
     public func stats() async throws -> StatsResponse {

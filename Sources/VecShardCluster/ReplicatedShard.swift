@@ -20,10 +20,14 @@ public final class ReplicatedShard: ShardClient {
         public var minimumHedgeDelay: Duration = .milliseconds(2)
         public var maximumHedgeDelay: Duration = .milliseconds(500)
         public var suspicionSeconds: Duration = .seconds(2)
+        /// Searches in flight to this shard at once; more wait and go out together as one call
+        /// (`SearchCoalescer`). nil: every search is its own call.
+        public var maxSearchesInFlight: Int? = 4
 
-        public init(writeQuorum: Int? = nil, hedging: Bool = true) {
+        public init(writeQuorum: Int? = nil, hedging: Bool = true, maxSearchesInFlight: Int? = 4) {
             self.writeQuorum = writeQuorum
             self.hedging = hedging
+            self.maxSearchesInFlight = maxSearchesInFlight
         }
     }
 
@@ -54,12 +58,14 @@ public final class ReplicatedShard: ShardClient {
     public let policy: Policy
     let replicas: [Replica]
     private let latencies = Mutex(LatencyWindow(capacity: 256))
+    let coalescer: SearchCoalescer?
 
     public init(name: String, replicas: [(address: String, client: any ShardClient)], policy: Policy = Policy()) {
         precondition(!replicas.isEmpty, "a shard has at least one replica")
         self.name = name
         self.policy = policy
         self.replicas = replicas.map { Replica(client: $0.client, address: $0.address) }
+        coalescer = policy.maxSearchesInFlight.map { SearchCoalescer(maxInFlight: max(1, $0)) }
     }
 
     /// Replica addresses currently suspected (for /admin/shards).
@@ -248,7 +254,10 @@ public final class ReplicatedShard: ShardClient {
     }
 
     public func get(_ request: IDsRequest) async throws -> PointsResponse { try await read { try await $0.get(request) } }
-    public func search(_ request: SearchRequest) async throws -> SearchResponse { try await read { try await $0.search(request) } }
+    public func search(_ request: SearchRequest) async throws -> SearchResponse {
+        guard let coalescer else { return try await read { try await $0.search(request) } }
+        return try await coalescer.search(request) { combined in try await self.read { try await $0.search(combined) } }
+    }
 
     public func stats() async throws -> StatsResponse {
         var stats = try await read { try await $0.stats() }

@@ -35,6 +35,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("await-sync"), help: "--role shard: take writes at once but no reads until a router has synchronised this replica from a peer; for shards with several replicas.") var awaitSync = false
     @Option(name: .customLong("health-check-interval-ms"), help: "--role router: how often every shard replica is checked (and repaired).")
     var healthCheckIntervalMS = 1000
+    @Option(name: .customLong("max-searches-in-flight"), help: "--role router: searches in flight per shard; more wait and share one call (0: no limit, no coalescing).")
+    var maxSearchesInFlight = 4
     @Option(name: .customLong("inject-search-delay-ms"), help: .hidden) var injectSearchDelayMS: Int?
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer <key>' (env VECSHARD_API_KEY).") var apiKey: String?
     @Option(name: .customLong("read-only-api-key"), help: "A key that may read and search only (env VECSHARD_READ_ONLY_API_KEY).") var readOnlyAPIKey: String?
@@ -75,7 +77,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.limits.maxConcurrentStreams = maxConcurrentStreams
         configuration.shutdownGracePeriod = .seconds(Int64(shutdownGraceSeconds))
         configuration.shardCount = shards
-        configuration.replication = ReplicatedShard.Policy(writeQuorum: writeQuorum, hedging: !noHedging)
+        configuration.replication = ReplicatedShard.Policy(writeQuorum: writeQuorum, hedging: !noHedging,
+                                                           maxSearchesInFlight: maxSearchesInFlight > 0 ? maxSearchesInFlight : nil)
         configuration.requestTimeout = .milliseconds(max(1, requestTimeoutMS))
         configuration.awaitSync = awaitSync
         configuration.healthCheckInterval = .milliseconds(max(50, healthCheckIntervalMS))
