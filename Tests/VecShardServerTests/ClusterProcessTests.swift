@@ -29,7 +29,7 @@ import VecShardHTTP
               - {name: a, replicas: ["127.0.0.1:\(ports["a"]!)"]}
               - {name: b, replicas: ["127.0.0.1:\(ports["b"]!)"]}
         """.write(toFile: topologyFile, atomically: true, encoding: .utf8)
-        let validated = try runTool(["topology", "validate", topologyFile])
+        let validated = try await runVecshard(["topology", "validate", topologyFile]).output
         #expect(validated.contains("valid; version 1, 1 groups, 2 shards, 2 replicas"))
         let (router, routerPort, _) = try await ProcessTests.startServer(dataDir: "\(root)/router", extra: ["--role", "router", "--topology", topologyFile])
         processes.append(router)
@@ -68,26 +68,13 @@ import VecShardHTTP
         }
     }
 
-    @Test func invalidTopologyFilesAreRejectedWithTheReason() throws {
+    @Test func invalidTopologyFilesAreRejectedWithTheReason() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("topo-\(UUID().uuidString).yaml").path
         defer { try? FileManager.default.removeItem(atPath: file) }
         try "version: 1\ngroups:\n  - name: g\n    shards: []\n".write(toFile: file, atomically: true, encoding: .utf8)
-        #expect(try runTool(["topology", "validate", file]).contains("shard group 'g' has no shards"))
+        #expect(try await runVecshard(["topology", "validate", file]).output.contains("shard group 'g' has no shards"))
         try "version: 1\n".write(toFile: file, atomically: true, encoding: .utf8)
-        #expect(try runTool(["topology", "validate", file]).contains("missing field groups"))
-    }
-
-    private func runTool(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = ProcessTests.executable
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        #expect(try await runVecshard(["topology", "validate", file]).output.contains("missing field groups"))
     }
 }
 

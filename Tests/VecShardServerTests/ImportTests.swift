@@ -6,16 +6,8 @@ import VecShardHTTP
 /// `vecshard import` against a real `vecshard serve` process.
 @Suite struct ImportTests {
     private func tool(_ arguments: [String]) async throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = ProcessTests.executable
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let result = try await runVecshard(arguments)
+        return (result.status, result.output)
     }
 
     @Test func importsFvecsNpyAndJSONLinesAndResumes() async throws {
