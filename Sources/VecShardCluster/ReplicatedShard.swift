@@ -45,6 +45,15 @@ public final class ReplicatedShard: ShardClient {
         let syncing = Atomic<Bool>(false)
         /// Replica state from the last health check ("" before the first one).
         let lastState = Mutex<String>("")
+        /// Smoothed latency of its reads in microseconds (0: none yet); breaks ties between
+        /// replicas with as many requests in flight, so a slow replica is tried last.
+        let latencyMicros = Atomic<Int>(0)
+
+        func recordLatency(_ d: Duration) {
+            let micros = Int(d / .microseconds(1))
+            let old = latencyMicros.load(ordering: .relaxed)
+            latencyMicros.store(old == 0 ? micros : (old * 7 + micros) / 8, ordering: .relaxed)
+        }
 
         init(client: any ShardClient, address: String) {
             self.client = client
@@ -58,6 +67,9 @@ public final class ReplicatedShard: ShardClient {
     public let policy: Policy
     let replicas: [Replica]
     private let latencies = Mutex(LatencyWindow(capacity: 256))
+    /// Hedges may add at most 10% to the reads (a token bucket), so that when the whole machine is
+    /// slow (saturated, not one bad replica) hedging does not pile duplicate work on it.
+    private let hedgeBudget = Mutex(HedgeBudget())
     let coalescer: SearchCoalescer?
 
     public init(name: String, replicas: [(address: String, client: any ShardClient)], policy: Policy = Policy()) {
@@ -87,7 +99,9 @@ public final class ReplicatedShard: ShardClient {
             let sa = a.element.isSuspected, sb = b.element.isSuspected
             if sa != sb { return !sa }
             let oa = a.element.outstanding.load(ordering: .relaxed), ob = b.element.outstanding.load(ordering: .relaxed)
-            return oa != ob ? oa < ob : a.offset < b.offset
+            if oa != ob { return oa < ob }
+            let la = a.element.latencyMicros.load(ordering: .relaxed), lb = b.element.latencyMicros.load(ordering: .relaxed)
+            return la != lb ? la < lb : a.offset < b.offset
         }.map(\.element)
     }
 
@@ -102,11 +116,15 @@ public final class ReplicatedShard: ShardClient {
         let start = ContinuousClock.now
         do {
             let result = try await body(replica.client)
-            latencies.withLock { $0.add(ContinuousClock.now - start) }
+            let elapsed = ContinuousClock.now - start
+            latencies.withLock { $0.add(elapsed) }
+            replica.recordLatency(elapsed)
             replica.suspectedUntil.withLock { $0 = nil }
             return result
         } catch {
             let failure = shardError(error)
+            // Cancelled (another replica answered first): it took at least this long.
+            if failure.statusCode == .cancelled || error is CancellationError { replica.recordLatency(ContinuousClock.now - start) }
             if failure.code == "replica_catching_up" {
                 // Alive and taking writes, only not serving reads yet: not a suspect.
                 replica.catchingUp.store(true, ordering: .relaxed)
@@ -130,6 +148,7 @@ public final class ReplicatedShard: ShardClient {
     private func read<T: Sendable>(_ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> T {
         let order = readOrder()
         if order.count == 1 || !policy.hedging { return try await failover(order, body) }
+        hedgeBudget.withLock { $0.earn() }
         let delay = hedgeDelay
         // Slot 0: the first try, slot 1: the hedge. Child tasks return only their slot number.
         let slots = ReplicaSlots<T>(count: 2)
@@ -140,6 +159,8 @@ public final class ReplicatedShard: ShardClient {
             group.addTask {
                 do {
                     try await Task.sleep(for: delay)
+                    // Out of budget: no duplicate; the first try's answer is awaited.
+                    guard self.hedgeBudget.withLock({ $0.spend() }) else { return nil }
                     // The hedge: the same request, starting from the second-best replica.
                     slots.succeed(1, try await self.failover(Array(order.dropFirst()) + [order[0]], body))
                     return 1
@@ -383,23 +404,51 @@ final class ReplicaSlots<T: Sendable>: Sendable {
     func take() -> (values: [T?], errors: [ShardCallError?]) { state.withLock { ($0.values, $0.errors) } }
 }
 
-/// The last `capacity` latencies, for percentiles.
+/// A token bucket: every read earns `ratio` of a hedge, a hedge spends one, at most `burst` saved.
+struct HedgeBudget: Sendable {
+    var ratio = 0.1
+    var burst = 10.0
+    private var tokens = 10.0
+
+    /// A read: earns a fraction of a hedge.
+    mutating func earn() { tokens = min(burst, tokens + ratio) }
+
+    /// A hedge is about to be sent: true (and one token spent) if the budget allows it.
+    mutating func spend() -> Bool {
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}
+
+/// The last `capacity` latencies, for percentiles. The percentile asked for is cached and
+/// recomputed (a sort of `capacity` samples) only after `refreshEvery` new samples, not per read.
 struct LatencyWindow: Sendable {
     private var samples: [Duration] = []
     private var next = 0
     let capacity: Int
+    let refreshEvery: Int
+    private var added = 0
+    private var cached: (p: Double, value: Duration, at: Int)?
 
-    init(capacity: Int) { self.capacity = capacity }
+    init(capacity: Int, refreshEvery: Int = 16) {
+        self.capacity = capacity
+        self.refreshEvery = refreshEvery
+    }
 
     mutating func add(_ d: Duration) {
         if samples.count < capacity { samples.append(d) } else { samples[next] = d }
         next = (next + 1) % capacity
+        added += 1
     }
 
     /// nil until 20 samples exist.
-    func percentile(_ p: Double) -> Duration? {
+    mutating func percentile(_ p: Double) -> Duration? {
         guard samples.count >= 20 else { return nil }
+        if let c = cached, c.p == p, added - c.at < refreshEvery { return c.value }
         let sorted = samples.sorted()
-        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+        let value = sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+        cached = (p, value, added)
+        return value
     }
 }
