@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import VecShardProto
 import VecShardRPC
@@ -45,14 +46,25 @@ public final class ReplicatedShard: ShardClient {
         let syncing = Atomic<Bool>(false)
         /// Replica state from the last health check ("" before the first one).
         let lastState = Mutex<String>("")
-        /// Smoothed latency of its reads in microseconds (0: none yet); breaks ties between
-        /// replicas with as many requests in flight, so a slow replica is tried last.
+        /// Smoothed latency of its reads in microseconds (0: none yet), and when it was last
+        /// sampled (nanoseconds on `ReplicatedShard.epoch`).
         let latencyMicros = Atomic<Int>(0)
+        let sampledAt = Atomic<Int>(0)
 
         func recordLatency(_ d: Duration) {
-            let micros = Int(d / .microseconds(1))
+            let micros = max(1, Int(d / .microseconds(1)))
             let old = latencyMicros.load(ordering: .relaxed)
             latencyMicros.store(old == 0 ? micros : (old * 7 + micros) / 8, ordering: .relaxed)
+            sampledAt.store(Int((ContinuousClock.now - ReplicatedShard.epoch) / .nanoseconds(1)), ordering: .relaxed)
+        }
+
+        /// The smoothed latency, halved for every 10 s without a sample: a replica that was slow
+        /// once is tried again after a while instead of never.
+        func expectedLatency(now: ContinuousClock.Instant) -> Double {
+            let micros = Double(latencyMicros.load(ordering: .relaxed))
+            guard micros > 0 else { return 0 }
+            let idle = Double((now - ReplicatedShard.epoch) / .nanoseconds(1)) - Double(sampledAt.load(ordering: .relaxed))
+            return micros * Foundation.exp2(-max(0, idle) / 10e9)
         }
 
         init(client: any ShardClient, address: String) {
@@ -92,17 +104,23 @@ public final class ReplicatedShard: ShardClient {
 
     // MARK: reads
 
-    /// Replicas in the order a read should try them: not suspected first, fewest outstanding first.
+    static let epoch = ContinuousClock.now
+
+    /// Replicas in the order a read should try them: not suspected first, then by expected cost,
+    /// (requests in flight + 1) x smoothed latency: the least loaded, unless it is much slower
+    /// (a replica 25 times slower is chosen only when the other has 25 requests in flight).
+    /// Replicas without a latency yet come first, so that they get measured.
     private func readOrder() -> [Replica] {
         let serving = replicas.filter { !$0.catchingUp.load(ordering: .relaxed) }
-        return (serving.isEmpty ? replicas : serving).enumerated().sorted { a, b in
-            let sa = a.element.isSuspected, sb = b.element.isSuspected
-            if sa != sb { return !sa }
-            let oa = a.element.outstanding.load(ordering: .relaxed), ob = b.element.outstanding.load(ordering: .relaxed)
-            if oa != ob { return oa < ob }
-            let la = a.element.latencyMicros.load(ordering: .relaxed), lb = b.element.latencyMicros.load(ordering: .relaxed)
-            return la != lb ? la < lb : a.offset < b.offset
-        }.map(\.element)
+        let now = ContinuousClock.now
+        return (serving.isEmpty ? replicas : serving).enumerated().map { (offset: $0.offset, replica: $0.element,
+                                                                         suspected: $0.element.isSuspected,
+                                                                         cost: Double($0.element.outstanding.load(ordering: .relaxed) + 1)
+                                                                             * $0.element.expectedLatency(now: now)) }
+            .sorted { a, b in
+                if a.suspected != b.suspected { return !a.suspected }
+                return a.cost != b.cost ? a.cost < b.cost : a.offset < b.offset
+            }.map(\.replica)
     }
 
     var hedgeDelay: Duration {
@@ -277,7 +295,9 @@ public final class ReplicatedShard: ShardClient {
     public func get(_ request: IDsRequest) async throws -> PointsResponse { try await read { try await $0.get(request) } }
     public func search(_ request: SearchRequest) async throws -> SearchResponse {
         guard let coalescer else { return try await read { try await $0.search(request) } }
-        return try await coalescer.search(request) { combined in try await self.read { try await $0.search(combined) } }
+        return try await coalescer.search(request) { combined in
+            try await self.read { try await $0.search(combined) }
+        }
     }
 
     public func stats() async throws -> StatsResponse {
