@@ -42,7 +42,7 @@ enum WALRecordCodec {
     /// The payload of an operation; writers encode it (and hash it) before they queue, so
     /// the group-commit leader only frames it.
     static func encodePayload(_ operation: WALOperation) -> [UInt8] {
-        var payload = ByteWriter(capacity: 64)
+        var payload = ByteWriter(capacity: payloadCapacity(operation))
         switch operation {
         case let .upsert(points):
             payload.u8(1)
@@ -61,6 +61,28 @@ enum WALRecordCodec {
         return payload.bytes
     }
 
+    /// The exact payload size (so encoding never reallocates; vectors are copied as raw bytes).
+    static func payloadCapacity(_ operation: WALOperation) -> Int {
+        switch operation {
+        case let .upsert(points):
+            var n = 9
+            for p in points {
+                n += 4 + p.id.utf8.count + 4 * p.vector.count + 2
+                for (key, value) in p.metadata {
+                    n += 4 + key.utf8.count + 1
+                    switch value {
+                    case let .string(s): n += 4 + s.utf8.count
+                    case .int, .double: n += 8
+                    case .bool: n += 1
+                    }
+                }
+            }
+            return n
+        case let .delete(ids):
+            return ids.reduce(5) { $0 + 4 + $1.utf8.count }
+        }
+    }
+
     /// The 24-byte header of a record with this LSN and payload.
     static func header(lsn: UInt64, payloadCount: Int, payloadHash: UInt64) -> [UInt8] {
         var out = ByteWriter(capacity: headerBytes)
@@ -72,6 +94,16 @@ enum WALRecordCodec {
         var fixed = Array(out.bytes[0..<16])
         withUnsafeBytes(of: sum.littleEndian) { fixed.append(contentsOf: $0) }
         return fixed
+    }
+
+    /// Writes the 24-byte header of a record at `p` (same bytes as `header`).
+    static func writeHeader(into p: UnsafeMutableRawPointer, lsn: UInt64, payloadCount: Int, payloadHash: UInt64) {
+        p.storeBytes(of: magic.littleEndian, toByteOffset: 0, as: UInt32.self)
+        p.storeBytes(of: UInt32(payloadCount).littleEndian, toByteOffset: 4, as: UInt32.self)
+        p.storeBytes(of: lsn.littleEndian, toByteOffset: 8, as: UInt64.self)
+        p.storeBytes(of: payloadHash.littleEndian, toByteOffset: 16, as: UInt64.self)
+        let sum = XXHash64.hash(UnsafeRawBufferPointer(start: p, count: 24))
+        p.storeBytes(of: sum.littleEndian, toByteOffset: 16, as: UInt64.self)
     }
 
     static func frame(lsn: UInt64, payload: [UInt8], payloadHash: UInt64) -> [UInt8] {

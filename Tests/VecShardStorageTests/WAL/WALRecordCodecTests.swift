@@ -34,6 +34,22 @@ struct WALRecordCodecTests {
         }
     }
 
+    @Test func payloadCapacityIsExactAndHeaderWriterMatchesHeader() {
+        let many = WALRecord(lsn: 9, operation: .upsert((0..<50).map {
+            Point(id: "p-\($0)-ü", vector: [Float($0), 1, 2], metadata: $0 % 3 == 0 ? [:] : ["k\($0 % 5)": .string("v\($0)"), "n": .int(Int64($0))])
+        }))
+        for record in [upsert, delete, many, WALRecord(lsn: 1, operation: .delete([]))] {
+            let payload = WALRecordCodec.encodePayload(record.operation)
+            #expect(WALRecordCodec.payloadCapacity(record.operation) == payload.count)
+            let header = WALRecordCodec.header(lsn: record.lsn, payloadCount: payload.count, payloadHash: XXHash64.hash(payload))
+            var written = [UInt8](repeating: 0xAA, count: WALRecordCodec.headerBytes)
+            written.withUnsafeMutableBytes {
+                WALRecordCodec.writeHeader(into: $0.baseAddress!, lsn: record.lsn, payloadCount: payload.count, payloadHash: XXHash64.hash(payload))
+            }
+            #expect(written == header)
+        }
+    }
+
     @Test func cleanFileEndsWithoutDamage() {
         let bytes = file([upsert, delete])
         let r = scan(bytes)
