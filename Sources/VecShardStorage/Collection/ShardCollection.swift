@@ -119,9 +119,24 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
             _ = segmentDead
         }
         let collection = ShardCollection(schema: schema, directory: directory, options: options, state: state)
-        let (files, report) = try WriteAheadLog.recover(directory: directory + "/wal", checkpoint: manifest.checkpointLSN) {
-            _ = collection.apply([$0], replaying: true)
+        // Replay as a two-stage pipeline: this thread reads and decodes records (checksums,
+        // points) while `replayQueue` applies the previous ones, in LSN order (a serial
+        // queue, records handed over in file order). At most `inFlight` decoded records wait.
+        let replayQueue = DispatchQueue(label: "vecshard.storage.replay")
+        let inFlight = DispatchSemaphore(value: 4)
+        let recovered: (files: [UInt64], report: WALRecoveryReport)
+        do {
+            defer { replayQueue.sync {} }
+            recovered = try WriteAheadLog.recover(directory: directory + "/wal", checkpoint: manifest.checkpointLSN) { record in
+                inFlight.wait()
+                let handoff = UncheckedSendable(record)
+                replayQueue.async {
+                    _ = collection.apply([handoff.value], replaying: true)
+                    inFlight.signal()
+                }
+            }
         }
+        let (files, report) = recovered
         collection.recovery = report
         let nextLSN = max(report.lastLSN, manifest.checkpointLSN) + 1
         collection.wal = try WriteAheadLog(directory: directory + "/wal", existingFiles: files, nextLSN: nextLSN,
