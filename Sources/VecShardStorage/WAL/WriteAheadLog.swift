@@ -402,9 +402,13 @@ final class WriteAheadLog: @unchecked Sendable {
             var validLength = 0
             var damage: String?
             try { (raw: UnsafeRawBufferPointer) in
-                var scanner = WALFileScanner(raw)
+                var scanner = WALFileScanner(raw, skipThrough: checkpoint)
                 loop: while true {
                     switch scanner.next() {
+                    case let .skipped(lsn):
+                        // At or below the checkpoint: checked, not decoded, not replayed.
+                        report.recordsRead += 1
+                        report.lastLSN = max(report.lastLSN, lsn)
                     case let .record(record):
                         report.recordsRead += 1
                         report.lastLSN = max(report.lastLSN, record.lsn)

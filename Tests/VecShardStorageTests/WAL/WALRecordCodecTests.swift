@@ -20,6 +20,7 @@ struct WALRecordCodecTests {
             while true {
                 switch s.next() {
                 case let .record(r): out.append(r)
+                case .skipped: Issue.record("no record is skipped without skipThrough")
                 case let .end(valid, damage): return (out, valid, damage)
                 }
             }
@@ -47,6 +48,24 @@ struct WALRecordCodecTests {
                 WALRecordCodec.writeHeader(into: $0.baseAddress!, lsn: record.lsn, payloadCount: payload.count, payloadHash: XXHash64.hash(payload))
             }
             #expect(written == header)
+        }
+    }
+
+    @Test func recordsAtOrBelowSkipThroughAreCheckedNotDecoded() {
+        let bytes = file([upsert, delete], first: 7)
+        bytes.withUnsafeBytes { raw in
+            var s = WALFileScanner(raw, skipThrough: 7)
+            #expect(s.next() == .skipped(lsn: 7))
+            #expect(s.next() == .record(delete))
+            #expect(s.next() == .end(validLength: bytes.count, damage: nil))
+        }
+        // A skipped record is still checksummed: damage in it ends the valid prefix there.
+        var damaged = bytes
+        damaged[WALFileHeader.bytes + 30] ^= 1
+        damaged.withUnsafeBytes { raw in
+            var s = WALFileScanner(raw, skipThrough: 7)
+            guard case let .end(valid, damage) = s.next() else { Issue.record("expected the end"); return }
+            #expect(valid == WALFileHeader.bytes && damage != nil)
         }
     }
 
