@@ -16,7 +16,7 @@ import VecShardEngine
 ///
 /// Directory layout: `collection.json` (schema), `MANIFEST`, `wal/wal-<first LSN>.log`,
 /// `segments/seg-<id>/`.
-public final class ShardCollection: @unchecked Sendable {
+public final class ShardCollection: WALApplier, @unchecked Sendable {
     public let schema: CollectionSchema
     public var name: String { schema.name }
     let directory: String
@@ -119,15 +119,28 @@ public final class ShardCollection: @unchecked Sendable {
             _ = segmentDead
         }
         let collection = ShardCollection(schema: schema, directory: directory, options: options, state: state)
-        let (files, report) = try WriteAheadLog.recover(directory: directory + "/wal", checkpoint: manifest.checkpointLSN) {
-            _ = collection.apply([$0], replaying: true)
+        // Replay as a two-stage pipeline: this thread reads and decodes records (checksums,
+        // points) while `replayQueue` applies the previous ones, in LSN order (a serial
+        // queue, records handed over in file order). At most `inFlight` decoded records wait.
+        let replayQueue = DispatchQueue(label: "vecshard.storage.replay")
+        let inFlight = DispatchSemaphore(value: 4)
+        let recovered: (files: [UInt64], report: WALRecoveryReport)
+        do {
+            defer { replayQueue.sync {} }
+            recovered = try WriteAheadLog.recover(directory: directory + "/wal", checkpoint: manifest.checkpointLSN) { record in
+                inFlight.wait()
+                let handoff = UncheckedSendable(record)
+                replayQueue.async {
+                    _ = collection.apply([handoff.value], replaying: true)
+                    inFlight.signal()
+                }
+            }
         }
+        let (files, report) = recovered
         collection.recovery = report
         let nextLSN = max(report.lastLSN, manifest.checkpointLSN) + 1
         collection.wal = try WriteAheadLog(directory: directory + "/wal", existingFiles: files, nextLSN: nextLSN,
-                                           fileBytesLimit: options.walFileBytes) { [weak collection] records in
-            collection?.apply(records, replaying: false) ?? records.map { _ in 0 }
-        }
+                                           fileBytesLimit: options.walFileBytes, applier: collection)
         collection.state.withLock { $0.lsn = max($0.lsn, report.lastLSN) }
         if options.automaticMaintenance {
             collection.maintenance.async { collection.sealFrozen() }
@@ -173,37 +186,59 @@ public final class ShardCollection: @unchecked Sendable {
         return WriteReceipt(lsn: lsn, count: applied)
     }
 
-    /// Applies durable records in LSN order (the WAL's queue, or recovery). Returns per
-    /// record the points written or deleted.
-    private func apply(_ records: [WALRecord], replaying: Bool) -> [Int] {
-        var results: [Int] = []
-        var actions: [SegmentLifecycle.Action] = []
+    /// What `stage` appended: the growing segment and, per record, the row of its first
+    /// point there (nil for deletes). The rows are invisible until `publish`.
+    struct StagedRows {
+        var segment: GrowingSegment
+        var firstRows: [UInt32?]
+    }
+
+    /// Appends the records' points to the growing segment past its visible rows (readers
+    /// do not see them: no id maps to them and `growingVisible` does not cover them). Runs
+    /// while the records are being written (WAL) or just before `publish` (recovery); the
+    /// only writer of the growing segment, always between a publish and the next.
+    func stage(_ records: [WALRecord]) -> StagedRows {
+        let growing = state.withLock { $0.growing }
+        var firstRows: [UInt32?] = []
+        firstRows.reserveCapacity(records.count)
         for record in records {
-            switch record.operation {
-            case let .upsert(points):
-                // The WAL applier is the only writer, so the growing segment cannot change under us.
-                let growing = state.withLock { $0.growing }
-                let first = growing.append(points[...])
-                actions += state.withLock { s -> [SegmentLifecycle.Action] in
-                    var touched = Set<UInt64>()
+            if case let .upsert(points) = record.operation {
+                firstRows.append(growing.append(points[...]))
+            } else {
+                firstRows.append(nil)
+            }
+        }
+        return StagedRows(segment: growing, firstRows: firstRows)
+    }
+
+    /// Makes durable, staged records visible in LSN order (the WAL's queue, or recovery):
+    /// the id map, tombstones of replaced or deleted rows, the visible row count, the LSN;
+    /// then the lifecycle (a freeze is decided once per group, after its last record).
+    /// Returns per record the points written or deleted.
+    func publish(_ records: [WALRecord], staged: StagedRows, replaying: Bool) -> [Int] {
+        var results: [Int] = []
+        results.reserveCapacity(records.count)
+        let actions = state.withLock { s -> [SegmentLifecycle.Action] in
+            precondition(s.growing === staged.segment, "the growing segment changed between stage and publish")
+            var touched = Set<UInt64>()
+            var upserted = false
+            let growingID = staged.segment.id
+            for (k, record) in records.enumerated() {
+                switch record.operation {
+                case let .upsert(points):
+                    let first = staged.firstRows[k]!
                     for (i, p) in points.enumerated() {
-                        let location = RowLocation(segment: growing.id, row: first + UInt32(i))
+                        let location = RowLocation(segment: growingID, row: first + UInt32(i))
                         if let old = s.idMap.updateValue(location, forKey: p.id) {
                             s.dead[old.segment, default: DeadRows()].insert(old.row)
                             touched.insert(old.segment)
                         }
                     }
                     s.growingVisible += points.count
-                    s.lsn = record.lsn
-                    var out = deadChanged(&s, touched)
-                    out += s.lifecycle.growingChanged(rows: s.growingVisible, bytes: growing.bytes, lsn: record.lsn)
-                    return perform(freezes: out, in: &s)
-                }
-                results.append(points.count)
-            case let .delete(ids):
-                var deleted = 0
-                actions += state.withLock { s -> [SegmentLifecycle.Action] in
-                    var touched = Set<UInt64>()
+                    upserted = true
+                    results.append(points.count)
+                case let .delete(ids):
+                    var deleted = 0
                     for id in ids {
                         if let old = s.idMap.removeValue(forKey: id) {
                             s.dead[old.segment, default: DeadRows()].insert(old.row)
@@ -211,15 +246,37 @@ public final class ShardCollection: @unchecked Sendable {
                             deleted += 1
                         }
                     }
-                    s.lsn = record.lsn
-                    return deadChanged(&s, touched)
+                    results.append(deleted)
                 }
-                results.append(deleted)
+                s.lsn = record.lsn
             }
+            var out = deadChanged(&s, touched)
+            if upserted, let last = records.last {
+                out += s.lifecycle.growingChanged(rows: s.growingVisible, bytes: staged.segment.bytes, lsn: last.lsn)
+            }
+            return perform(freezes: out, in: &s)
         }
         if !replaying { wal?.requestRotationIf(actions.contains { if case .freeze = $0 { return true }; return false }) }
         performBackground(actions)
         return results
+    }
+
+    /// The write of staged records did not become durable: their rows stay invisible for
+    /// good (marked dead, skipped by `growingVisible`, never in the id map), so the next
+    /// group stages after them and nothing of the refused write can be read.
+    func abandon(_ records: [WALRecord], staged: StagedRows) {
+        state.withLock { s in
+            guard s.growing === staged.segment else { return }
+            let end = staged.segment.count
+            guard end > s.growingVisible else { return }
+            for row in s.growingVisible..<end { s.dead[staged.segment.id, default: DeadRows()].insert(UInt32(row)) }
+            s.growingVisible = end
+        }
+    }
+
+    /// Stages and publishes records at once (recovery replay).
+    private func apply(_ records: [WALRecord], replaying: Bool) -> [Int] {
+        publish(records, staged: stage(records), replaying: replaying)
     }
 
     private func deadChanged(_ s: inout State, _ touched: Set<UInt64>) -> [SegmentLifecycle.Action] {
@@ -585,6 +642,10 @@ public final class ShardCollection: @unchecked Sendable {
             memoryBytes: segments.reduce(0) { $0 + $1.memoryBytes }, diskBytes: segments.reduce(walBytes) { $0 + $1.diskBytes },
             walBytes: walBytes, walBytesAppended: wal?.appendedBytes.withLock { $0 } ?? 0,
             walIOSeconds: wal?.ioSeconds.withLock { $0 } ?? 0, maintenanceError: error)
+    }
+
+    func publish(_ records: [WALRecord], staged: StagedRows) -> [Int] {
+        publish(records, staged: staged, replaying: false)
     }
 
     /// Test hook: makes WAL writes fail with `errno` (nil to stop).

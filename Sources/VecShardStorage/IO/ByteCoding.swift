@@ -42,9 +42,14 @@ struct ByteWriter {
     /// maps encode to equal bytes.
     mutating func metadata(_ m: Metadata) {
         int(UInt16(m.count))
-        for key in m.keys.sorted() {
+        if m.count == 1, let (key, v) = m.first {
             string(key)
-            value(m[key]!)
+            value(v)
+            return
+        }
+        for (key, v) in m.sorted(by: { $0.key < $1.key }) {
+            string(key)
+            value(v)
         }
     }
 

@@ -5,11 +5,35 @@ import VecShardEngine
 /// take them). A sealed segment builds it once at seal time and stores it; a growing
 /// segment extends it as rows arrive (rows come in increasing order, so lists stay sorted).
 struct MetadataPostings: Sendable, Equatable {
-    private(set) var lists: [String: [MetadataValue: [UInt32]]] = [:]
+    /// The rows of one value, ascending: the first inline, the others in `more` (an empty
+    /// array allocates nothing, so a value seen once, e.g. a unique id-like field, costs
+    /// no allocation of its own).
+    struct Rows: Sendable, Equatable {
+        var first: UInt32
+        var more: [UInt32] = []
+        init(_ first: UInt32) { self.first = first }
+        init(_ rows: [UInt32]) {
+            first = rows[0]
+            more = Array(rows.dropFirst())
+        }
+        var count: Int { 1 + more.count }
+        var array: [UInt32] { more.isEmpty ? [first] : [first] + more }
+        mutating func append(_ row: UInt32) { more.append(row) }
+    }
+
+    private(set) var lists: [String: [MetadataValue: Rows]] = [:]
 
     mutating func add(row: UInt32, _ metadata: Metadata) {
         for (field, value) in metadata where value.isFilterable {
-            lists[field, default: [:]][value, default: []].append(row)
+            Self.add(row, value, to: &lists[field, default: [:]])
+        }
+    }
+
+    private static func add(_ row: UInt32, _ value: MetadataValue, to values: inout [MetadataValue: Rows]) {
+        if let i = values.index(forKey: value) {
+            values.values[i].append(row)
+        } else {
+            values[value] = Rows(row)
         }
     }
 
@@ -20,7 +44,7 @@ struct MetadataPostings: Sendable, Equatable {
         var perField: [[UInt32]] = []
         for (field, condition) in filter {
             let values = Set(condition.values)
-            let matching = values.compactMap { lists[field]?[$0] }
+            let matching = values.compactMap { lists[field]?[$0]?.array }
             let union = matching.count == 1 ? matching[0] : Self.union(matching)
             if union.isEmpty { return [] }
             perField.append(union)
@@ -63,7 +87,7 @@ struct MetadataPostings: Sendable, Equatable {
     /// Approximate heap bytes (4 per posting plus keys).
     var memoryBytes: Int {
         lists.reduce(0) { acc, field in
-            acc + field.key.utf8.count + 64 + field.value.reduce(0) { $0 + 48 + $1.value.count * 4 }
+            acc + field.key.utf8.count + 64 + field.value.reduce(0) { $0 + 48 + ($1.value.count - 1) * 4 }
         }
     }
 
@@ -76,7 +100,8 @@ struct MetadataPostings: Sendable, Equatable {
             for (value, rows) in values {
                 w.value(value)
                 w.int(UInt32(rows.count))
-                rows.withUnsafeBytes { w.raw($0) }
+                w.int(rows.first)
+                rows.more.withUnsafeBytes { w.raw($0) }
             }
         }
     }
@@ -87,15 +112,16 @@ struct MetadataPostings: Sendable, Equatable {
         for _ in 0..<fields {
             let field = try r.string()
             let n = Int(try r.int(UInt32.self))
-            var values: [MetadataValue: [UInt32]] = [:]
+            var values: [MetadataValue: Rows] = [:]
             for _ in 0..<n {
                 let value = try r.value()
                 let count = Int(try r.int(UInt32.self))
                 let raw = try r.bytes(count * 4)
-                values[value] = [UInt32](unsafeUninitializedCapacity: count) { buf, k in
-                    if count > 0 { UnsafeMutableRawBufferPointer(buf).copyMemory(from: raw) }
+                guard count > 0 else { throw MalformedBytes(description: "a metadata value with no rows") }
+                values[value] = Rows([UInt32](unsafeUninitializedCapacity: count) { buf, k in
+                    UnsafeMutableRawBufferPointer(buf).copyMemory(from: raw)
                     k = count
-                }
+                })
             }
             p.lists[field] = values
         }

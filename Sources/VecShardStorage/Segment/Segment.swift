@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import VecShardEngine
 
 /// Where a stored row lives: a segment and its row (the engine's internal id there).
@@ -32,24 +35,34 @@ protocol Segment: AnyObject, Sendable {
 /// The in-memory segment that takes writes: ids, vectors as given, metadata, the
 /// incremental metadata index and a FLAT engine index (searchable at once). Appends come
 /// from the WAL's single applier; reads (any thread) take the segment's lock briefly.
+///
+/// Vectors as given live in one contiguous float buffer grown with `realloc` (large
+/// blocks move by remapping pages, not copying); each point's vector is copied once into
+/// it, and the engine's index is filled from that buffer.
 final class GrowingSegment: Segment, @unchecked Sendable {
     let id: UInt64
     let dimension: Int
     let index: any VectorIndex
     private struct Rows {
         var ids: [String] = []
-        var vectors: [Float] = []
         var metadata: [Metadata] = []
         var postings = MetadataPostings()
         var bytes = 0
     }
     private let rows = Locked(Rows())
+    /// Row-major vectors of rows 0..<vectorRows (capacity vectorCapacity rows). Replaced
+    /// (realloc) only under `rows`' lock; rows below the count never change.
+    private var vectorBase: UnsafeMutablePointer<Float>?
+    private var vectorRows = 0
+    private var vectorCapacity = 0
 
     init(id: UInt64, dimension: Int, metric: DistanceMetric) throws {
         self.id = id
         self.dimension = dimension
         index = try makeIndex(spec: IndexSpec(kind: .flat), metric: metric, dimension: dimension)
     }
+
+    deinit { free(vectorBase) }
 
     var count: Int { rows.withLock { $0.ids.count } }
     /// Approximate bytes held (the seal threshold compares against this): vectors twice
@@ -58,32 +71,53 @@ final class GrowingSegment: Segment, @unchecked Sendable {
 
     /// Appends validated points; returns the row of the first. Only the WAL applier calls it.
     func append(_ points: ArraySlice<Point>) -> UInt32 {
-        var flat: [Float] = []
-        flat.reserveCapacity(points.count * dimension)
-        for p in points { flat += p.vector }
+        let n = points.count
+        let (first, start) = rows.withLock { r -> (UInt32, UnsafeMutablePointer<Float>) in
+            let needed = vectorRows + n
+            if needed > vectorCapacity {
+                let capacity = max(needed, vectorCapacity * 2, 1024)
+                guard let grown = realloc(vectorBase, capacity * dimension * 4) else {
+                    fatalError("growing segment \(id): out of memory for \(capacity) vectors")
+                }
+                vectorBase = grown.bindMemory(to: Float.self, capacity: capacity * dimension)
+                vectorCapacity = capacity
+            }
+            return (UInt32(r.ids.count), vectorBase! + vectorRows * dimension)
+        }
+        // Rows past vectorRows are ours alone (readers stop at vectorRows; only this
+        // applier grows the buffer), so they are filled without the lock.
+        var at = start
+        for p in points {
+            p.vector.withUnsafeBufferPointer { at.update(from: $0.baseAddress!, count: dimension) }
+            at += dimension
+        }
         do {
-            _ = try index.add(flat)
+            _ = try index.add(UnsafeBufferPointer(start: start, count: n * dimension))
         } catch {
             // Points are validated before they are logged; failing here is a bug.
             fatalError("growing segment \(id): engine refused validated vectors: \(error)")
         }
-        return rows.withLock { r in
-            let first = UInt32(r.ids.count)
-            r.vectors += flat
+        rows.withLock { r in
+            vectorRows += n
+            r.ids.append(contentsOf: points.lazy.map(\.id))
+            r.metadata.append(contentsOf: points.lazy.map(\.metadata))
+            var bytes = 0
             for (i, p) in points.enumerated() {
-                r.ids.append(p.id)
-                r.metadata.append(p.metadata)
-                r.postings.add(row: first + UInt32(i), p.metadata)
-                r.bytes += dimension * 8 + p.id.utf8.count + 32 + p.metadata.count * 48
+                if !p.metadata.isEmpty { r.postings.add(row: first + UInt32(i), p.metadata) }
+                bytes += dimension * 8 + p.id.utf8.count + 32 + p.metadata.count * 48
             }
-            return first
+            r.bytes += bytes
         }
+        return first
     }
 
     func pointID(at row: UInt32) -> String { rows.withLock { $0.ids[Int(row)] } }
     func metadata(at row: UInt32) -> Metadata { rows.withLock { $0.metadata[Int(row)] } }
     func vector(at row: UInt32) -> [Float] {
-        rows.withLock { Array($0.vectors[(Int(row) * dimension)..<((Int(row) + 1) * dimension)]) }
+        rows.withLock { _ in
+            precondition(Int(row) < vectorRows, "row \(row) of growing segment \(id) is not appended")
+            return Array(UnsafeBufferPointer(start: vectorBase! + Int(row) * dimension, count: dimension))
+        }
     }
     func candidates(matching filter: MetadataFilter, below limit: Int) -> [UInt32]? {
         rows.withLock { $0.postings.rows(matching: filter, below: limit) }
@@ -92,7 +126,10 @@ final class GrowingSegment: Segment, @unchecked Sendable {
 
     /// Everything needed to write the segment's files; call only once the segment is frozen.
     func frozenContents() -> SegmentContents {
-        rows.withLock { SegmentContents(ids: $0.ids, vectors: $0.vectors, metadata: $0.metadata, postings: $0.postings) }
+        rows.withLock { r in
+            let vectors = vectorRows == 0 ? [] : Array(UnsafeBufferPointer(start: vectorBase!, count: vectorRows * dimension))
+            return SegmentContents(ids: r.ids, vectors: vectors, metadata: r.metadata, postings: r.postings)
+        }
     }
 }
 

@@ -42,7 +42,7 @@ enum WALRecordCodec {
     /// The payload of an operation; writers encode it (and hash it) before they queue, so
     /// the group-commit leader only frames it.
     static func encodePayload(_ operation: WALOperation) -> [UInt8] {
-        var payload = ByteWriter(capacity: 64)
+        var payload = ByteWriter(capacity: payloadCapacity(operation))
         switch operation {
         case let .upsert(points):
             payload.u8(1)
@@ -61,6 +61,28 @@ enum WALRecordCodec {
         return payload.bytes
     }
 
+    /// The exact payload size (so encoding never reallocates; vectors are copied as raw bytes).
+    static func payloadCapacity(_ operation: WALOperation) -> Int {
+        switch operation {
+        case let .upsert(points):
+            var n = 9
+            for p in points {
+                n += 4 + p.id.utf8.count + 4 * p.vector.count + 2
+                for (key, value) in p.metadata {
+                    n += 4 + key.utf8.count + 1
+                    switch value {
+                    case let .string(s): n += 4 + s.utf8.count
+                    case .int, .double: n += 8
+                    case .bool: n += 1
+                    }
+                }
+            }
+            return n
+        case let .delete(ids):
+            return ids.reduce(5) { $0 + 4 + $1.utf8.count }
+        }
+    }
+
     /// The 24-byte header of a record with this LSN and payload.
     static func header(lsn: UInt64, payloadCount: Int, payloadHash: UInt64) -> [UInt8] {
         var out = ByteWriter(capacity: headerBytes)
@@ -74,6 +96,16 @@ enum WALRecordCodec {
         return fixed
     }
 
+    /// Writes the 24-byte header of a record at `p` (same bytes as `header`).
+    static func writeHeader(into p: UnsafeMutableRawPointer, lsn: UInt64, payloadCount: Int, payloadHash: UInt64) {
+        p.storeBytes(of: magic.littleEndian, toByteOffset: 0, as: UInt32.self)
+        p.storeBytes(of: UInt32(payloadCount).littleEndian, toByteOffset: 4, as: UInt32.self)
+        p.storeBytes(of: lsn.littleEndian, toByteOffset: 8, as: UInt64.self)
+        p.storeBytes(of: payloadHash.littleEndian, toByteOffset: 16, as: UInt64.self)
+        let sum = XXHash64.hash(UnsafeRawBufferPointer(start: p, count: 24))
+        p.storeBytes(of: sum.littleEndian, toByteOffset: 16, as: UInt64.self)
+    }
+
     static func frame(lsn: UInt64, payload: [UInt8], payloadHash: UInt64) -> [UInt8] {
         header(lsn: lsn, payloadCount: payload.count, payloadHash: payloadHash) + payload
     }
@@ -82,6 +114,8 @@ enum WALRecordCodec {
     enum Decoded: Equatable {
         /// A whole, valid record of `length` bytes.
         case record(WALRecord, length: Int)
+        /// A whole record whose checksums match, payload not decoded (asked not to).
+        case verified(lsn: UInt64, length: Int)
         /// The bytes end inside a record (a torn write) or exactly at `offset` (`end`).
         case end
         case torn(String)
@@ -89,7 +123,9 @@ enum WALRecordCodec {
         case corrupt(String)
     }
 
-    static func decode(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Decoded {
+    /// `decodeAbove`: records with an LSN at or below it are checked (checksums) but their
+    /// payload is not decoded (`verified`); recovery skips them anyway.
+    static func decode(_ bytes: UnsafeRawBufferPointer, at offset: Int, decodeAbove: UInt64? = nil) -> Decoded {
         let left = bytes.count - offset
         if left == 0 { return .end }
         if left < headerBytes { return .torn("\(left) bytes at offset \(offset) are shorter than a record header") }
@@ -107,6 +143,7 @@ enum WALRecordCodec {
         var check = Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + 16)]))
         withUnsafeBytes(of: XXHash64.hash(payload).littleEndian) { check.append(contentsOf: $0) }
         guard XXHash64.hash(check) == sum else { return .corrupt("checksum mismatch in record at offset \(offset)") }
+        if let decodeAbove, lsn <= decodeAbove { return .verified(lsn: lsn, length: headerBytes + length) }
         do {
             let op = try decodePayload(payload)
             return .record(WALRecord(lsn: lsn, operation: op), length: headerBytes + length)
@@ -176,6 +213,8 @@ enum WALFileHeader {
 struct WALFileScanner {
     enum Step: Equatable {
         case record(WALRecord)
+        /// A valid record at or below `skipThrough`, not decoded.
+        case skipped(lsn: UInt64)
         /// No more records. `validLength` is the byte length of the valid prefix; `damage`
         /// says why bytes after it were rejected (nil when the file ends cleanly).
         case end(validLength: Int, damage: String?)
@@ -187,8 +226,12 @@ struct WALFileScanner {
     private var lastLSN: UInt64?
     private var done = false
 
-    init(_ bytes: UnsafeRawBufferPointer) {
+    /// Records with an LSN at or below this are verified but not decoded (`skipped`).
+    let skipThrough: UInt64?
+
+    init(_ bytes: UnsafeRawBufferPointer, skipThrough: UInt64? = nil) {
         self.bytes = bytes
+        self.skipThrough = skipThrough
         firstLSN = WALFileHeader.decode(bytes)
     }
 
@@ -199,7 +242,7 @@ struct WALFileScanner {
             offset = 0
             return .end(validLength: 0, damage: bytes.isEmpty ? nil : "missing or corrupt file header")
         }
-        switch WALRecordCodec.decode(bytes, at: offset) {
+        switch WALRecordCodec.decode(bytes, at: offset, decodeAbove: skipThrough) {
         case let .record(record, length):
             if record.lsn < firstLSN || (lastLSN.map { record.lsn <= $0 } ?? false) {
                 done = true
@@ -208,6 +251,14 @@ struct WALFileScanner {
             lastLSN = record.lsn
             offset += length
             return .record(record)
+        case let .verified(lsn, length):
+            if lsn < firstLSN || (lastLSN.map { lsn <= $0 } ?? false) {
+                done = true
+                return .end(validLength: offset, damage: "LSN \(lsn) at offset \(offset) is out of order")
+            }
+            lastLSN = lsn
+            offset += length
+            return .skipped(lsn: lsn)
         case .end:
             done = true
             return .end(validLength: offset, damage: nil)

@@ -54,9 +54,26 @@ public struct WALRecoveryReport: Sendable, Equatable {
 /// `directory`, group commit (concurrent writers share one fsync; a writer is answered
 /// only after the fsync of its record), rotation and checkpoint truncation.
 ///
-/// After a group is durable, `apply` runs on the log's queue with the group's records in
-/// LSN order, before any writer of the group is answered; its per-record results
-/// (e.g. rows deleted) are returned to the writers. Applying is therefore serialized.
+/// Applying a group happens in two steps around its write:
+///
+/// 1. `applier.stage` runs on a second queue *while* the group is written and fsynced: it
+///    does the expensive, invisible part (appending rows past the visible ones).
+/// 2. Once the group is durable and staged, `applier.publish` runs on the log's queue with
+///    the group's records in LSN order and the staged result, before any writer of the
+///    group is answered; its per-record results (e.g. rows deleted) go to the writers. If
+///    the write did not become durable, `applier.abandon` discards the staged work instead
+///    and the writers get the error.
+///
+/// So a writer is answered only after the fsync of its record and after its write is
+/// visible; groups are staged, written and published one at a time, in LSN order (the
+/// next group's write starts after this group is published).
+protocol WALApplier: AnyObject, Sendable {
+    associatedtype Staged
+    func stage(_ records: [WALRecord]) -> Staged
+    func publish(_ records: [WALRecord], staged: Staged) -> [Int]
+    func abandon(_ records: [WALRecord], staged: Staged)
+}
+
 final class WriteAheadLog: @unchecked Sendable {
     typealias Waiter = CheckedContinuation<(lsn: UInt64, applied: Int), Error>
 
@@ -65,7 +82,11 @@ final class WriteAheadLog: @unchecked Sendable {
     let fileBytesLimit: Int
     private let queue: DispatchQueue
     private let state: Locked<GroupCommit<Waiter>>
-    private let apply: @Sendable ([WALRecord]) -> [Int]
+    private let stageGroup: @Sendable ([WALRecord]) -> Any
+    private let publishGroup: @Sendable ([WALRecord], Any) -> [Int]
+    private let abandonGroup: @Sendable ([WALRecord], Any) -> Void
+    /// Where `stage` runs, concurrently with the group's write and fsync.
+    private let stageQueue: DispatchQueue
     /// Files (first LSN) and the open tail file; touched on `queue` and under `files`.
     private let files: Locked<[UInt64]>
     private var fd: Int32 = -1
@@ -89,18 +110,31 @@ final class WriteAheadLog: @unchecked Sendable {
     var injectedWriteError: (@Sendable (Int) -> Int32?)?
 
     /// Opens the log for appending after recovery: a new file starting at `nextLSN`.
-    init(directory: String, existingFiles: [UInt64], nextLSN: UInt64, fileBytesLimit: Int,
-         apply: @escaping @Sendable ([WALRecord]) -> [Int]) throws {
+    init<A: WALApplier>(directory: String, existingFiles: [UInt64], nextLSN: UInt64, fileBytesLimit: Int,
+                        applier: A) throws {
         self.directory = directory
         self.fileBytesLimit = fileBytesLimit
         self.queue = DispatchQueue(label: "vecshard.wal")
+        self.stageQueue = DispatchQueue(label: "vecshard.wal.stage")
         self.state = Locked(GroupCommit(nextLSN: nextLSN))
-        self.apply = apply
+        // Weak: the collection owns the log.
+        stageGroup = { [weak applier] records in applier.map { $0.stage(records) as Any } ?? () }
+        publishGroup = { [weak applier] records, staged in
+            guard let applier, let staged = staged as? A.Staged else { return records.map { _ in 0 } }
+            return applier.publish(records, staged: staged)
+        }
+        abandonGroup = { [weak applier] records, staged in
+            guard let applier, let staged = staged as? A.Staged else { return }
+            applier.abandon(records, staged: staged)
+        }
         self.files = Locked(existingFiles)
         try openFile(firstLSN: nextLSN)
     }
 
-    deinit { if fd >= 0 { Glibc.close(fd) } }
+    deinit {
+        if fd >= 0 { Glibc.close(fd) }
+        ioBuffer?.deallocate()
+    }
 
     private func openFile(firstLSN: UInt64) throws {
         let name = WALFileName.make(firstLSN: firstLSN)
@@ -172,17 +206,31 @@ final class WriteAheadLog: @unchecked Sendable {
         }
     }
 
-    /// Runs on `queue`: writes groups until none is queued.
+    /// Runs on `queue`: writes groups until none is queued. Per group (see `WALApplier`):
+    /// staging on `stageQueue` overlaps the write and fsync; publish (or abandon) follows
+    /// once both are done; then the writers are answered.
     private func flush(_ first: GroupCommit<Waiter>.Group) {
         var group: GroupCommit<Waiter>.Group? = first
         while let g = group {
+            let records = g.entries.enumerated().map { WALRecord(lsn: g.firstLSN + UInt64($0.offset), operation: $0.element.operation) }
+            let staging = DispatchGroup()
+            let staged = Locked<Any>(())
+            let stageRecords = UncheckedSendable(records)
+            stageQueue.async(group: staging) { [stageGroup] in
+                let result = stageGroup(stageRecords.value)
+                staged.withLock { $0 = result }
+            }
             let started = ContinuousClock.now
             let outcome = write(g)
             let spent = (ContinuousClock.now - started) / .seconds(1)
             ioSeconds.withLock { $0 += spent }
+            staging.wait()
+            let stagedValue = staged.withLock { $0 }
             var results: [Int] = []
             if case .durable = outcome {
-                results = apply(g.entries.enumerated().map { WALRecord(lsn: g.firstLSN + UInt64($0.offset), operation: $0.element.operation) })
+                results = publishGroup(records, stagedValue)
+            } else {
+                abandonGroup(records, stagedValue)
             }
             let after = state.withLock { $0.flushFinished(g, outcome) }
             for (i, waiter) in after.answered.enumerated() {
@@ -207,22 +255,33 @@ final class WriteAheadLog: @unchecked Sendable {
                 return .failed(.unavailable("\(error)"))
             }
         }
-        var buffer = [UInt8]()
-        buffer.reserveCapacity(group.payloadBytes + group.entries.count * WALRecordCodec.headerBytes)
+        // Frame the group straight into one block-aligned buffer (after the file's partial
+        // last block in O_DIRECT mode): one copy of each payload, no intermediate arrays.
+        let recordBytes = group.payloadBytes + group.entries.count * WALRecordCodec.headerBytes
+        let lead = direct ? tail.count : 0
+        let total = lead + recordBytes
+        let padded = direct ? (total + Self.blockBytes - 1) / Self.blockBytes * Self.blockBytes : total
+        ensureIOBuffer(padded)
+        let out = ioBuffer!
+        if lead > 0 { tail.withUnsafeBytes { out.copyMemory(from: $0.baseAddress!, byteCount: lead) } }
+        var at = lead
         for (i, e) in group.entries.enumerated() {
-            buffer += WALRecordCodec.header(lsn: group.firstLSN + UInt64(i), payloadCount: e.payload.count, payloadHash: e.payloadHash)
-            buffer += e.payload
+            WALRecordCodec.writeHeader(into: out + at, lsn: group.firstLSN + UInt64(i), payloadCount: e.payload.count,
+                                       payloadHash: e.payloadHash)
+            at += WALRecordCodec.headerBytes
+            e.payload.withUnsafeBytes { if $0.count > 0 { (out + at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+            at += e.payload.count
         }
+        if padded > total { (out + total).initializeMemory(as: UInt8.self, repeating: 0, count: padded - total) }
         let start = size
         do {
-            if let code = injectedWriteError?(buffer.count) { throw ioError(path, "write", code) }
+            if let code = injectedWriteError?(recordBytes) { throw ioError(path, "write", code) }
             if direct {
-                let blockStart = size - tail.count
-                let bytes = tail + buffer
-                try Self.writeBlocks(fd, bytes, at: blockStart, path: path)
-                tail = Array(bytes[(bytes.count - (size + buffer.count) % Self.blockBytes)...])
+                try Self.pwriteAll(fd, UnsafeRawBufferPointer(start: out, count: padded), at: size - tail.count, path: path)
+                let keep = (size + recordBytes) % Self.blockBytes
+                tail = Array(UnsafeRawBufferPointer(start: out + (total - keep), count: keep))
             } else {
-                try FileIO.writeAll(fd, buffer, path: path)
+                try FileIO.writeAll(fd, UnsafeRawBufferPointer(start: out, count: total), path: path)
             }
         } catch {
             if direct {
@@ -241,9 +300,34 @@ final class WriteAheadLog: @unchecked Sendable {
             let e = errno
             return .failed(.unavailable("fsync of write-ahead log \(path) failed (errno \(e)); writes are refused until restart"))
         }
-        size += buffer.count
-        appendedBytes.withLock { $0 += buffer.count }
+        size += recordBytes
+        appendedBytes.withLock { $0 += recordBytes }
         return .durable
+    }
+
+    /// The group-framing buffer, block-aligned, reused from group to group (grown as needed).
+    private var ioBuffer: UnsafeMutableRawPointer?
+    private var ioBufferBytes = 0
+
+    private func ensureIOBuffer(_ bytes: Int) {
+        guard bytes > ioBufferBytes || ioBuffer == nil else { return }
+        ioBuffer?.deallocate()
+        let capacity = max(bytes + bytes / 2, 1 << 20) / Self.blockBytes * Self.blockBytes + Self.blockBytes
+        ioBuffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: Self.blockBytes)
+        ioBufferBytes = capacity
+    }
+
+    /// pwrite of all of `bytes` at `offset`, retrying short writes and EINTR.
+    static func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int, path: String) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ioError(path, "write")
+            }
+            done += n
+        }
     }
 
     /// Writes `bytes` at `offset` (a multiple of the block size) with O_DIRECT: through a
@@ -318,9 +402,13 @@ final class WriteAheadLog: @unchecked Sendable {
             var validLength = 0
             var damage: String?
             try { (raw: UnsafeRawBufferPointer) in
-                var scanner = WALFileScanner(raw)
+                var scanner = WALFileScanner(raw, skipThrough: checkpoint)
                 loop: while true {
                     switch scanner.next() {
+                    case let .skipped(lsn):
+                        // At or below the checkpoint: checked, not decoded, not replayed.
+                        report.recordsRead += 1
+                        report.lastLSN = max(report.lastLSN, lsn)
                     case let .record(record):
                         report.recordsRead += 1
                         report.lastLSN = max(report.lastLSN, record.lsn)

@@ -257,9 +257,17 @@ struct CollectionTests {
         }
         #expect(c.count == 20, "the refused write changed nothing")
         #expect(try c.search(points[0].vector, parameters: SearchParameters(k: 1)).first?.id == "p0", "still readable")
+        // The refused points were staged into the growing segment while the write ran:
+        // none of them may be found, by id or by search.
+        for p in points[20..<30] {
+            #expect(c.get(p.id) == nil)
+            #expect(try c.search(p.vector, parameters: SearchParameters(k: 30)).allSatisfy { $0.id != p.id })
+        }
         c.injectWALWriteError(nil)
         try await c.upsert(Array(points[20..<30]))
         #expect(c.count == 30)
+        for p in points { #expect(c.get(p.id) == p) }
+        #expect(try c.search(points[25].vector, parameters: SearchParameters(k: 1)).first?.id == "p25")
         await shard.close()
         (shard, c) = try await open(dir)
         #expect(c.count == 30)

@@ -98,4 +98,20 @@ struct SegmentLifecycleTests {
         #expect(p.rows(matching: ["c": .equals(.string("a"))], below: 2) == [0])
         #expect(p.rows(matching: [:], below: 10) == nil)
     }
+
+    @Test func postingsWithUniqueAndRepeatedValuesRoundTrip() throws {
+        var p = MetadataPostings()
+        for row in 0..<200 { p.add(row: UInt32(row), ["n": .int(Int64(row)), "c": .string("c\(row % 7)")]) }
+        #expect(p.rows(matching: ["n": .equals(.int(42))], below: 1000) == [42])
+        #expect(p.rows(matching: ["n": .oneOf([.int(5), .int(3)])], below: 1000) == [3, 5])
+        #expect(p.rows(matching: ["c": .equals(.string("c3"))], below: 1000) == Array(stride(from: UInt32(3), to: 200, by: 7)))
+        #expect(p.rows(matching: ["c": .equals(.string("c3")), "n": .equals(.int(10))], below: 1000) == [10])
+        var w = ByteWriter()
+        p.encode(into: &w)
+        let decoded = try w.bytes.withUnsafeBytes { raw -> MetadataPostings in
+            var r = ByteReader(raw)
+            return try MetadataPostings.decode(&r)
+        }
+        #expect(decoded == p)
+    }
 }

@@ -20,6 +20,7 @@ struct WALRecordCodecTests {
             while true {
                 switch s.next() {
                 case let .record(r): out.append(r)
+                case .skipped: Issue.record("no record is skipped without skipThrough")
                 case let .end(valid, damage): return (out, valid, damage)
                 }
             }
@@ -31,6 +32,40 @@ struct WALRecordCodecTests {
             let bytes = WALRecordCodec.encode(record)
             let decoded = bytes.withUnsafeBytes { WALRecordCodec.decode($0, at: 0) }
             #expect(decoded == .record(record, length: bytes.count))
+        }
+    }
+
+    @Test func payloadCapacityIsExactAndHeaderWriterMatchesHeader() {
+        let many = WALRecord(lsn: 9, operation: .upsert((0..<50).map {
+            Point(id: "p-\($0)-ü", vector: [Float($0), 1, 2], metadata: $0 % 3 == 0 ? [:] : ["k\($0 % 5)": .string("v\($0)"), "n": .int(Int64($0))])
+        }))
+        for record in [upsert, delete, many, WALRecord(lsn: 1, operation: .delete([]))] {
+            let payload = WALRecordCodec.encodePayload(record.operation)
+            #expect(WALRecordCodec.payloadCapacity(record.operation) == payload.count)
+            let header = WALRecordCodec.header(lsn: record.lsn, payloadCount: payload.count, payloadHash: XXHash64.hash(payload))
+            var written = [UInt8](repeating: 0xAA, count: WALRecordCodec.headerBytes)
+            written.withUnsafeMutableBytes {
+                WALRecordCodec.writeHeader(into: $0.baseAddress!, lsn: record.lsn, payloadCount: payload.count, payloadHash: XXHash64.hash(payload))
+            }
+            #expect(written == header)
+        }
+    }
+
+    @Test func recordsAtOrBelowSkipThroughAreCheckedNotDecoded() {
+        let bytes = file([upsert, delete], first: 7)
+        bytes.withUnsafeBytes { raw in
+            var s = WALFileScanner(raw, skipThrough: 7)
+            #expect(s.next() == .skipped(lsn: 7))
+            #expect(s.next() == .record(delete))
+            #expect(s.next() == .end(validLength: bytes.count, damage: nil))
+        }
+        // A skipped record is still checksummed: damage in it ends the valid prefix there.
+        var damaged = bytes
+        damaged[WALFileHeader.bytes + 30] ^= 1
+        damaged.withUnsafeBytes { raw in
+            var s = WALFileScanner(raw, skipThrough: 7)
+            guard case let .end(valid, damage) = s.next() else { Issue.record("expected the end"); return }
+            #expect(valid == WALFileHeader.bytes && damage != nil)
         }
     }
 
