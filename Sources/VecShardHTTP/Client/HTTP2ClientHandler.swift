@@ -13,17 +13,19 @@ final class HTTP2ClientStream {
     var body = ByteBuffer()
     var requestBody: ByteBuffer
     var completion: ((Result<ClientResponse, HTTPClientError>) -> Void)?
-    var deadlineTask: Scheduled<Void>?
+    let deadline: NIODeadline
 
-    init(requestID: UInt64, requestBody: ByteBuffer, completion: @escaping (Result<ClientResponse, HTTPClientError>) -> Void) {
+    init(requestID: UInt64, requestBody: ByteBuffer, deadline: NIODeadline,
+         completion: @escaping (Result<ClientResponse, HTTPClientError>) -> Void) {
         self.requestID = requestID
         self.requestBody = requestBody
+        self.deadline = deadline
         self.completion = completion
     }
 
+    var isComplete: Bool { completion == nil }
+
     func complete(_ result: Result<ClientResponse, HTTPClientError>) {
-        deadlineTask?.cancel()
-        deadlineTask = nil
         let completion = self.completion
         self.completion = nil
         completion?(result)
@@ -46,6 +48,11 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     private var byRequestID: [UInt64: HTTP2ClientStream] = [:]
     private var flushScheduled = false
     private var failure: HTTPClientError?
+    /// One timer per connection, armed for the earliest deadline among the open streams (or
+    /// earlier: a stream may have completed since). Scheduling and cancelling a NIO timer per
+    /// request costs an allocation and a linear search of the event loop's timer queue.
+    private var deadlineTimer: Scheduled<Void>?
+    private var armedDeadline: NIODeadline?
     /// Shared with the pool, which reads them from other threads to pick a connection.
     let outstanding: ManagedAtomic<Int>
     let draining: ManagedAtomic<Bool>
@@ -85,6 +92,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
         failAll(.http2(.connectionClosed))
         session?.destroy()
         session = nil
@@ -133,7 +142,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
             completion(.failure(failure ?? .http2(.refusedStream)))
             return
         }
-        let stream = HTTP2ClientStream(requestID: requestID, requestBody: request.body ?? ByteBuffer(), completion: completion)
+        let stream = HTTP2ClientStream(requestID: requestID, requestBody: request.body ?? ByteBuffer(), deadline: deadline,
+                                       completion: completion)
         var block = HeaderBlock(capacity: request.headers.count + 5)
         block.add(":method", request.method)
         block.add(":scheme", scheme)
@@ -151,11 +161,34 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         streams[id] = stream
         byRequestID[requestID] = stream
         outstanding.wrappingIncrement(ordering: .relaxed)
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        stream.deadlineTask = context.eventLoop.scheduleTask(deadline: deadline) {
-            bound.value.abandon(requestID: requestID, with: .deadlineExceeded)
-        }
+        if armedDeadline.map({ deadline < $0 }) ?? true { armDeadlineTimer(for: deadline, context: context) }
         scheduleFlush()
+    }
+
+    private func armDeadlineTimer(for deadline: NIODeadline, context: ChannelHandlerContext) {
+        deadlineTimer?.cancel()
+        armedDeadline = deadline
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        deadlineTimer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.expireDeadlines() }
+    }
+
+    /// Fails every open stream whose deadline has passed and re-arms the timer for the earliest
+    /// remaining one. Runs about once per deadline span when requests share one timeout.
+    private func expireDeadlines() {
+        deadlineTimer = nil
+        armedDeadline = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        var expired: [UInt64] = []
+        for stream in streams.values where !stream.isComplete {
+            if stream.deadline <= now {
+                expired.append(stream.requestID)
+            } else if next.map({ stream.deadline < $0 }) ?? true {
+                next = stream.deadline
+            }
+        }
+        for requestID in expired { abandon(requestID: requestID, with: .deadlineExceeded) }
+        if let next, let context { armDeadlineTimer(for: next, context: context) }
     }
 
     /// Resets the stream (RST_STREAM CANCEL) and fails its request with `error`.
