@@ -8,8 +8,10 @@ final class HTTP2ClientStream {
     let requestID: UInt64
     var streamID: Int32 = -1
     var status = 0
-    var headers = HTTPHeaders()
-    var trailers = HTTPHeaders()
+    /// Response header and trailer fields as nghttp2 delivered them (validated: lower-case ASCII
+    /// names), turned into `HTTPHeaders` once the response is complete.
+    var headers: [(String, String)] = []
+    var trailers: [(String, String)] = []
     var body = ByteBuffer()
     var requestBody: ByteBuffer
     var completion: ((Result<ClientResponse, HTTPClientError>) -> Void)?
@@ -46,6 +48,9 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var streams: [Int32: HTTP2ClientStream] = [:]
     private var byRequestID: [UInt64: HTTP2ClientStream] = [:]
+    private var fieldCache = HeaderFieldCache()
+    /// Reused for every flush (see `HTTP2ServerHandler.output`).
+    private var output = ByteBuffer()
     private var flushScheduled = false
     private var failure: HTTPClientError?
     /// One timer per connection, armed for the earliest deadline among the open streams (or
@@ -206,15 +211,16 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         guard let stream = streams[frame.pointee.hd.stream_id], let name, nameLen > 0 else { return 0 }
         let cat = frame.pointee.headers.cat
         if name[0] == UInt8(ascii: ":") {
-            if nameLen == 7, let status = Int(makeString(value, valueLen)) {
-                if status >= 200 { stream.status = status }
-            }
+            if nameLen == 7, let status = parseStatus(value, valueLen), status >= 200 { stream.status = status }
             return 0
         }
-        if cat == NGHTTP2_HCAT_HEADERS && stream.status >= 200 {
-            stream.trailers.add(name: makeString(name, nameLen), value: makeString(value, valueLen))
-        } else if stream.status >= 200 {
-            stream.headers.add(name: makeString(name, nameLen), value: makeString(value, valueLen))
+        guard stream.status >= 200 else { return 0 } // fields of an interim (1xx) response
+        let field = fieldCache.field(name, nameLen, value, valueLen)
+        if cat == NGHTTP2_HCAT_HEADERS {
+            stream.trailers.append((field.name, field.value))
+        } else {
+            if stream.headers.isEmpty { stream.headers.reserveCapacity(8) }
+            stream.headers.append((field.name, field.value))
         }
         return 0
     }
@@ -237,7 +243,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         byRequestID.removeValue(forKey: stream.requestID)
         outstanding.wrappingDecrement(ordering: .relaxed)
         if code == NGHTTP2_NO_ERROR.rawValue && stream.status >= 200 {
-            stream.complete(.success(ClientResponse(status: stream.status, headers: stream.headers, body: stream.body, trailers: stream.trailers)))
+            stream.complete(.success(ClientResponse(status: stream.status, headers: HTTPHeaders(stream.headers), body: stream.body,
+                                                    trailers: HTTPHeaders(stream.trailers))))
         } else if code == NGHTTP2_REFUSED_STREAM.rawValue {
             stream.complete(.failure(.http2(.refusedStream)))
         } else {
@@ -273,15 +280,20 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     private func flush() {
         guard let session, let context, context.channel.isActive else { return }
         while true {
-            var out = context.channel.allocator.buffer(capacity: 16 * 1024)
-            guard session.drainOutput(into: &out, limit: 1 << 20) else {
+            if output.capacity > HTTP2ServerHandler.retainedOutputBytes {
+                output = context.channel.allocator.buffer(capacity: HTTP2ServerHandler.initialOutputBytes)
+            } else {
+                output.clear(minimumCapacity: HTTP2ServerHandler.initialOutputBytes)
+            }
+            guard session.drainOutput(into: &output, limit: 1 << 20) else {
                 failAll(.http2(.connection("session failure")))
                 context.close(promise: nil)
                 return
             }
-            if out.readableBytes == 0 { break }
-            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
-            if out.readableBytes < 1 << 20 || !context.channel.isWritable { break }
+            let written = output.readableBytes
+            if written == 0 { break }
+            context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+            if written < 1 << 20 || !context.channel.isWritable { break }
         }
     }
 
@@ -293,6 +305,18 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         outstanding.store(0, ordering: .relaxed)
         for stream in all { stream.complete(.failure(error)) }
     }
+}
+
+/// A `:status` value: exactly three digits (nghttp2 has validated the field already).
+private func parseStatus(_ value: UnsafePointer<UInt8>?, _ count: Int) -> Int? {
+    guard let value, count == 3 else { return nil }
+    var status = 0
+    for i in 0..<3 {
+        let digit = value[i] &- UInt8(ascii: "0")
+        guard digit < 10 else { return nil }
+        status = status * 10 + Int(digit)
+    }
+    return status
 }
 
 @inline(__always)
