@@ -61,43 +61,6 @@ import Testing
         }
         #expect(field("user-agent", "curl/7.88") == ("user-agent", "curl/7.88"))
     }
-
-    @Test func nghttp2AllocatorKeepsContentsAcrossReallocAndZeroesCalloc() {
-        let allocator = NGHTTP2Allocator()
-        var generator = SplitMix(seed: 11)
-        var live: [(UnsafeMutableRawPointer, Int, UInt8)] = []
-        for step in 0..<20_000 {
-            if live.isEmpty || generator.next() % 2 == 0 {
-                // Pooled sizes mostly, some beyond the largest class.
-                let size = Int(generator.next() % 1200)
-                let pattern = UInt8(truncatingIfNeeded: step)
-                let p = allocator.allocate(size)!
-                p.initializeMemory(as: UInt8.self, repeating: pattern, count: size)
-                live.append((p, size, pattern))
-            } else {
-                let i = Int(generator.next() % UInt64(live.count))
-                let (p, size, pattern) = live[i]
-                let bytes = UnsafeRawBufferPointer(start: p, count: size)
-                #expect(bytes.allSatisfy { $0 == pattern })
-                if generator.next() % 3 == 0 {
-                    let bigger = size + Int(generator.next() % 2000)
-                    let q = allocator.reallocate(p, bigger)!
-                    #expect(UnsafeRawBufferPointer(start: q, count: size).allSatisfy { $0 == pattern })
-                    q.initializeMemory(as: UInt8.self, repeating: pattern, count: bigger)
-                    live[i] = (q, bigger, pattern)
-                } else {
-                    allocator.release(p)
-                    live.remove(at: i)
-                }
-            }
-        }
-        for (p, _, _) in live { allocator.release(p) }
-        let zeroed = allocator.allocateZeroed(10, 30)!
-        #expect(UnsafeRawBufferPointer(start: zeroed, count: 300).allSatisfy { $0 == 0 })
-        allocator.release(zeroed)
-        #expect(allocator.allocateZeroed(Int.max, 2) == nil)
-        allocator.release(nil)
-    }
 }
 
 private struct SplitMix {

@@ -34,8 +34,6 @@ public enum HTTP2Error: Error, CustomStringConvertible, Sendable {
 /// session in `handlerRemoved`).
 final class NGHTTP2Session {
     let raw: OpaquePointer
-    /// nghttp2's memory; released after the session (`destroy` deletes the session first).
-    private let allocator = NGHTTP2Allocator()
 
     /// - Parameter configure: sets the callbacks on the (temporary) callbacks object.
     init(server: Bool, userData: UnsafeMutableRawPointer, configure: (OpaquePointer) -> Void, maxSendHeaderBlock: Int = 1 << 20) {
@@ -51,10 +49,9 @@ final class NGHTTP2Session {
         // rather than nghttp2's "unlimited".
         nghttp2_option_set_peer_max_concurrent_streams(option, 100)
         var session: OpaquePointer?
-        var mem = allocator.mem // copied by nghttp2
         let rv = server
-            ? nghttp2_session_server_new3(&session, callbacks, userData, option, &mem)
-            : nghttp2_session_client_new3(&session, callbacks, userData, option, &mem)
+            ? nghttp2_session_server_new2(&session, callbacks, userData, option)
+            : nghttp2_session_client_new2(&session, callbacks, userData, option)
         precondition(rv == 0 && session != nil, "nghttp2_session_new failed: \(rv)")
         raw = session!
     }
