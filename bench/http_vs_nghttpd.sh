@@ -6,13 +6,15 @@
 #      requests) against h2load with the same shape (-c 1 -m 100) on the same vecshard server.
 # Servers are pinned to core 0 and load generators to core 1 when the machine has two cores, so
 # the figures measure the server, not the scheduler. Prints JSON lines, then a summary.
+# BIN=path runs another vecshard binary (e.g. a saved build, to compare before/after);
+# SKIP_BUILD=1 skips the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
 REQUESTS=${REQUESTS:-200000}
-BIN=.build/release/vecshard
-swift build -c release --product vecshard >/dev/null
+BIN=${BIN:-.build/release/vecshard}
+[[ -n "${SKIP_BUILD:-}" ]] || swift build -c release --product vecshard >/dev/null
 
 work=$(mktemp -d)
 pids=()

@@ -15,12 +15,30 @@ public final class ServiceMetrics: Sendable {
         var status: Int
     }
 
+    /// The registry's own collectors, not swift-metrics wrappers: recording then skips an
+    /// existential call and a seconds → nanoseconds → `Duration` round trip per request.
+    /// The factory would create the very same collectors (same names, labels and buckets).
     private struct RouteMetrics {
-        var requests: CoreMetrics.Counter
-        var duration: CoreMetrics.Timer
+        var requests: Prometheus.Counter
+        var duration: DurationHistogram
     }
 
-    private let routes = NIOLockedValueBox<[RouteKey: RouteMetrics]>([:])
+    private struct Table {
+        var byKey: [RouteKey: RouteMetrics] = [:]
+        /// The same metrics keyed by `routeID << 16 | status` for matched routes: one integer
+        /// hash per request instead of hashing the method and pattern strings.
+        var byRouteID: [Int: RouteMetrics] = [:]
+    }
+
+    private let routes = NIOLockedValueBox(Table())
+
+    // Without help text, as swift-metrics' factory creates them: no `# HELP` lines.
+    private static var requestsTotal: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "vecshard", subsystem: "http", metricName: "requests", unitName: "total", helpText: "")
+    }
+    private static var requestDuration: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "vecshard", subsystem: "http", metricName: "request_duration", unitName: "seconds", helpText: "")
+    }
 
     public init() {
         registry = PrometheusCollectorRegistry()
@@ -36,18 +54,27 @@ public final class ServiceMetrics: Sendable {
 
     /// Counts a finished request and records its latency, by method, route pattern and status.
     public func record(_ outcome: RequestOutcome) {
-        let key = RouteKey(method: outcome.method, route: outcome.route, status: outcome.status)
-        let metrics = routes.withLockedValue { routes -> RouteMetrics in
-            if let existing = routes[key] { return existing }
-            let dimensions = [("method", key.method), ("route", key.route), ("status", String(key.status))]
-            let created = RouteMetrics(
-                requests: CoreMetrics.Counter(label: "vecshard_http_requests_total", dimensions: dimensions, factory: factory),
-                duration: CoreMetrics.Timer(label: "vecshard_http_request_duration_seconds", dimensions: dimensions, factory: factory))
-            routes[key] = created
-            return created
+        let fastKey = outcome.routeID.flatMap { id in (0..<(1 << 16)).contains(outcome.status) ? id << 16 | outcome.status : nil }
+        let metrics = routes.withLockedValue { table -> RouteMetrics in
+            if let fastKey, let existing = table.byRouteID[fastKey] { return existing }
+            let key = RouteKey(method: outcome.method, route: outcome.route, status: outcome.status)
+            let metrics: RouteMetrics
+            if let existing = table.byKey[key] {
+                metrics = existing
+            } else {
+                let labels = [("method", key.method), ("route", key.route), ("status", String(key.status))]
+                metrics = RouteMetrics(
+                    requests: registry.makeCounter(descriptor: Self.requestsTotal, labels: labels),
+                    duration: registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: labels,
+                                                             buckets: factory.defaultDurationHistogramBuckets))
+                table.byKey[key] = metrics
+            }
+            if let fastKey { table.byRouteID[fastKey] = metrics }
+            return metrics
         }
         metrics.requests.increment()
-        metrics.duration.recordSeconds(outcome.seconds)
+        let nanoseconds = outcome.seconds * 1e9
+        metrics.duration.record(.nanoseconds(nanoseconds < Double(Int64.max) ? Int64(nanoseconds) : Int64.max))
     }
 
     /// Prometheus text exposition format.

@@ -8,22 +8,26 @@ final class HTTP2ClientStream {
     let requestID: UInt64
     var streamID: Int32 = -1
     var status = 0
-    var headers = HTTPHeaders()
-    var trailers = HTTPHeaders()
+    /// Response header and trailer fields as nghttp2 delivered them (validated: lower-case ASCII
+    /// names), turned into `HTTPHeaders` once the response is complete.
+    var headers: [(String, String)] = []
+    var trailers: [(String, String)] = []
     var body = ByteBuffer()
     var requestBody: ByteBuffer
     var completion: ((Result<ClientResponse, HTTPClientError>) -> Void)?
-    var deadlineTask: Scheduled<Void>?
+    let deadline: NIODeadline
 
-    init(requestID: UInt64, requestBody: ByteBuffer, completion: @escaping (Result<ClientResponse, HTTPClientError>) -> Void) {
+    init(requestID: UInt64, requestBody: ByteBuffer, deadline: NIODeadline,
+         completion: @escaping (Result<ClientResponse, HTTPClientError>) -> Void) {
         self.requestID = requestID
         self.requestBody = requestBody
+        self.deadline = deadline
         self.completion = completion
     }
 
+    var isComplete: Bool { completion == nil }
+
     func complete(_ result: Result<ClientResponse, HTTPClientError>) {
-        deadlineTask?.cancel()
-        deadlineTask = nil
         let completion = self.completion
         self.completion = nil
         completion?(result)
@@ -44,8 +48,16 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var streams: [Int32: HTTP2ClientStream] = [:]
     private var byRequestID: [UInt64: HTTP2ClientStream] = [:]
+    private var fieldCache = HeaderFieldCache()
+    /// Reused for every flush (see `HTTP2ServerHandler.output`).
+    private var output = ByteBuffer()
     private var flushScheduled = false
     private var failure: HTTPClientError?
+    /// One timer per connection, armed for the earliest deadline among the open streams (or
+    /// earlier: a stream may have completed since). Scheduling and cancelling a NIO timer per
+    /// request costs an allocation and a linear search of the event loop's timer queue.
+    private var deadlineTimer: Scheduled<Void>?
+    private var armedDeadline: NIODeadline?
     /// Shared with the pool, which reads them from other threads to pick a connection.
     let outstanding: ManagedAtomic<Int>
     let draining: ManagedAtomic<Bool>
@@ -85,6 +97,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
         failAll(.http2(.connectionClosed))
         session?.destroy()
         session = nil
@@ -133,7 +147,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
             completion(.failure(failure ?? .http2(.refusedStream)))
             return
         }
-        let stream = HTTP2ClientStream(requestID: requestID, requestBody: request.body ?? ByteBuffer(), completion: completion)
+        let stream = HTTP2ClientStream(requestID: requestID, requestBody: request.body ?? ByteBuffer(), deadline: deadline,
+                                       completion: completion)
         var block = HeaderBlock(capacity: request.headers.count + 5)
         block.add(":method", request.method)
         block.add(":scheme", scheme)
@@ -151,11 +166,34 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         streams[id] = stream
         byRequestID[requestID] = stream
         outstanding.wrappingIncrement(ordering: .relaxed)
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        stream.deadlineTask = context.eventLoop.scheduleTask(deadline: deadline) {
-            bound.value.abandon(requestID: requestID, with: .deadlineExceeded)
-        }
+        if armedDeadline.map({ deadline < $0 }) ?? true { armDeadlineTimer(for: deadline, context: context) }
         scheduleFlush()
+    }
+
+    private func armDeadlineTimer(for deadline: NIODeadline, context: ChannelHandlerContext) {
+        deadlineTimer?.cancel()
+        armedDeadline = deadline
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        deadlineTimer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.expireDeadlines() }
+    }
+
+    /// Fails every open stream whose deadline has passed and re-arms the timer for the earliest
+    /// remaining one. Runs about once per deadline span when requests share one timeout.
+    private func expireDeadlines() {
+        deadlineTimer = nil
+        armedDeadline = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        var expired: [UInt64] = []
+        for stream in streams.values where !stream.isComplete {
+            if stream.deadline <= now {
+                expired.append(stream.requestID)
+            } else if next.map({ stream.deadline < $0 }) ?? true {
+                next = stream.deadline
+            }
+        }
+        for requestID in expired { abandon(requestID: requestID, with: .deadlineExceeded) }
+        if let next, let context { armDeadlineTimer(for: next, context: context) }
     }
 
     /// Resets the stream (RST_STREAM CANCEL) and fails its request with `error`.
@@ -173,15 +211,16 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         guard let stream = streams[frame.pointee.hd.stream_id], let name, nameLen > 0 else { return 0 }
         let cat = frame.pointee.headers.cat
         if name[0] == UInt8(ascii: ":") {
-            if nameLen == 7, let status = Int(makeString(value, valueLen)) {
-                if status >= 200 { stream.status = status }
-            }
+            if nameLen == 7, let status = parseStatus(value, valueLen), status >= 200 { stream.status = status }
             return 0
         }
-        if cat == NGHTTP2_HCAT_HEADERS && stream.status >= 200 {
-            stream.trailers.add(name: makeString(name, nameLen), value: makeString(value, valueLen))
-        } else if stream.status >= 200 {
-            stream.headers.add(name: makeString(name, nameLen), value: makeString(value, valueLen))
+        guard stream.status >= 200 else { return 0 } // fields of an interim (1xx) response
+        let field = fieldCache.field(name, nameLen, value, valueLen)
+        if cat == NGHTTP2_HCAT_HEADERS {
+            stream.trailers.append((field.name, field.value))
+        } else {
+            if stream.headers.isEmpty { stream.headers.reserveCapacity(8) }
+            stream.headers.append((field.name, field.value))
         }
         return 0
     }
@@ -204,7 +243,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         byRequestID.removeValue(forKey: stream.requestID)
         outstanding.wrappingDecrement(ordering: .relaxed)
         if code == NGHTTP2_NO_ERROR.rawValue && stream.status >= 200 {
-            stream.complete(.success(ClientResponse(status: stream.status, headers: stream.headers, body: stream.body, trailers: stream.trailers)))
+            stream.complete(.success(ClientResponse(status: stream.status, headers: HTTPHeaders(stream.headers), body: stream.body,
+                                                    trailers: HTTPHeaders(stream.trailers))))
         } else if code == NGHTTP2_REFUSED_STREAM.rawValue {
             stream.complete(.failure(.http2(.refusedStream)))
         } else {
@@ -240,15 +280,20 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     private func flush() {
         guard let session, let context, context.channel.isActive else { return }
         while true {
-            var out = context.channel.allocator.buffer(capacity: 16 * 1024)
-            guard session.drainOutput(into: &out, limit: 1 << 20) else {
+            if output.capacity > HTTP2ServerHandler.retainedOutputBytes {
+                output = context.channel.allocator.buffer(capacity: HTTP2ServerHandler.initialOutputBytes)
+            } else {
+                output.clear(minimumCapacity: HTTP2ServerHandler.initialOutputBytes)
+            }
+            guard session.drainOutput(into: &output, limit: 1 << 20) else {
                 failAll(.http2(.connection("session failure")))
                 context.close(promise: nil)
                 return
             }
-            if out.readableBytes == 0 { break }
-            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
-            if out.readableBytes < 1 << 20 || !context.channel.isWritable { break }
+            let written = output.readableBytes
+            if written == 0 { break }
+            context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+            if written < 1 << 20 || !context.channel.isWritable { break }
         }
     }
 
@@ -260,6 +305,18 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         outstanding.store(0, ordering: .relaxed)
         for stream in all { stream.complete(.failure(error)) }
     }
+}
+
+/// A `:status` value: exactly three digits (nghttp2 has validated the field already).
+private func parseStatus(_ value: UnsafePointer<UInt8>?, _ count: Int) -> Int? {
+    guard let value, count == 3 else { return nil }
+    var status = 0
+    for i in 0..<3 {
+        let digit = value[i] &- UInt8(ascii: "0")
+        guard digit < 10 else { return nil }
+        status = status * 10 + Int(digit)
+    }
+    return status
 }
 
 @inline(__always)

@@ -26,7 +26,10 @@ public struct ServerRequest: Sendable {
 
     public init(method: String, target: String, headers: HTTPHeaders, body: ByteBuffer, version: HTTPProtocolVersion) {
         self.method = method
-        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
+        let queryOffset = target.utf8.withContiguousStorageIfAvailable { $0.firstIndex(of: UInt8(ascii: "?")) }
+            ?? target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target.utf8.distance(from: target.utf8.startIndex, to: $0) }
+        if let offset = queryOffset {
+            let q = target.utf8.index(target.utf8.startIndex, offsetBy: offset)
             self.path = String(target[..<q])
             self.query = target[target.utf8.index(after: q)...]
         } else {

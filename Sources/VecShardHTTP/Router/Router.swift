@@ -1,3 +1,4 @@
+import Atomics
 import NIOCore
 import NIOHTTP1
 
@@ -15,6 +16,9 @@ public struct RequestOutcome: Sendable {
     public var method: String
     /// The matched route pattern, or `unmatched` for 404/405 answers.
     public var route: String
+    /// Identifies the matched route (method and pattern) uniquely in the process, so observers
+    /// can key per-route state by an integer instead of hashing strings; nil when unmatched.
+    public var routeID: Int?
     public var status: Int
     /// Handler time in seconds (from dispatch to the response head being ready).
     public var seconds: Double
@@ -26,11 +30,23 @@ public struct RequestOutcome: Sendable {
 /// `ServerRequest.pathParameters`. Literal routes are found by one dictionary look-up.
 /// Built once before the server starts; immutable afterwards.
 public struct Router: Sendable {
-    struct Route: Sendable {
-        var method: String
-        var pattern: String
-        var segments: [Segment]
-        var handler: RouteHandler
+    /// Immutable and shared: resolving a request hands out a reference, not a copy of its fields.
+    final class Route: Sendable {
+        let id: Int
+        let method: String
+        let pattern: String
+        let segments: [Segment]
+        let handler: RouteHandler
+
+        init(method: String, pattern: String, segments: [Segment], handler: RouteHandler) {
+            self.id = Route.nextID.loadThenWrappingIncrement(ordering: .relaxed)
+            self.method = method
+            self.pattern = pattern
+            self.segments = segments
+            self.handler = handler
+        }
+
+        private static let nextID = ManagedAtomic<Int>(0)
     }
 
     enum Segment: Sendable, Equatable {
@@ -38,7 +54,7 @@ public struct Router: Sendable {
         case parameter(String)
     }
 
-    private var literalRoutes: [String: [String: Route]] = [:]   // path → method → route
+    private var literalRoutes: [String: [Route]] = [:]   // path → its routes, one per method
     private var patternRoutes: [Route] = []
     public var observer: (@Sendable (RequestOutcome) -> Void)?
     /// Checked after a route matched and before its handler runs (access control); a returned
@@ -54,7 +70,8 @@ public struct Router: Sendable {
         }
         let route = Route(method: method, pattern: pattern, segments: segments, handler: handler)
         if segments.allSatisfy({ if case .literal = $0 { true } else { false } }) {
-            literalRoutes[pattern, default: [:]][method] = route
+            literalRoutes[pattern, default: []].removeAll { $0.method == method }
+            literalRoutes[pattern, default: []].append(route)
         } else {
             patternRoutes.append(route)
         }
@@ -81,8 +98,8 @@ public struct Router: Sendable {
 
     func resolve(method: String, path: String) -> Resolution {
         if let byMethod = literalRoutes[path] ?? literalRoutes[normalized(path)] {
-            if let route = byMethod[method] { return .matched(route, [:]) }
-            var allowed = Array(byMethod.keys)
+            for route in byMethod where route.method == method { return .matched(route, [:]) }
+            var allowed = byMethod.map(\.method)
             allowed.append(contentsOf: patternRoutes.filter { match($0, path) != nil }.map(\.method))
             return .methodNotAllowed(allowed.sorted())
         }
@@ -122,19 +139,18 @@ public struct Router: Sendable {
 
     /// Resolves the route and wraps the handler so that errors become JSON error responses and
     /// every outcome reaches the observer.
-    public func dispatch(_ request: ServerRequest) -> Dispatch {
-        var request = request
+    public func dispatch(_ request: consuming ServerRequest) -> Dispatch {
         switch resolve(method: request.method, path: request.path) {
         case .notFound:
             let response = HTTPError.notFound("no route for \(request.method) \(request.path)").response()
-            observe(request, route: "unmatched", status: response.status, since: .now())
+            observe(request, route: nil, status: response.status, since: .now())
             return .now(response)
         case .methodNotAllowed(let allowed):
             let unique = Array(Set(allowed)).sorted()
             let response = HTTPError(.methodNotAllowed, code: "method_not_allowed",
                                      message: "\(request.method) is not allowed on \(request.path); allowed: \(unique.joined(separator: ", "))",
                                      headers: ["allow": unique.joined(separator: ", ")]).response()
-            observe(request, route: "unmatched", status: response.status, since: .now())
+            observe(request, route: nil, status: response.status, since: .now())
             return .now(response)
         case .matched(let route, let params):
             request.pathParameters = params
@@ -142,13 +158,13 @@ public struct Router: Sendable {
             let start = NIODeadline.now()
             if let denied = authorizer?(request) {
                 let response = denied.response()
-                observe(request, route: route.pattern, status: response.status, since: start)
+                observe(request, route: route, status: response.status, since: start)
                 return .now(response)
             }
             switch route.handler {
             case .inline(let handler):
                 let response = Self.run { try handler(request) }
-                observe(request, route: route.pattern, status: response.status, since: start)
+                observe(request, route: route, status: response.status, since: start)
                 return .now(response)
             case .async(let handler):
                 let observer = self.observer
@@ -157,8 +173,9 @@ public struct Router: Sendable {
                     let response: ServerResponse
                     do { response = try await handler(req) } catch { response = Self.response(for: error) }
                     if let observer {
-                        observer(RequestOutcome(method: req.method, route: route.pattern, status: Int(response.status.code),
-                                                seconds: Self.seconds(since: start), version: req.version))
+                        observer(RequestOutcome(method: req.method, route: route.pattern, routeID: route.id,
+                                                status: Int(response.status.code), seconds: Self.seconds(since: start),
+                                                version: req.version))
                     }
                     return response
                 }
@@ -166,9 +183,9 @@ public struct Router: Sendable {
         }
     }
 
-    private func observe(_ request: ServerRequest, route: String, status: HTTPResponseStatus, since start: NIODeadline) {
-        observer?(RequestOutcome(method: request.method, route: route, status: Int(status.code),
-                                 seconds: Self.seconds(since: start), version: request.version))
+    private func observe(_ request: ServerRequest, route: Route?, status: HTTPResponseStatus, since start: NIODeadline) {
+        observer?(RequestOutcome(method: request.method, route: route?.pattern ?? "unmatched", routeID: route?.id,
+                                 status: Int(status.code), seconds: Self.seconds(since: start), version: request.version))
     }
 
     private static func seconds(since start: NIODeadline) -> Double {

@@ -9,8 +9,11 @@ final class HTTP2ServerStream {
     var method = ""
     var path = ""
     var authority = ""
-    /// Regular request headers as nghttp2 delivered them (already validated by it).
+    /// Regular request headers as nghttp2 delivered them (already validated by it: lower-case
+    /// ASCII names, no connection-specific fields), so `HTTPHeaders` need not check them again.
     var headers: [(String, String)] = []
+    /// The first `content-length` the client sent, if it parsed as a number.
+    var contentLength: Int?
     var headerBytes = 0
     var body: ByteBuffer?
     /// Set when the request broke a limit; it is answered early with this error.
@@ -30,11 +33,6 @@ final class HTTP2ServerStream {
     var writerWaiting: CheckedContinuation<Void, any Error>?
 
     init(id: Int32) { self.id = id }
-
-    /// The declared `content-length`, if the client sent one.
-    var contentLength: Int? {
-        headers.first { $0.0 == "content-length" }.flatMap { Int($0.1) }
-    }
 }
 
 /// Serves one HTTP/2 connection with an nghttp2 server session. Requests are dispatched to the
@@ -49,7 +47,15 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let limits: HTTPServerLimits
     private var session: NGHTTP2Session?
     private var context: ChannelHandlerContext?
-    private var streams: [Int32: HTTP2ServerStream] = [:]
+    private var streams = HTTP2StreamTable()
+    /// The stream whose request header block is being received. A header block arrives in one
+    /// piece (HEADERS + CONTINUATION, nothing interleaved: RFC 9113 section 4.3), so its fields
+    /// need no look-up in `streams`.
+    private var headerStream: HTTP2ServerStream?
+    private var fieldCache = HeaderFieldCache()
+    /// Reused for every flush: after NIO has written it, it is uniquely owned again and clearing
+    /// it does not allocate.
+    private var output = ByteBuffer()
     private var flushScheduled = false
     private var quiescing = false
     private var closed = false
@@ -57,6 +63,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// How far beyond the body limit a declared upload may go and still be absorbed (discarded)
     /// rather than reset; bandwidth only, nothing is buffered.
     static let absorbableExcessBytes = 16 * 1024 * 1024
+    /// Output buffer sizes: allocated with `initialOutputBytes`, replaced by a fresh one after a
+    /// large response grew it beyond `retainedOutputBytes` (so an idle connection holds little).
+    static let initialOutputBytes = 16 * 1024
+    static let retainedOutputBytes = 256 * 1024
 
     init(router: Router, limits: HTTPServerLimits) {
         self.router = router
@@ -102,6 +112,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         failAllWriters()
         streams.removeAll()
+        headerStream = nil
         session?.destroy()
         session = nil
         self.context = nil
@@ -160,17 +171,20 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     fileprivate func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let f = frame.pointee
         if f.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) && f.headers.cat == NGHTTP2_HCAT_REQUEST {
-            streams[f.hd.stream_id] = HTTP2ServerStream(id: f.hd.stream_id)
+            let stream = HTTP2ServerStream(id: f.hd.stream_id)
+            streams.insert(stream)
+            headerStream = stream
         }
         return 0
     }
 
     fileprivate func onHeader(_ frame: UnsafePointer<nghttp2_frame>, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
                               _ value: UnsafePointer<UInt8>?, _ valueLen: Int) -> Int32 {
-        guard let stream = streams[frame.pointee.hd.stream_id] else { return 0 }
         if frame.pointee.headers.cat != NGHTTP2_HCAT_REQUEST {
             return 0 // request trailers: not used by any route; ignored
         }
+        let id = frame.pointee.hd.stream_id
+        guard let stream = headerStream?.id == id ? headerStream : streams[id] else { return 0 }
         stream.headerBytes += nameLen + valueLen + 32 // RFC 9113 section 6.5.2 accounting
         if stream.headerBytes > limits.maxHeaderListBytes {
             if stream.rejection == nil { stream.rejection = .headersTooLarge(limit: limits.maxHeaderListBytes) }
@@ -178,15 +192,17 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         guard let name, nameLen > 0 else { return 0 }
         if name[0] == UInt8(ascii: ":") {
-            let value = makeString(value, valueLen)
             switch nameLen {
-            case 7 where name[1] == UInt8(ascii: "m"): stream.method = value   // :method
-            case 5 where name[1] == UInt8(ascii: "p"): stream.path = value     // :path
-            case 10 where name[1] == UInt8(ascii: "a"): stream.authority = value // :authority
+            case 7 where name[1] == UInt8(ascii: "m"): stream.method = fieldCache.field(name, nameLen, value, valueLen).value
+            case 5 where name[1] == UInt8(ascii: "p"): stream.path = fieldCache.field(name, nameLen, value, valueLen).value
+            case 10 where name[1] == UInt8(ascii: "a"): stream.authority = fieldCache.field(name, nameLen, value, valueLen).value
             default: break
             }
         } else {
-            stream.headers.append((makeString(name, nameLen), makeString(value, valueLen)))
+            let field = fieldCache.field(name, nameLen, value, valueLen)
+            if stream.contentLength == nil, field.name == "content-length" { stream.contentLength = Int(field.value) }
+            if stream.headers.isEmpty { stream.headers.reserveCapacity(8) }
+            stream.headers.append((field.name, field.value))
         }
         return 0
     }
@@ -212,8 +228,11 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     fileprivate func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let f = frame.pointee
         let type = f.hd.type
-        guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
-              let stream = streams[f.hd.stream_id] else { return 0 }
+        guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue) else { return 0 }
+        let id = f.hd.stream_id
+        let current = headerStream
+        if type == UInt8(NGHTTP2_HEADERS.rawValue) { headerStream = nil } // the block is complete
+        guard let stream = current?.id == id ? current : streams[id] else { return 0 }
         let endStream = f.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         if type == UInt8(NGHTTP2_HEADERS.rawValue), f.headers.cat == NGHTTP2_HCAT_REQUEST {
             if stream.rejection != nil {
@@ -245,7 +264,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     fileprivate func onStreamClose(_ streamID: Int32, _ code: UInt32) -> Int32 {
-        if let stream = streams.removeValue(forKey: streamID), let waiter = stream.writerWaiting {
+        if headerStream?.id == streamID { headerStream = nil }
+        if let stream = streams.remove(streamID), let waiter = stream.writerWaiting {
             stream.writerWaiting = nil
             waiter.resume(throwing: HTTP2Error.streamReset(code: code))
         }
@@ -425,14 +445,19 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func flush() {
         guard let session, let context, context.channel.isActive else { return }
         while context.channel.isWritable || !session.wantsWrite {
-            var out = context.channel.allocator.buffer(capacity: 16 * 1024)
-            guard session.drainOutput(into: &out, limit: 1 << 20) else {
+            if output.capacity > Self.retainedOutputBytes {
+                output = context.channel.allocator.buffer(capacity: Self.initialOutputBytes)
+            } else {
+                output.clear(minimumCapacity: Self.initialOutputBytes)
+            }
+            guard session.drainOutput(into: &output, limit: 1 << 20) else {
                 closeConnection()
                 return
             }
-            if out.readableBytes == 0 { break }
-            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
-            if out.readableBytes < 1 << 20 { break }
+            let written = output.readableBytes
+            if written == 0 { break }
+            context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+            if written < 1 << 20 { break }
         }
         if !session.wantsIO {
             closeConnection()

@@ -1,0 +1,76 @@
+import Testing
+@testable import VecShardHTTP
+
+/// The per-connection tables of the HTTP/2 handlers, checked against plain dictionaries.
+@Suite struct ConnectionStateTests {
+    @Test func streamTableMatchesADictionaryUnderRandomInsertsAndRemovals() {
+        var table = HTTP2StreamTable(minimumCapacity: 16)
+        var oracle: [Int32: HTTP2ServerStream] = [:]
+        var generator = SplitMix(seed: 7)
+        var nextID: Int32 = 1
+        for step in 0..<20_000 {
+            let open = Array(oracle.keys)
+            if open.isEmpty || generator.next() % 3 != 0 {
+                // Mostly new streams with increasing odd ids, sometimes far apart (forcing probes).
+                nextID += 2 * Int32(generator.next() % 4 == 0 ? generator.next() % 300 + 1 : 1)
+                let stream = HTTP2ServerStream(id: nextID)
+                table.insert(stream)
+                oracle[nextID] = stream
+            } else {
+                let id = open[Int(generator.next() % UInt64(open.count))]
+                #expect(table.remove(id) === oracle.removeValue(forKey: id))
+            }
+            if oracle.count > 200 { // keep the live set bounded like max concurrent streams
+                for id in oracle.keys.prefix(100) { #expect(table.remove(id) === oracle.removeValue(forKey: id)) }
+            }
+            if step % 500 == 0 {
+                #expect(table.count == oracle.count)
+                for (id, stream) in oracle { #expect(table[id] === stream) }
+                #expect(Set(table.values.map(\.id)) == Set(oracle.keys))
+            }
+        }
+        #expect(table.remove(nextID + 2) == nil)
+        #expect(table[nextID + 2] == nil)
+        table.removeAll()
+        #expect(table.isEmpty && table.values.isEmpty)
+    }
+
+    @Test func headerFieldCacheReturnsExactlyTheReceivedBytes() {
+        var cache = HeaderFieldCache()
+        func field(_ name: String, _ value: String) -> (String, String) {
+            let n = Array(name.utf8), v = Array(value.utf8)
+            return n.withUnsafeBufferPointer { np in
+                v.withUnsafeBufferPointer { vp in
+                    let f = cache.field(np.baseAddress, np.count, vp.baseAddress, vp.count)
+                    return (f.name, f.value)
+                }
+            }
+        }
+        #expect(field("user-agent", "h2load nghttp2/1.52.0") == ("user-agent", "h2load nghttp2/1.52.0"))
+        #expect(field("user-agent", "h2load nghttp2/1.52.0") == ("user-agent", "h2load nghttp2/1.52.0"))
+        #expect(field("user-agent", "curl/7.88") == ("user-agent", "curl/7.88"))
+        #expect(field("user-agent", "") == ("user-agent", ""))
+        #expect(field("content-type", "application/json") == ("content-type", "application/json"))
+        let long = String(repeating: "x", count: HeaderFieldCache.maxValueBytes + 1)
+        #expect(field("cookie", long) == ("cookie", long))
+        #expect(field("cookie", long) == ("cookie", long))
+        #expect(field("cookie", "") == ("cookie", ""))
+        // More names than the cache holds: evicted names still decode correctly.
+        for i in 0..<(HeaderFieldCache.capacity * 2) {
+            #expect(field("x-field-\(i)", "value-\(i)") == ("x-field-\(i)", "value-\(i)"))
+        }
+        #expect(field("user-agent", "curl/7.88") == ("user-agent", "curl/7.88"))
+    }
+}
+
+private struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
