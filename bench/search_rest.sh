@@ -50,7 +50,7 @@ rows=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["n"])' "$
 if [ "${LOAD:-1}" = 1 ] && [ "$count" != "$rows" ]; then
   curl -sf -X PUT "$url/v1/collections/$COLLECTION" -d "{\"dimension\":$dim,\"metric\":\"$metric\",\"index\":$INDEX}" > /dev/null || true
   t0=$(date +%s.%N)
-  "$BIN" import --url "$url" --collection "$COLLECTION" --batch 1000 --concurrency 4 "$DATA/base.fvecs"
+  "$BIN" import --restart --url "$url" --collection "$COLLECTION" --batch 1000 --concurrency 4 "$DATA/base.fvecs"
   t1=$(date +%s.%N)
   curl -sf -X POST "$url/admin/collections/$COLLECTION/flush" > /dev/null
   while read -r _ s <<< "$(state)"; [ "$s" != ready ]; do sleep 2; done
