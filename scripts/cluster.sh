@@ -56,6 +56,10 @@ start() {
     [ $ok = 1 ] && break
     sleep 0.1
   done
+  if [ $ok != 1 ]; then
+    echo "some shard replicas are not serving after 30 s (see $STATE/*.log and GET /admin/shards)" >&2
+    exit 1
+  fi
   echo "cluster up: router http://127.0.0.1:$ROUTER_PORT, $(replicas | wc -l) shard replicas (logs in $STATE/)"
 }
 

@@ -59,14 +59,19 @@ public final class RepairableShard: ShardClient {
         }
     }
 
-    /// Marks `ids` of `collection` dirty when tracking (under the gate: see the type's comment).
-    private func noteWrites(_ collection: String, _ ids: some Sequence<String>) async {
-        guard tracking.withLock({ $0.dirty != nil }) else { return }
-        await gate.run {
+    /// Runs a write; while tracking, under the gate, marking its ids dirty only once it
+    /// succeeded (a failed write must not make the sync skip those ids). Holding the gate across
+    /// the write orders it against the sync's own writes: either the sync's copy lands first and
+    /// this write overwrites it, or this write lands first and the sync sees the ids dirty.
+    private func write<R: Sendable>(_ collection: String, _ ids: [String], _ body: () async throws -> R) async throws -> R {
+        guard tracking.withLock({ $0.dirty != nil }) else { return try await body() }
+        return try await gate.run {
+            let result = try await body()
             tracking.withLock { t in
                 guard t.dirty != nil else { return }
                 t.dirty![collection, default: []].formUnion(ids)
             }
+            return result
         }
     }
 
@@ -85,13 +90,11 @@ public final class RepairableShard: ShardClient {
     }
 
     public func upsert(_ request: UpsertRequest) async throws -> WriteResponse {
-        await noteWrites(request.collection, request.points.lazy.map(\.id))
-        return try await inner.upsert(request)
+        try await write(request.collection, request.points.map(\.id)) { try await inner.upsert(request) }
     }
 
     public func delete(_ request: IDsRequest) async throws -> WriteResponse {
-        await noteWrites(request.collection, request.ids)
-        return try await inner.delete(request)
+        try await write(request.collection, request.ids) { try await inner.delete(request) }
     }
 
     public func get(_ request: IDsRequest) async throws -> PointsResponse {
@@ -128,9 +131,9 @@ public final class RepairableShard: ShardClient {
                 t.dirty = [:]
                 t.created = []
             }
-            let settle = t.state == .serving
+            let wasServing = t.state == .serving
             t.state = .syncing
-            let running = Task { try await self.run(peers: request.peers, settle: settle) }
+            let running = Task { try await self.run(peers: request.peers, settle: wasServing, wasServing: wasServing) }
             t.running = running
             return running
         }
@@ -138,7 +141,7 @@ public final class RepairableShard: ShardClient {
         return try await task.value
     }
 
-    private func run(peers: [String], settle: Bool) async throws -> SyncResponse {
+    private func run(peers: [String], settle: Bool, wasServing: Bool) async throws -> SyncResponse {
         do {
             if settle { try await Task.sleep(for: settleDelay) }
             var response = SyncResponse()
@@ -168,9 +171,18 @@ public final class RepairableShard: ShardClient {
             response.replicaState = ReplicaState.serving.rawValue
             return response
         } catch {
-            // Back to waiting (still tracking writes): the next Sync starts over.
             tracking.withLock { t in
-                t.state = .awaitingSync
+                if wasServing {
+                    // A forced sync of a serving replica failed (its peer went away): it serves
+                    // again as it was rather than leaving the shard with one reader less; the
+                    // router still knows it missed writes and asks again.
+                    t.state = .serving
+                    t.dirty = nil
+                    t.created = []
+                } else {
+                    // Back to waiting (still tracking writes): the next Sync starts over.
+                    t.state = .awaitingSync
+                }
                 t.running = nil
             }
             throw shardError(error)

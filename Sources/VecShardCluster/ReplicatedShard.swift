@@ -58,6 +58,13 @@ public final class ReplicatedShard: ShardClient {
             sampledAt.store(Int((ContinuousClock.now - ReplicatedShard.epoch) / .nanoseconds(1)), ordering: .relaxed)
         }
 
+        /// A call cancelled after `d` (another replica answered first) took at least that long:
+        /// it may raise the estimate, never lower it.
+        func recordLowerBound(_ d: Duration) {
+            let micros = max(1, Int(d / .microseconds(1)))
+            if micros > latencyMicros.load(ordering: .relaxed) { recordLatency(d) }
+        }
+
         /// The smoothed latency, halved for every 10 s without a sample: a replica that was slow
         /// once is tried again after a while instead of never.
         func expectedLatency(now: ContinuousClock.Instant) -> Double {
@@ -141,8 +148,12 @@ public final class ReplicatedShard: ShardClient {
             return result
         } catch {
             let failure = shardError(error)
-            // Cancelled (another replica answered first): it took at least this long.
-            if failure.statusCode == .cancelled || error is CancellationError { replica.recordLatency(ContinuousClock.now - start) }
+            if failure.statusCode == .cancelled || error is CancellationError || Task.isCancelled {
+                // Cancelled (another replica answered first, or the caller went away): not the
+                // replica's fault; it took at least this long.
+                replica.recordLowerBound(ContinuousClock.now - start)
+                throw failure
+            }
             if failure.code == "replica_catching_up" {
                 // Alive and taking writes, only not serving reads yet: not a suspect.
                 replica.catchingUp.store(true, ordering: .relaxed)
@@ -247,17 +258,22 @@ public final class ReplicatedShard: ShardClient {
         let (values, errors) = slots.take()
         var results: [T] = []
         var failed: [(address: String, error: ShardCallError)] = []
+        let anyApplied = values.contains { $0 != nil }
         for index in replicas.indices {
             if let value = values[index] { results.append(value) }
             if let error = errors[index] {
                 failed.append((replicas[index].address, error))
-                // It may lack a write its peers applied: repair it from a peer once it answers.
-                if Self.isReplicaFault(error) && values.contains(where: { $0 != nil }) {
+                // Another replica applied the write and this one did not (down, timed out, or
+                // refused what its peers accepted, e.g. a collection it does not have yet): it
+                // has diverged; repair it from a peer once it answers. A cancelled call (the
+                // caller went away) proves nothing.
+                if anyApplied && error.statusCode != .cancelled {
                     replicas[index].needsSync.store(true, ordering: .relaxed)
                 }
             }
         }
-        if let callerFault = failed.first(where: { !Self.isReplicaFault($0.error) }) { throw callerFault.error }
+        // The caller's fault only if no replica accepted the write (a bad request fails on all).
+        if !anyApplied, let callerFault = failed.first(where: { !Self.isReplicaFault($0.error) }) { throw callerFault.error }
         guard results.count >= quorum else {
             throw ShardCallError(.unavailable, code: "write_quorum_failed",
                                  "shard '\(name)': \(results.count) of \(replicas.count) replicas acknowledged, \(quorum) required; failed: "
@@ -365,21 +381,26 @@ extension ReplicatedShard {
                 replica.suspectedUntil.withLock { $0 = ContinuousClock.now + policy.suspicionSeconds }
             }
         }
-        // Serving peers that are up to date: the sources a returning replica may copy from.
-        let sources = replicas.indices.filter { answered[$0] == "serving" && !replicas[$0].needsSync.load(ordering: .relaxed)
-                                                && !replicas[$0].syncing.load(ordering: .relaxed) }
+        // Serving peers that are up to date: the sources a returning replica may copy from; when
+        // there is none, serving peers that missed a write (better than no reads at all).
+        let serving = replicas.indices.filter { answered[$0] == "serving" && !replicas[$0].syncing.load(ordering: .relaxed) }
+        let clean = serving.filter { !replicas[$0].needsSync.load(ordering: .relaxed) }
         for (index, replica) in replicas.enumerated() {
             guard let state = answered[index], !replica.syncing.load(ordering: .relaxed) else { continue }
             let missedWrites = replica.needsSync.load(ordering: .relaxed)
             guard state == "awaiting_sync" || missedWrites else { continue }
-            var peers = sources.filter { $0 != index }.map { replicas[$0].address }
+            var peers = clean.filter { $0 != index }.map { replicas[$0].address }
+            if peers.isEmpty && state != "serving" {
+                peers = serving.filter { $0 != index }.map { replicas[$0].address }
+                if !peers.isEmpty { log?("replica \(replica.address) of shard '\(name)' syncs from a peer that itself missed a write (no other is serving)") }
+            }
             if peers.isEmpty {
                 // Nobody to copy from. A replica that missed writes waits for a peer. When every
                 // replica is freshly started (a whole shard restarted), one of them is declared up
                 // to date as it is: with a write quorum of all replicas every acknowledged write is
                 // on each of them, so the first that answers will do; with a smaller quorum only
                 // when all answered, and the one holding the most points.
-                guard !missedWrites, !answered.contains("serving"), !answered.contains("syncing"),
+                guard state == "awaiting_sync", !answered.contains("serving"), !answered.contains("syncing"),
                       designatedSource(values.map { $0?.points }) == index else { continue }
                 peers = []
             }
@@ -402,14 +423,17 @@ extension ReplicatedShard {
     }
 
     /// Which freshly started replica becomes the source when none is serving.
-    /// `points`: each replica's point count, nil for those that did not answer.
-    private func designatedSource(_ points: [UInt64?]) -> Int? {
+    /// `points`: each replica's point count, nil for those that did not answer. Replicas that
+    /// missed a write are passed over while another candidate exists.
+    private func designatedSource(_ answeredPoints: [UInt64?]) -> Int? {
         let quorum = min(policy.writeQuorum ?? replicas.count, replicas.count)
+        if quorum < replicas.count { guard answeredPoints.allSatisfy({ $0 != nil }) else { return nil } }
+        let clean = answeredPoints.indices.map { answeredPoints[$0] != nil && !replicas[$0].needsSync.load(ordering: .relaxed) ? answeredPoints[$0] : nil }
+        let points = clean.contains { $0 != nil } ? clean : answeredPoints
         if quorum >= replicas.count { return points.firstIndex { $0 != nil } }
-        guard points.allSatisfy({ $0 != nil }) else { return nil }
         // The replica holding the most points (lowest index on a tie): without per-point versions
         // this is the best guess at the one that saw the most acknowledged writes.
-        return points.indices.max { (points[$0]!, -$0) < (points[$1]!, -$1) }
+        return points.indices.filter { points[$0] != nil }.max { (points[$0]!, -$0) < (points[$1]!, -$1) }
     }
 }
 

@@ -239,8 +239,11 @@ public final class VecShardService: Service, Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 guard let router = try? handle.current else { continue }
-                for shard in router.replicatedShards {
-                    await shard.checkHealth(log: { logger.notice("\($0)") })
+                // All shards at once: a round takes one health-check timeout, not one per shard.
+                await withTaskGroup(of: Void.self) { group in
+                    for shard in router.replicatedShards {
+                        group.addTask { await shard.checkHealth(log: { logger.notice("\($0)") }) }
+                    }
                 }
             }
         }

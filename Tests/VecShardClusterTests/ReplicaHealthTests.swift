@@ -1,0 +1,113 @@
+import Synchronization
+import Testing
+import VecShardProto
+@testable import VecShardCluster
+
+/// A replica as a router sees it: a state for health checks, and a record of the syncs it was asked for.
+private final class FakeReplica: ShardClient {
+    let name = "a"
+    let state: Mutex<String>
+    let syncs = Mutex<[SyncRequest]>([])
+
+    init(state: String) { self.state = Mutex(state) }
+
+    private func unused() -> ShardCallError { ShardCallError(.unimplemented, code: "unused", "not used by these tests") }
+    func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage { throw unused() }
+    func dropCollection(_ name: String) async throws -> Bool { throw unused() }
+    func describeCollection(_ name: String) async throws -> CollectionInfoMessage { throw unused() }
+    func upsert(_ request: UpsertRequest) async throws -> WriteResponse { throw unused() }
+    func delete(_ request: IDsRequest) async throws -> WriteResponse { throw unused() }
+    func get(_ request: IDsRequest) async throws -> PointsResponse { throw unused() }
+    func search(_ request: SearchRequest) async throws -> SearchResponse { throw unused() }
+    func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws { throw unused() }
+    func flush(_ collection: String) async throws { throw unused() }
+    func compact(_ collection: String) async throws { throw unused() }
+
+    func stats() async throws -> StatsResponse {
+        var s = StatsResponse()
+        s.replicaState = state.withLock { $0 }
+        return s
+    }
+
+    func sync(_ request: SyncRequest) async throws -> SyncResponse {
+        syncs.withLock { $0.append(request) }
+        state.withLock { $0 = "serving" }
+        return SyncResponse(replicaState: "serving")
+    }
+}
+
+@Suite struct ReplicaHealthTests {
+    private func shard(_ a: FakeReplica, _ b: FakeReplica) -> ReplicatedShard {
+        ReplicatedShard(name: "a", replicas: [("A", a), ("B", b)])
+    }
+
+    /// Health checks start syncs in the background: wait for them.
+    private func settle(_ shard: ReplicatedShard) async throws {
+        for _ in 0..<200 where shard.replicas.contains(where: { $0.syncing.load(ordering: .relaxed) }) {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    @Test func aRestartedReplicaSyncsFromItsServingPeer() async throws {
+        let a = FakeReplica(state: "serving"), b = FakeReplica(state: "awaiting_sync")
+        let s = shard(a, b)
+        await s.checkHealth()
+        try await settle(s)
+        #expect(b.syncs.withLock { $0 } == [SyncRequest(peers: ["A"])])
+        #expect(a.syncs.withLock { $0 }.isEmpty)
+        #expect(s.replicaStates.map(\.state) == ["serving", "serving"])
+    }
+
+    @Test func aPeerThatMissedAWriteIsStillASourceWhenItIsTheOnlyOneServing() async throws {
+        // A missed a write (needsSync) and B restarted: B copies from A rather than waiting for
+        // ever; then A is synced from B.
+        let a = FakeReplica(state: "serving"), b = FakeReplica(state: "awaiting_sync")
+        let s = shard(a, b)
+        s.replicas[0].needsSync.store(true, ordering: .relaxed)
+        await s.checkHealth()
+        try await settle(s)
+        #expect(b.syncs.withLock { $0 } == [SyncRequest(peers: ["A"])])
+        await s.checkHealth()
+        try await settle(s)
+        #expect(a.syncs.withLock { $0 } == [SyncRequest(peers: ["B"], force: true)])
+        let stillNeedsSync = s.replicas[0].needsSync.load(ordering: .relaxed)
+        #expect(!stillNeedsSync)
+    }
+
+    @Test func whenAWholeShardRestartsAReplicaThatMissedNoWriteIsTheSource() async throws {
+        let a = FakeReplica(state: "awaiting_sync"), b = FakeReplica(state: "awaiting_sync")
+        let s = shard(a, b)
+        s.replicas[0].needsSync.store(true, ordering: .relaxed)
+        await s.checkHealth()
+        try await settle(s)
+        #expect(b.syncs.withLock { $0 } == [SyncRequest(peers: [])], "B is declared up to date as it is")
+        #expect(a.syncs.withLock { $0 }.isEmpty)
+        await s.checkHealth()
+        try await settle(s)
+        #expect(a.syncs.withLock { $0 } == [SyncRequest(peers: ["B"], force: true)])
+    }
+
+    @Test func anUnreachableReplicaIsSuspectedAndNotSynced() async throws {
+        final class Down: ShardClient {
+            let name = "a"
+            func fail() -> ShardCallError { ShardCallError(.unavailable, code: "unavailable", "connection refused") }
+            func createCollection(_ r: CreateCollectionRequest) async throws -> CollectionInfoMessage { throw fail() }
+            func dropCollection(_ name: String) async throws -> Bool { throw fail() }
+            func describeCollection(_ name: String) async throws -> CollectionInfoMessage { throw fail() }
+            func upsert(_ r: UpsertRequest) async throws -> WriteResponse { throw fail() }
+            func delete(_ r: IDsRequest) async throws -> WriteResponse { throw fail() }
+            func get(_ r: IDsRequest) async throws -> PointsResponse { throw fail() }
+            func search(_ r: SearchRequest) async throws -> SearchResponse { throw fail() }
+            func stats() async throws -> StatsResponse { throw fail() }
+            func scan(_ r: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws { throw fail() }
+            func flush(_ collection: String) async throws { throw fail() }
+            func compact(_ collection: String) async throws { throw fail() }
+        }
+        let a = FakeReplica(state: "serving")
+        let s = ReplicatedShard(name: "a", replicas: [("A", a), ("B", Down())])
+        await s.checkHealth()
+        try await settle(s)
+        #expect(s.replicaStates.map(\.state) == ["serving", "suspect"])
+        #expect(s.writeBlocker != nil, "quorum all with one replica down blocks writes")
+    }
+}
