@@ -123,6 +123,13 @@ public final class RepairableShard: ShardClient {
 
     // MARK: sync
 
+    /// Cancels a sync in progress and waits until it has stopped writing (shutdown).
+    public func stopSync() async {
+        guard let running = tracking.withLock({ $0.running }) else { return }
+        running.cancel()
+        _ = try? await running.value
+    }
+
     public func sync(_ request: SyncRequest) async throws -> SyncResponse {
         let task: Task<SyncResponse, any Error>? = tracking.withLock { t in
             if let running = t.running { return running }
@@ -215,6 +222,7 @@ public final class RepairableShard: ShardClient {
             let copied = Atomic<UInt64>(0)
             let seen = Mutex(Set<String>())
             try await peer.scan(ScanRequest(collection: name, batchSize: 1000)) { batch in
+                try Task.checkCancellation()
                 var differing: [Point] = []
                 for message in batch.points {
                     let point = Point(id: message.id, vector: message.vector, metadata: metadata(message.metadata))
@@ -233,6 +241,7 @@ public final class RepairableShard: ShardClient {
             let extra = here.keys.filter { !peerIDs.contains($0) }
             var deleted = 0
             for start in stride(from: 0, to: extra.count, by: 1000) {
+                try Task.checkCancellation()
                 let chunk = Array(extra[start..<min(extra.count, start + 1000)])
                 try await gate.run {
                     let dirty = self.tracking.withLock { $0.dirty?[name] ?? [] }

@@ -68,6 +68,8 @@ public final class VecShardService: Service, Sendable {
     private let state = NIOLockedValueBox(State())
     private let cluster = ClusterHandle()
     private let shardService = ShardServiceHandle()
+    /// Background loops (topology file watch, replica health checks), cancelled on shutdown.
+    private let loops = Mutex<[Task<Void, Never>]>([])
 
     enum Phase: Sendable { case starting, ready, draining }
 
@@ -174,6 +176,11 @@ public final class VecShardService: Service, Sendable {
         _ = setPhase(.draining)
         logger.info("shutting down: draining in-flight requests")
         await server.shutdown(gracePeriod: configuration.shutdownGracePeriod)
+        let background = loops.withLock { $0 }
+        for task in background { task.cancel() }
+        for task in background { await task.value }
+        // A replica sync in progress writes to the storage: let it stop first.
+        await shardService.stopSync()
         for shard in shards { await shard.storage.close() }
         await remoteClient?.shutdown()
         logger.info("stopped")
@@ -215,7 +222,7 @@ public final class VecShardService: Service, Sendable {
     private func watchTopologyFile(_ path: String, every interval: Duration) {
         let handle = cluster, logger = self.logger
         var last = FileManager.default.contents(atPath: path)
-        Task {
+        let task = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 let now = FileManager.default.contents(atPath: path)
@@ -230,12 +237,13 @@ public final class VecShardService: Service, Sendable {
                 }
             }
         }
+        loops.withLock { $0.append(task) }
     }
 
     /// Active health checks of every replicated shard, which also drive replica repair.
     private func checkReplicas(every interval: Duration) {
         let handle = cluster, logger = self.logger
-        Task {
+        let task = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 guard let router = try? handle.current else { continue }
@@ -247,6 +255,7 @@ public final class VecShardService: Service, Sendable {
                 }
             }
         }
+        loops.withLock { $0.append(task) }
     }
 
     /// One group (`default`) of in-process shards.
@@ -293,6 +302,11 @@ final class ShardServiceHandle: Sendable {
     func set(_ s: GRPCService, replica r: RepairableShard? = nil) {
         service.withLock { $0 = s }
         replica.withLock { $0 = r }
+    }
+
+    /// Cancels a replica sync in progress and waits for it (before the storage closes).
+    func stopSync() async {
+        await replica.withLock({ $0 })?.stopSync()
     }
 
     /// Why `/readyz` says not ready although the process runs: the replica is catching up.
