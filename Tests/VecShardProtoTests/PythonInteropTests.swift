@@ -27,7 +27,7 @@ import Testing
         "SyncResponse": { try SyncResponse(serializedBytes: $0).serializedBytes() },
     ]
 
-    @Test func randomMessagesRoundTripThroughPythonProtobuf() throws {
+    @Test func randomMessagesRoundTripThroughPythonProtobuf() async throws {
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-proto-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: work) }
         let swiftDir = work.appendingPathComponent("swift")
@@ -60,7 +60,7 @@ import Testing
 
         let script = Self.packageRoot.appendingPathComponent("Tests/VecShardProtoTests/Interop/protobuf_interop.py").path
         let proto = Self.packageRoot.appendingPathComponent("proto").path
-        let generated = try runPython([script, "generate", proto, work.path, "13", "60"])
+        let generated = try await runPython([script, "generate", proto, work.path, "13", "60"])
         #expect(generated.status == 0, "python: \(generated.stderr)")
         guard generated.status == 0 else { return }
 
@@ -91,13 +91,21 @@ import Testing
             try Data(echoed).write(to: echoDir.appendingPathComponent(name))
             if !Self.typesWithMaps.contains(type) { #expect(echoed == bytes, "\(name)") }
         }
-        let verified = try runPython([script, "verify", proto, work.path])
+        let verified = try await runPython([script, "verify", proto, work.path])
         #expect(verified.status == 0, "python: \(verified.stderr)")
     }
 
     static let typesWithMaps: Set<String> = ["Point", "UpsertRequest", "SearchRequest", "SearchResponse"]
 
-    private func runPython(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+    /// Runs Python on a thread of its own: blocking one of the two threads of the cooperative
+    /// pool for seconds starves the tests running beside this one (timeouts elsewhere).
+    private func runPython(_ arguments: [String]) async throws -> (status: Int32, stderr: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try Self.runPythonBlocking(arguments) }) }.start()
+        }
+    }
+
+    private static func runPythonBlocking(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3"] + arguments

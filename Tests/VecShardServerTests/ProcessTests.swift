@@ -38,15 +38,8 @@ import Testing
             try? FileManager.default.removeItem(atPath: dataDir + ".log")
         }
         let (process, port, log) = try await Self.startServer(dataDir: dataDir)
-        let curl = Process()
-        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        curl.arguments = ["-s", "--max-time", "5", "http://127.0.0.1:\(port)/healthz"]
-        let out = Pipe()
-        curl.standardOutput = out
-        try curl.run()
-        let health = out.fileHandleForReading.readDataToEndOfFile()
-        curl.waitUntilExit()
-        #expect(String(decoding: health, as: UTF8.self) == #"{"status":"ok"}"#)
+        let health = try await runTool(["curl", "-s", "--max-time", "5", "http://127.0.0.1:\(port)/healthz"], timeout: 10).stdout
+        #expect(health == #"{"status":"ok"}"#)
         #expect(FileManager.default.fileExists(atPath: dataDir))
         kill(process.processIdentifier, SIGTERM)
         try await waitForExit(process, seconds: 10)
