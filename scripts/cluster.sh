@@ -21,6 +21,17 @@ for line in open(sys.argv[1]):
 PY
 }
 
+# all_answer PATH TRIES: every replica answers GET /PATH with 2xx, polling every 0.1 s.
+all_answer() {
+  for _ in $(seq "$2"); do
+    local ok=1
+    while read -r _ address _; do curl -sf --http2-prior-knowledge "http://$address/$1" > /dev/null || ok=0; done < <(replicas)
+    [ $ok = 1 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 running() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
 
 start() {
@@ -37,12 +48,7 @@ start() {
       --data-dir "$STATE/$pod" --log-level warning ${SHARD_ARGS:-} > "$STATE/$pod.log" 2>&1 &
     echo $! > "$STATE/$pod.pid"
   done < <(replicas)
-  for _ in $(seq 100); do
-    ok=1
-    while read -r _ address _; do curl -sf --http2-prior-knowledge "http://$address/healthz" > /dev/null || ok=0; done < <(replicas)
-    [ $ok = 1 ] && break
-    sleep 0.1
-  done
+  all_answer healthz 100 || true
   if ! running router; then
     "$BIN" serve --role router --topology "$TOPOLOGY" --host 127.0.0.1 --port "$ROUTER_PORT" --data-dir "$STATE/router" \
       --log-level warning > "$STATE/router.log" 2>&1 &
@@ -50,13 +56,7 @@ start() {
   fi
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ROUTER_PORT/readyz" > /dev/null && break; sleep 0.1; done
   # Every replica serving reads (the router synchronises the ones started with --await-sync).
-  for _ in $(seq 300); do
-    ok=1
-    while read -r _ address _; do curl -sf --http2-prior-knowledge "http://$address/readyz" > /dev/null || ok=0; done < <(replicas)
-    [ $ok = 1 ] && break
-    sleep 0.1
-  done
-  if [ $ok != 1 ]; then
+  if ! all_answer readyz 300; then
     echo "some shard replicas are not serving after 30 s (see $STATE/*.log and GET /admin/shards)" >&2
     exit 1
   fi

@@ -44,8 +44,6 @@ public final class ReplicatedShard: ShardClient {
         let needsSync = Atomic<Bool>(false)
         /// A Sync call from this router is in flight.
         let syncing = Atomic<Bool>(false)
-        /// Replica state from the last health check ("" before the first one).
-        let lastState = Mutex<String>("")
         /// Smoothed latency of its reads in microseconds (0: none yet), and when it was last
         /// sampled (nanoseconds on `ReplicatedShard.epoch`).
         let latencyMicros = Atomic<Int>(0)
@@ -375,7 +373,6 @@ extension ReplicatedShard {
         for (index, replica) in replicas.enumerated() {
             if let state = answered[index] {
                 replica.suspectedUntil.withLock { $0 = nil }
-                replica.lastState.withLock { $0 = state }
                 if !replica.syncing.load(ordering: .relaxed) { replica.catchingUp.store(state != "serving", ordering: .relaxed) }
             } else {
                 replica.suspectedUntil.withLock { $0 = ContinuousClock.now + policy.suspicionSeconds }

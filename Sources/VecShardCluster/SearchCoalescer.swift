@@ -23,8 +23,6 @@ final class SearchCoalescer: Sendable {
     private struct State {
         var inFlight = 0
         var waiting: [Waiter] = []
-        var calls = 0
-        var coalescedQueries = 0
     }
 
     let maxInFlight: Int
@@ -37,14 +35,10 @@ final class SearchCoalescer: Sendable {
         self.maxQueries = maxQueries
     }
 
-    /// Calls made, and queries that shared a call with others (tests, metrics).
-    var statistics: (calls: Int, coalescedQueries: Int) { state.withLock { ($0.calls, $0.coalescedQueries) } }
-
     func search(_ request: SearchRequest, send: @escaping Send) async throws -> SearchResponse {
         let direct = state.withLock { s -> Bool in
             guard s.inFlight < maxInFlight, s.waiting.isEmpty else { return false }
             s.inFlight += 1
-            s.calls += 1
             return true
         }
         if direct {
@@ -91,8 +85,6 @@ final class SearchCoalescer: Sendable {
                 }
             }
             s.waiting = rest
-            s.calls += 1
-            if taken.count > 1 { s.coalescedQueries += queries }
             return taken
         }
         guard !batch.isEmpty else {

@@ -3,13 +3,14 @@ import Testing
 import VecShardProto
 @testable import VecShardCluster
 
-/// A replica as a router sees it: a state for health checks, and a record of the syncs it was asked for.
+/// A replica as a router sees it: a state for health checks (nil: unreachable), and a record of
+/// the syncs it was asked for.
 private final class FakeReplica: ShardClient {
     let name = "a"
-    let state: Mutex<String>
+    let state: Mutex<String?>
     let syncs = Mutex<[SyncRequest]>([])
 
-    init(state: String) { self.state = Mutex(state) }
+    init(state: String?) { self.state = Mutex(state) }
 
     private func unused() -> ShardCallError { ShardCallError(.unimplemented, code: "unused", "not used by these tests") }
     func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage { throw unused() }
@@ -24,8 +25,9 @@ private final class FakeReplica: ShardClient {
     func compact(_ collection: String) async throws { throw unused() }
 
     func stats() async throws -> StatsResponse {
+        guard let current = state.withLock({ $0 }) else { throw ShardCallError(.unavailable, code: "unavailable", "connection refused") }
         var s = StatsResponse()
-        s.replicaState = state.withLock { $0 }
+        s.replicaState = current
         return s
     }
 
@@ -88,23 +90,8 @@ private final class FakeReplica: ShardClient {
     }
 
     @Test func anUnreachableReplicaIsSuspectedAndNotSynced() async throws {
-        final class Down: ShardClient {
-            let name = "a"
-            func fail() -> ShardCallError { ShardCallError(.unavailable, code: "unavailable", "connection refused") }
-            func createCollection(_ r: CreateCollectionRequest) async throws -> CollectionInfoMessage { throw fail() }
-            func dropCollection(_ name: String) async throws -> Bool { throw fail() }
-            func describeCollection(_ name: String) async throws -> CollectionInfoMessage { throw fail() }
-            func upsert(_ r: UpsertRequest) async throws -> WriteResponse { throw fail() }
-            func delete(_ r: IDsRequest) async throws -> WriteResponse { throw fail() }
-            func get(_ r: IDsRequest) async throws -> PointsResponse { throw fail() }
-            func search(_ r: SearchRequest) async throws -> SearchResponse { throw fail() }
-            func stats() async throws -> StatsResponse { throw fail() }
-            func scan(_ r: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws { throw fail() }
-            func flush(_ collection: String) async throws { throw fail() }
-            func compact(_ collection: String) async throws { throw fail() }
-        }
         let a = FakeReplica(state: "serving")
-        let s = ReplicatedShard(name: "a", replicas: [("A", a), ("B", Down())])
+        let s = ReplicatedShard(name: "a", replicas: [("A", a), ("B", FakeReplica(state: nil))])
         await s.checkHealth()
         try await settle(s)
         #expect(s.replicaStates.map(\.state) == ["serving", "suspect"])
