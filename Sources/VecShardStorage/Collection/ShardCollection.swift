@@ -516,8 +516,6 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
             var segment: any Segment
             var rows: Int
             var dead: DeadRows
-            /// The engine index may hold rows beyond `rows` (growing segments).
-            var mayHoldMore: Bool
         }
         var views: [View]
         var lsn: UInt64
@@ -526,13 +524,12 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
     func snapshot() -> Snapshot {
         state.withLock { s in
             var views: [Snapshot.View] = s.sealed.map {
-                Snapshot.View(segment: $0, rows: $0.rows, dead: s.dead[$0.id] ?? DeadRows(), mayHoldMore: false)
+                Snapshot.View(segment: $0, rows: $0.rows, dead: s.dead[$0.id] ?? DeadRows())
             }
             for f in s.frozen {
-                views.append(Snapshot.View(segment: f, rows: f.count, dead: s.dead[f.id] ?? DeadRows(), mayHoldMore: false))
+                views.append(Snapshot.View(segment: f, rows: f.count, dead: s.dead[f.id] ?? DeadRows()))
             }
-            views.append(Snapshot.View(segment: s.growing, rows: s.growingVisible, dead: s.dead[s.growing.id] ?? DeadRows(),
-                                       mayHoldMore: true))
+            views.append(Snapshot.View(segment: s.growing, rows: s.growingVisible, dead: s.dead[s.growing.id] ?? DeadRows()))
             return Snapshot(views: views, lsn: s.lsn)
         }
     }
@@ -552,13 +549,12 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         for (v, view) in snap.views.enumerated() where view.rows > 0 {
             let candidates = view.segment.candidates(matching: filter, below: view.rows)
             if let candidates, candidates.isEmpty { continue }
-            let alwaysList = view.mayHoldMore && view.segment.index.count > view.rows
             var p = parameters
-            p.filter = view.dead.allowList(rows: view.rows, candidates: candidates, alwaysList: alwaysList)
+            p.filter = view.dead.allowList(rows: view.rows, candidates: candidates)
             if let f = p.filter, f.count == 0 { continue }
             let neighbors: [Neighbor]
             do {
-                neighbors = try view.segment.index.search(query, parameters: p)
+                neighbors = try view.segment.search(query, parameters: p, visibleRows: view.rows)
             } catch {
                 throw StorageError.from(error, collection: name, dimension: schema.dimension)
             }

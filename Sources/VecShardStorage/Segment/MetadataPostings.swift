@@ -160,15 +160,14 @@ struct DeadRows: Sendable, Equatable {
     }
 
     /// The allow list of rows 0..<rows that are live and, when given, in `candidates`
-    /// (ascending rows). nil when every row is allowed (no dead row below `rows`, no
-    /// candidates) and `alwaysList` is false.
-    func allowList(rows: Int, candidates: [UInt32]?, alwaysList: Bool) -> AllowList? {
+    /// (ascending rows). nil when every row is allowed (no dead row, no candidates).
+    func allowList(rows: Int, candidates: [UInt32]?) -> AllowList? {
         if let candidates {
             var list = AllowList(capacity: rows)
             for r in candidates where Int(r) < rows && !contains(r) { list.insert(r) }
             return list
         }
-        if count == 0 && !alwaysList { return nil }
+        if count == 0 { return nil }
         let n = (rows + 63) / 64
         var live = [UInt64](repeating: ~0, count: n)
         for i in 0..<min(n, words.count) { live[i] = ~words[i] }

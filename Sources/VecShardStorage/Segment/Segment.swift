@@ -30,19 +30,29 @@ protocol Segment: AnyObject, Sendable {
     /// Rows below `limit` whose metadata matches `filter` (ascending); nil for an empty filter.
     func candidates(matching filter: MetadataFilter, below limit: Int) -> [UInt32]?
     var memoryBytes: Int { get }
+    /// The index's best rows among rows 0..<visibleRows (`parameters.filter` applies too).
+    func search(_ query: [Float], parameters: SearchParameters, visibleRows: Int) throws -> [Neighbor]
+}
+
+extension Segment {
+    /// Immutable segments: every row of the index is visible.
+    func search(_ query: [Float], parameters: SearchParameters, visibleRows: Int) throws -> [Neighbor] {
+        try index.search(query, parameters: parameters)
+    }
 }
 
 /// The in-memory segment that takes writes: ids, vectors as given, metadata, the
 /// incremental metadata index and a FLAT engine index (searchable at once). Appends come
 /// from the WAL's single applier; reads (any thread) take the segment's lock briefly.
 ///
-/// Vectors as given live in one contiguous float buffer grown with `realloc` (large
-/// blocks move by remapping pages, not copying); each point's vector is copied once into
-/// it, and the engine's index is filled from that buffer.
+/// The vectors live only in the engine's `GrowingFlatIndex` (fixed chunks that never move):
+/// each point's vector is copied once, from the point into its final place, and searches
+/// scan the published rows while the applier appends after them.
 final class GrowingSegment: Segment, @unchecked Sendable {
     let id: UInt64
     let dimension: Int
-    let index: any VectorIndex
+    let flat: GrowingFlatIndex
+    var index: any VectorIndex { flat }
     private struct Rows {
         var ids: [String] = []
         var metadata: [Metadata] = []
@@ -50,61 +60,36 @@ final class GrowingSegment: Segment, @unchecked Sendable {
         var bytes = 0
     }
     private let rows = Locked(Rows())
-    /// Row-major vectors of rows 0..<vectorRows (capacity vectorCapacity rows). Replaced
-    /// (realloc) only under `rows`' lock; rows below the count never change.
-    private var vectorBase: UnsafeMutablePointer<Float>?
-    private var vectorRows = 0
-    private var vectorCapacity = 0
 
     init(id: UInt64, dimension: Int, metric: DistanceMetric) throws {
         self.id = id
         self.dimension = dimension
-        index = try makeIndex(spec: IndexSpec(kind: .flat), metric: metric, dimension: dimension)
+        flat = GrowingFlatIndex(metric: metric, dimension: dimension)
     }
 
-    deinit { free(vectorBase) }
-
     var count: Int { rows.withLock { $0.ids.count } }
-    /// Approximate bytes held (the seal threshold compares against this): vectors twice
-    /// (ours as given, the engine's copy), ids, metadata.
+    /// Approximate bytes held (the seal threshold compares against this): vectors, ids,
+    /// metadata.
     var bytes: Int { rows.withLock { $0.bytes } }
 
     /// Appends validated points; returns the row of the first. Only the WAL applier calls it.
     func append(_ points: ArraySlice<Point>) -> UInt32 {
         let n = points.count
-        let (first, start) = rows.withLock { r -> (UInt32, UnsafeMutablePointer<Float>) in
-            let needed = vectorRows + n
-            if needed > vectorCapacity {
-                let capacity = max(needed, vectorCapacity * 2, 1024)
-                guard let grown = realloc(vectorBase, capacity * dimension * 4) else {
-                    fatalError("growing segment \(id): out of memory for \(capacity) vectors")
-                }
-                vectorBase = grown.bindMemory(to: Float.self, capacity: capacity * dimension)
-                vectorCapacity = capacity
-            }
-            return (UInt32(r.ids.count), vectorBase! + vectorRows * dimension)
-        }
-        // Rows past vectorRows are ours alone (readers stop at vectorRows; only this
-        // applier grows the buffer), so they are filled without the lock.
-        var at = start
-        for p in points {
-            p.vector.withUnsafeBufferPointer { at.update(from: $0.baseAddress!, count: dimension) }
-            at += dimension
-        }
-        do {
-            _ = try index.add(UnsafeBufferPointer(start: start, count: n * dimension))
-        } catch {
-            // Points are validated before they are logged; failing here is a bug.
-            fatalError("growing segment \(id): engine refused validated vectors: \(error)")
+        let base = points.startIndex
+        let dimension = self.dimension
+        // Rows past the published ones are invisible to readers until the collection
+        // publishes them, so the vectors are written without holding the segment's lock.
+        let first = flat.appendRows(n) { i, destination in
+            points[base + i].vector.withUnsafeBufferPointer { destination.update(from: $0.baseAddress!, count: dimension) }
         }
         rows.withLock { r in
-            vectorRows += n
+            precondition(r.ids.count == Int(first), "growing segment \(id): rows and vectors out of step")
             r.ids.append(contentsOf: points.lazy.map(\.id))
             r.metadata.append(contentsOf: points.lazy.map(\.metadata))
             var bytes = 0
             for (i, p) in points.enumerated() {
                 if !p.metadata.isEmpty { r.postings.add(row: first + UInt32(i), p.metadata) }
-                bytes += dimension * 8 + p.id.utf8.count + 32 + p.metadata.count * 48
+                bytes += dimension * 4 + p.id.utf8.count + 32 + p.metadata.count * 48
             }
             r.bytes += bytes
         }
@@ -113,21 +98,25 @@ final class GrowingSegment: Segment, @unchecked Sendable {
 
     func pointID(at row: UInt32) -> String { rows.withLock { $0.ids[Int(row)] } }
     func metadata(at row: UInt32) -> Metadata { rows.withLock { $0.metadata[Int(row)] } }
-    func vector(at row: UInt32) -> [Float] {
-        rows.withLock { _ in
-            precondition(Int(row) < vectorRows, "row \(row) of growing segment \(id) is not appended")
-            return Array(UnsafeBufferPointer(start: vectorBase! + Int(row) * dimension, count: dimension))
-        }
-    }
+    func vector(at row: UInt32) -> [Float] { flat.vector(at: row) }
     func candidates(matching filter: MetadataFilter, below limit: Int) -> [UInt32]? {
         rows.withLock { $0.postings.rows(matching: filter, below: limit) }
     }
     var memoryBytes: Int { rows.withLock { $0.bytes } }
 
+    /// Searches only the first `visibleRows` rows (rows staged after them stay hidden).
+    func search(_ query: [Float], parameters: SearchParameters, visibleRows: Int) throws -> [Neighbor] {
+        try flat.search(query, parameters: parameters, rows: visibleRows)
+    }
+
     /// Everything needed to write the segment's files; call only once the segment is frozen.
     func frozenContents() -> SegmentContents {
         rows.withLock { r in
-            let vectors = vectorRows == 0 ? [] : Array(UnsafeBufferPointer(start: vectorBase!, count: vectorRows * dimension))
+            let n = r.ids.count
+            let vectors = [Float](unsafeUninitializedCapacity: n * dimension) { buf, count in
+                if n > 0 { flat.copyRows(n, into: buf.baseAddress!) }
+                count = n * dimension
+            }
             return SegmentContents(ids: r.ids, vectors: vectors, metadata: r.metadata, postings: r.postings)
         }
     }
