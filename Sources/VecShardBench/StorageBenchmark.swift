@@ -121,6 +121,7 @@ public struct StorageBenchmark {
         let batches = n / 1000
         // Prepare the batches first: the clock measures storage, not point construction.
         let prepared = (0..<batches).map { Self.batch($0 * 1000, 1000, dimension: dimension, data: data) }
+        let cpuBefore = Self.cpuSeconds()
         let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for w in 0..<writers {
@@ -135,6 +136,7 @@ public struct StorageBenchmark {
             try await group.waitForAll()
         }
         let seconds = (ContinuousClock.now - start) / .seconds(1)
+        let cpu = Self.cpuSeconds() - cpuBefore
         let description = c.describe()
         let walBytes = description.walBytesAppended
         let mbps = Double(walBytes) / seconds / 1e6
@@ -143,8 +145,18 @@ public struct StorageBenchmark {
         Self.emit([("part", "upsert"), ("dimension", dimension), ("writers", writers), ("batch", 1000), ("vectors", batches * 1000),
                    ("seconds", seconds), ("vectors_per_s", Double(batches * 1000) / seconds), ("wal_MBps", mbps),
                    ("wal_bytes", walBytes), ("vs_dd_direct", mbps / disk.direct), ("vs_dd_fdatasync", mbps / disk.fdatasync),
-                   ("wal_io_MBps", ioMBps), ("wal_io_vs_dd_direct", ioMBps / disk.direct), ("loadavg", load)])
+                   ("wal_io_MBps", ioMBps), ("wal_io_vs_dd_direct", ioMBps / disk.direct),
+                   ("cpu_us_per_vector", cpu * 1e6 / Double(batches * 1000)), ("cpu_cores_busy", cpu / seconds), ("loadavg", load)])
         await shard.close()
+    }
+
+    /// User + system CPU seconds of this process so far (every thread): how much of the two
+    /// cores the write path used, which the load of other processes does not change much.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return s(usage.ru_utime) + s(usage.ru_stime)
     }
 
     // MARK: recovery

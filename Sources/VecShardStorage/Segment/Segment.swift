@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import VecShardEngine
 
 /// Where a stored row lives: a segment and its row (the engine's internal id there).
@@ -56,10 +57,25 @@ final class GrowingSegment: Segment, @unchecked Sendable {
     private struct Rows {
         var ids: [String] = []
         var metadata: [Metadata] = []
+        /// The metadata index of rows 0..<indexed. Rows after them are indexed in the
+        /// background (off the write path), or at once by a filtered read or the seal that
+        /// needs them.
         var postings = MetadataPostings()
+        var indexed = 0
+        var indexingScheduled = false
         var bytes = 0
+
+        mutating func index(upTo end: Int) {
+            guard end > indexed else { return }
+            for r in indexed..<end where !metadata[r].isEmpty { postings.add(row: UInt32(r), metadata[r]) }
+            indexed = end
+        }
     }
     private let rows = Locked(Rows())
+    /// Indexes the metadata of appended rows in the background, for every growing segment.
+    private static let indexer = DispatchQueue(label: "vecshard.segment.postings", qos: .utility)
+    /// Rows indexed per hold of the segment's lock by the background indexer.
+    private static let indexingStep = 4096
 
     init(id: UInt64, dimension: Int, metric: DistanceMetric) throws {
         self.id = id
@@ -82,25 +98,41 @@ final class GrowingSegment: Segment, @unchecked Sendable {
         let first = flat.appendRows(n) { i, destination in
             points[base + i].vector.withUnsafeBufferPointer { destination.update(from: $0.baseAddress!, count: dimension) }
         }
-        rows.withLock { r in
+        let schedule = rows.withLock { r -> Bool in
             precondition(r.ids.count == Int(first), "growing segment \(id): rows and vectors out of step")
             r.ids.append(contentsOf: points.lazy.map(\.id))
             r.metadata.append(contentsOf: points.lazy.map(\.metadata))
             var bytes = 0
-            for (i, p) in points.enumerated() {
-                if !p.metadata.isEmpty { r.postings.add(row: first + UInt32(i), p.metadata) }
-                bytes += dimension * 4 + p.id.utf8.count + 32 + p.metadata.count * 48
-            }
+            for p in points { bytes += dimension * 4 + p.id.utf8.count + 32 + p.metadata.count * 48 }
             r.bytes += bytes
+            guard !r.indexingScheduled else { return false }
+            r.indexingScheduled = true
+            return true
         }
+        if schedule { Self.indexer.async { [weak self] in self?.indexInBackground() } }
         return first
+    }
+
+    /// Indexes the rows appended so far, a step at a time (readers and the applier get the
+    /// lock between steps).
+    private func indexInBackground() {
+        while rows.withLock({ r -> Bool in
+            r.index(upTo: min(r.ids.count, r.indexed + Self.indexingStep))
+            if r.indexed < r.ids.count { return true }
+            r.indexingScheduled = false
+            return false
+        }) {}
     }
 
     func pointID(at row: UInt32) -> String { rows.withLock { $0.ids[Int(row)] } }
     func metadata(at row: UInt32) -> Metadata { rows.withLock { $0.metadata[Int(row)] } }
     func vector(at row: UInt32) -> [Float] { flat.vector(at: row) }
     func candidates(matching filter: MetadataFilter, below limit: Int) -> [UInt32]? {
-        rows.withLock { $0.postings.rows(matching: filter, below: limit) }
+        guard !filter.isEmpty else { return nil }
+        return rows.withLock { r in
+            r.index(upTo: r.ids.count)
+            return r.postings.rows(matching: filter, below: limit)
+        }
     }
     var memoryBytes: Int { rows.withLock { $0.bytes } }
 
@@ -112,6 +144,7 @@ final class GrowingSegment: Segment, @unchecked Sendable {
     /// Everything needed to write the segment's files; call only once the segment is frozen.
     func frozenContents() -> SegmentContents {
         rows.withLock { r in
+            r.index(upTo: r.ids.count)
             let n = r.ids.count
             let vectors = [Float](unsafeUninitializedCapacity: n * dimension) { buf, count in
                 if n > 0 { flat.copyRows(n, into: buf.baseAddress!) }

@@ -54,19 +54,21 @@ public struct WALRecoveryReport: Sendable, Equatable {
 /// `directory`, group commit (concurrent writers share one fsync; a writer is answered
 /// only after the fsync of its record), rotation and checkpoint truncation.
 ///
-/// Applying a group happens in two steps around its write:
+/// Groups go through two serial queues, a pipeline of two stages:
 ///
-/// 1. `applier.stage` runs on a second queue *while* the group is written and fsynced: it
-///    does the expensive, invisible part (appending rows past the visible ones).
-/// 2. Once the group is durable and staged, `applier.publish` runs on the log's queue with
-///    the group's records in LSN order and the staged result, before any writer of the
-///    group is answered; its per-record results (e.g. rows deleted) go to the writers. If
-///    the write did not become durable, `applier.abandon` discards the staged work instead
-///    and the writers get the error.
+/// - the log's queue writes and fsyncs groups, one after the other, and takes the next
+///   group as soon as the previous one is durable;
+/// - the apply queue, per group in LSN order: `applier.stage` (the expensive, invisible
+///   part: appending rows past the visible ones) while the group is being written, then,
+///   once the group is durable, `applier.publish` with the group's records and the staged
+///   result, and only then answers the group's writers (with publish's per-record results,
+///   e.g. rows deleted). If the write did not become durable, `applier.abandon` discards
+///   the staged work instead and the writers get the error.
 ///
 /// So a writer is answered only after the fsync of its record and after its write is
-/// visible; groups are staged, written and published one at a time, in LSN order (the
-/// next group's write starts after this group is published).
+/// visible, groups are published in LSN order, and the write of group n+1 overlaps the
+/// publish of group n (a durable group that is not yet published when the process dies
+/// is replayed by recovery; its writers were never answered).
 protocol WALApplier: AnyObject, Sendable {
     associatedtype Staged
     func stage(_ records: [WALRecord]) -> Staged
@@ -85,8 +87,9 @@ final class WriteAheadLog: @unchecked Sendable {
     private let stageGroup: @Sendable ([WALRecord]) -> Any
     private let publishGroup: @Sendable ([WALRecord], Any) -> [Int]
     private let abandonGroup: @Sendable ([WALRecord], Any) -> Void
-    /// Where `stage` runs, concurrently with the group's write and fsync.
-    private let stageQueue: DispatchQueue
+    /// Where groups are staged and published (see the type's comment); `perform` bodies
+    /// run there too, between groups.
+    private let applyQueue: DispatchQueue
     /// Files (first LSN) and the open tail file; touched on `queue` and under `files`.
     private let files: Locked<[UInt64]>
     private var fd: Int32 = -1
@@ -100,7 +103,8 @@ final class WriteAheadLog: @unchecked Sendable {
     private var direct = false
     private var tail: [UInt8] = []
     static let blockBytes = 4096
-    private var rotateRequested = false
+    /// Set by the apply queue (publish, `perform`), read by the log's queue.
+    private let rotateRequested = Locked(false)
     /// Record bytes appended since the log was opened (not counting padding or
     /// preallocation), and the seconds spent writing and fsyncing them.
     let appendedBytes = Locked(0)
@@ -115,7 +119,7 @@ final class WriteAheadLog: @unchecked Sendable {
         self.directory = directory
         self.fileBytesLimit = fileBytesLimit
         self.queue = DispatchQueue(label: "vecshard.wal")
-        self.stageQueue = DispatchQueue(label: "vecshard.wal.stage")
+        self.applyQueue = DispatchQueue(label: "vecshard.wal.apply")
         self.state = Locked(GroupCommit(nextLSN: nextLSN))
         // Weak: the collection owns the log.
         stageGroup = { [weak applier] records in applier.map { $0.stage(records) as Any } ?? () }
@@ -190,68 +194,87 @@ final class WriteAheadLog: @unchecked Sendable {
         }
     }
 
-    /// The next append starts a new file (so the files before it can be checkpointed).
-    /// Call on the log's queue: from `apply` or a `perform` body.
+    /// The next group written starts a new file (so the files before it can be
+    /// checkpointed). Groups already being written stay in the current file: their records
+    /// have LSNs above anything published so far, so a checkpoint never drops them.
     func requestRotationIf(_ condition: Bool) {
-        if condition { rotateRequested = true }
+        if condition { rotateRequested.withLock { $0 = true } }
     }
 
-    /// Runs body on the log's queue, between groups (so it sees no half-applied group).
+    /// Runs body on the apply queue, between groups (so it sees no half-applied group).
     func perform(_ body: @escaping @Sendable () -> Void) async throws {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            queue.async {
+            applyQueue.async {
                 body()
                 c.resume()
             }
         }
     }
 
-    /// Runs on `queue`: writes groups until none is queued. Per group (see `WALApplier`):
-    /// staging on `stageQueue` overlaps the write and fsync; publish (or abandon) follows
-    /// once both are done; then the writers are answered.
+    /// What the log's queue tells the apply queue about a group once its write ended.
+    private struct WriteResult {
+        var outcome: GroupCommit<Waiter>.FlushOutcome
+        var after: GroupCommit<Waiter>.AfterFlush
+    }
+
+    /// Runs on `queue`: writes groups until none is queued. Each group's staging, publish
+    /// and answers are handed to the apply queue before its write starts (see the type's
+    /// comment).
     private func flush(_ first: GroupCommit<Waiter>.Group) {
         var group: GroupCommit<Waiter>.Group? = first
         while let g = group {
             let records = g.entries.enumerated().map { WALRecord(lsn: g.firstLSN + UInt64($0.offset), operation: $0.element.operation) }
-            let staging = DispatchGroup()
-            let staged = Locked<Any>(())
-            let stageRecords = UncheckedSendable(records)
-            stageQueue.async(group: staging) { [stageGroup] in
-                let result = stageGroup(stageRecords.value)
-                staged.withLock { $0 = result }
-            }
+            let written = DispatchSemaphore(value: 0)
+            let result = Locked<WriteResult?>(nil)
+            let handoff = UncheckedSendable((records, g))
+            applyQueue.async { self.apply(handoff.value.0, group: handoff.value.1, written: written, result: result) }
             let started = ContinuousClock.now
             let outcome = write(g)
             let spent = (ContinuousClock.now - started) / .seconds(1)
             ioSeconds.withLock { $0 += spent }
-            staging.wait()
-            let stagedValue = staged.withLock { $0 }
-            var results: [Int] = []
-            if case .durable = outcome {
-                results = publishGroup(records, stagedValue)
-            } else {
-                abandonGroup(records, stagedValue)
-            }
+            // LSNs of a refused group are given back here, before the next group is taken.
             let after = state.withLock { $0.flushFinished(g, outcome) }
-            for (i, waiter) in after.answered.enumerated() {
-                if let error = after.error {
-                    waiter.resume(throwing: error)
-                } else {
-                    waiter.resume(returning: (g.firstLSN + UInt64(i), results[i]))
-                }
-            }
+            result.withLock { $0 = WriteResult(outcome: outcome, after: after) }
+            written.signal()
             group = after.next
         }
     }
 
+    /// Runs on `applyQueue`: stages the group while it is written, waits for the write,
+    /// publishes (or abandons) it, then answers its writers (and, after a permanent
+    /// failure, the writers that were queued behind it).
+    private func apply(_ records: [WALRecord], group g: GroupCommit<Waiter>.Group, written: DispatchSemaphore,
+                       result: Locked<WriteResult?>) {
+        let staged = stageGroup(records)
+        written.wait()
+        guard let r = result.withLock({ $0 }) else { preconditionFailure("a group's write ended without a result") }
+        var results: [Int] = []
+        if case .durable = r.outcome {
+            results = publishGroup(records, staged)
+        } else {
+            abandonGroup(records, staged)
+        }
+        for (i, waiter) in r.after.answered.enumerated() {
+            if let error = r.after.error {
+                waiter.resume(throwing: error)
+            } else {
+                waiter.resume(returning: (g.firstLSN + UInt64(i), results[i]))
+            }
+        }
+    }
+
     private func write(_ group: GroupCommit<Waiter>.Group) -> GroupCommit<Waiter>.FlushOutcome {
-        if rotateRequested || size > fileBytesLimit {
+        // Taken and cleared at once: a request made during this write applies to the next.
+        let rotate = rotateRequested.withLock { requested -> Bool in
+            defer { requested = false }
+            return requested
+        }
+        if rotate || size > fileBytesLimit {
             do {
                 try openFile(firstLSN: group.firstLSN)
-                rotateRequested = false
-            } catch let error as StorageError {
-                return isRefusal(error) ? .refused(error) : .failed(error)
             } catch {
+                if rotate { rotateRequested.withLock { $0 = true } } // still wanted: try again next group
+                if let error = error as? StorageError { return isRefusal(error) ? .refused(error) : .failed(error) }
                 return .failed(.unavailable("\(error)"))
             }
         }
@@ -381,8 +404,10 @@ final class WriteAheadLog: @unchecked Sendable {
     /// Refuses new writes and waits (blocking) until the running flush, if any, is done.
     func close() {
         _ = state.withLock { $0.close() }
-        // Flushes run as blocks on the queue and none starts after close: wait for them.
+        // Flushes run as blocks on the queue and none starts after close: wait for them,
+        // then for the publish of the last group.
         queue.sync {}
+        applyQueue.sync {}
     }
 
     /// Reads every WAL file in `directory` in order, calls `replay` for each valid record

@@ -14,7 +14,13 @@ struct WALStagingTests {
     final class Recorder: WALApplier, @unchecked Sendable {
         let events = Locked<[String]>([])
         let stageDelay: useconds_t
-        init(stageDelay: useconds_t = 0) { self.stageDelay = stageDelay }
+        /// When set, the first publish waits (up to 5 s) until this returns true.
+        let firstPublishWaitsFor: (@Sendable () -> Bool)?
+        let publishEntered = Locked(false)
+        init(stageDelay: useconds_t = 0, firstPublishWaitsFor: (@Sendable () -> Bool)? = nil) {
+            self.stageDelay = stageDelay
+            self.firstPublishWaitsFor = firstPublishWaitsFor
+        }
         func stage(_ records: [WALRecord]) -> [UInt64] {
             if stageDelay > 0 { usleep(stageDelay) }
             let lsns = records.map(\.lsn)
@@ -23,6 +29,15 @@ struct WALStagingTests {
         }
         func publish(_ records: [WALRecord], staged: [UInt64]) -> [Int] {
             #expect(staged == records.map(\.lsn), "publish gets what stage returned for the same group")
+            let first = !publishEntered.withLock { entered in defer { entered = true }; return entered }
+            if first, let condition = firstPublishWaitsFor {
+                var waited = 0
+                while !condition() && waited < 5_000 {
+                    usleep(1000)
+                    waited += 1
+                }
+                events.withLock { $0.append(condition() ? "next group written during publish" : "publish waited in vain") }
+            }
             events.withLock { $0.append("publish \(staged)") }
             return records.map { _ in 1 }
         }
@@ -81,5 +96,26 @@ struct WALStagingTests {
         #expect(lsn == 2, "the refused group gave its LSN back")
         wal.close()
         #expect(recorder.events.withLock { $0 } == ["stage [1]", "publish [1]", "stage [2]", "abandon [2]", "stage [2]", "publish [2]"])
+    }
+
+    @Test func nextGroupIsWrittenWhileThePreviousIsPublished() async throws {
+        let dir = TemporaryDirectory("wal-pipeline")
+        let walBox = Locked<WriteAheadLog?>(nil)
+        // The first publish holds until a second group's bytes reached the file.
+        let recorder = Recorder(firstPublishWaitsFor: {
+            guard let wal = walBox.withLock({ $0 }) else { return false }
+            let oneRecord = WALRecordCodec.headerBytes + WALRecordCodec.encodePayload(.delete(["a"])).count
+            return wal.appendedBytes.withLock { $0 } > oneRecord
+        })
+        let wal = try open(dir, recorder)
+        walBox.withLock { $0 = wal }
+        async let first = wal.append(.delete(["a"]))
+        while !recorder.publishEntered.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(1)) }
+        let (secondLSN, _) = try await wal.append(.delete(["b"]))
+        let (firstLSN, _) = try await first
+        wal.close()
+        #expect((firstLSN, secondLSN) == (1, 2))
+        // Group 2 is staged only after group 1 is published (one applier, in LSN order).
+        #expect(recorder.events.withLock { $0 } == ["stage [1]", "next group written during publish", "publish [1]", "stage [2]", "publish [2]"])
     }
 }
