@@ -14,12 +14,41 @@ enum PointValidation {
         guard vector.count == schema.dimension else {
             throw StorageError.dimensionMismatch(collection: schema.name, got: vector.count, expected: schema.dimension, pointID: pointID)
         }
-        var nonZero = false
-        for (i, x) in vector.enumerated() {
-            guard x.isFinite else { throw StorageError.nonFiniteComponent(pointID: pointID, component: i) }
-            if x != 0 { nonZero = true }
+        let (finite, nonZero) = scan(vector)
+        if !finite {
+            let i = vector.firstIndex { !$0.isFinite }!
+            throw StorageError.nonFiniteComponent(pointID: pointID, component: i)
         }
         if schema.metric == .cosine && !nonZero { throw StorageError.zeroVector(pointID: pointID) }
+    }
+
+    /// Whether every component is finite and whether any is non-zero, eight lanes at a
+    /// time on the bit patterns: a float is NaN or infinite exactly when its exponent bits
+    /// are all ones, and non-zero when any bit but the sign is set.
+    static func scan(_ vector: [Float]) -> (finite: Bool, nonZero: Bool) {
+        vector.withUnsafeBytes { raw in
+            let n = raw.count / 4
+            var exponents = SIMD8<UInt32>(repeating: 0)
+            var magnitude = SIMD8<UInt32>(repeating: 0)
+            let exponentMask = SIMD8<UInt32>(repeating: 0x7F80_0000)
+            let magnitudeMask = SIMD8<UInt32>(repeating: 0x7FFF_FFFF)
+            var i = 0
+            while i + 8 <= n {
+                let bits = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<UInt32>.self)
+                exponents = pointwiseMax(exponents, bits & exponentMask)
+                magnitude |= bits & magnitudeMask
+                i += 8
+            }
+            var maxExponent = exponents.max()
+            var anyBits = magnitude.max()
+            while i < n {
+                let bits = raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)
+                maxExponent = max(maxExponent, bits & 0x7F80_0000)
+                anyBits |= bits & 0x7FFF_FFFF
+                i += 1
+            }
+            return (maxExponent != 0x7F80_0000, anyBits != 0)
+        }
     }
 
     static func check(metadata: Metadata, pointID: String) throws {

@@ -8,6 +8,14 @@ struct ByteWriter {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Writes into `buffer`'s memory (emptied, its capacity kept and grown to `capacity`):
+    /// a recycled buffer's pages are already mapped, a fresh large one faults them all in.
+    init(reusing buffer: [UInt8], capacity: Int) {
+        bytes = buffer
+        bytes.removeAll(keepingCapacity: true)
+        bytes.reserveCapacity(capacity)
+    }
+
     mutating func u8(_ v: UInt8) { bytes.append(v) }
 
     mutating func int<T: FixedWidthInteger>(_ v: T) {
