@@ -48,11 +48,16 @@ struct ByteWriter {
 
     /// Metadata: u16 field count, then (key string, tag u8, value) in key order, so equal
     /// maps encode to equal bytes.
-    mutating func metadata(_ m: Metadata) {
+    /// u16 field count, then (string key, value) per field: in key order when `sorted`
+    /// (files whose bytes should not depend on hashing), in the dictionary's order
+    /// otherwise (WAL records, which are only ever decoded back into a dictionary).
+    mutating func metadata(_ m: Metadata, sorted: Bool = true) {
         int(UInt16(m.count))
-        if m.count == 1, let (key, v) = m.first {
-            string(key)
-            value(v)
+        if m.count == 1 || !sorted {
+            for (key, v) in m {
+                string(key)
+                value(v)
+            }
             return
         }
         for (key, v) in m.sorted(by: { $0.key < $1.key }) {

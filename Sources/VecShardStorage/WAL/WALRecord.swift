@@ -51,7 +51,7 @@ enum WALRecordCodec {
             for p in points {
                 payload.string(p.id)
                 payload.floats(p.vector)
-                payload.metadata(p.metadata)
+                payload.metadata(p.metadata, sorted: false)
             }
         case let .delete(ids):
             payload.u8(2)
