@@ -63,12 +63,21 @@ public struct StorageOptions: Sendable {
     /// Seal and compact automatically in the background (tests may turn this off and call
     /// `flush()` / `compact()` themselves).
     public var automaticMaintenance: Bool
+    /// Backpressure: while this many frozen segments wait for their seal (index build),
+    /// upserts wait too, so memory stays bounded when writes outrun index builds (with
+    /// automatic maintenance only).
+    public var maxSealingSegments: Int
+    /// How long an upsert waits for a seal to finish before it fails with `unavailable`
+    /// (nothing of it is written then).
+    public var sealWaitSeconds: Double
 
     public init(thresholds: SegmentThresholds = SegmentThresholds(), walFileBytes: Int = 64 << 20,
-                automaticMaintenance: Bool = true) {
+                automaticMaintenance: Bool = true, maxSealingSegments: Int = 2, sealWaitSeconds: Double = 30) {
         self.thresholds = thresholds
         self.walFileBytes = walFileBytes
         self.automaticMaintenance = automaticMaintenance
+        self.maxSealingSegments = maxSealingSegments
+        self.sealWaitSeconds = sealWaitSeconds
     }
 }
 

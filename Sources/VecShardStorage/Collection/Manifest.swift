@@ -48,7 +48,7 @@ enum ManifestCodec {
 public struct SegmentThresholds: Sendable, Equatable {
     /// The growing segment is sealed once it holds this many rows...
     public var sealRows: Int
-    /// ...or this many bytes (vectors counted twice: as given and in the FLAT index).
+    /// ...or this many bytes (vectors, ids and metadata in memory).
     public var sealBytes: Int
     /// A sealed segment with at least this fraction of deleted rows is rewritten.
     public var compactDeadFraction: Double

@@ -40,7 +40,13 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         var needsPublish = false
         var maintenanceError: String?
         var closed = false
+        /// When a paused writer last asked for another seal attempt (after a failed seal,
+        /// nothing else would retry it while writes are paused).
+        var sealRetryAsked: ContinuousClock.Instant?
     }
+
+    /// Test hook: runs before each seal writes its files; a thrown error fails the seal.
+    let sealHook = Locked<(@Sendable () throws -> Void)?>(nil)
 
     private let state: Locked<State>
     private var wal: WriteAheadLog!
@@ -169,8 +175,43 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
     public func upsert(_ points: [Point]) async throws -> WriteReceipt {
         try PointValidation.check(points: points, schema: schema)
         guard !points.isEmpty else { return WriteReceipt(lsn: lsn, count: 0) }
+        try await waitForSealing()
         let (lsn, applied) = try await wal.append(.upsert(points))
         return WriteReceipt(lsn: lsn, count: applied)
+    }
+
+    /// Backpressure: waits while `options.maxSealingSegments` frozen segments wait for
+    /// their seal, i.e. while writes outrun the background index builds (each frozen
+    /// segment holds up to a seal threshold of memory). Polls: only a write that has to
+    /// wait pays for it. Fails with `unavailable` after `options.sealWaitSeconds`.
+    func waitForSealing() async throws {
+        guard options.automaticMaintenance, options.maxSealingSegments > 0 else { return }
+        var deadline: ContinuousClock.Instant?
+        while true {
+            let now = ContinuousClock.now
+            let (waiting, error, retry) = state.withLock { s -> (Int, String?, Bool) in
+                let waiting = s.closed ? 0 : s.frozen.count
+                // A failed seal is retried only when asked: ask at most once a second (and
+                // a few times within a wait).
+                var retry = false
+                let interval = Duration.seconds(min(1, options.sealWaitSeconds / 4))
+                if waiting >= options.maxSealingSegments, s.maintenanceError != nil,
+                   s.sealRetryAsked.map({ now - $0 >= interval }) ?? true {
+                    s.sealRetryAsked = now
+                    retry = true
+                }
+                return (waiting, s.maintenanceError, retry)
+            }
+            if waiting < options.maxSealingSegments { return }
+            if retry { maintenance.async { self.sealFrozen() } }
+            if deadline == nil { deadline = now + .seconds(options.sealWaitSeconds) }
+            if now >= deadline! {
+                throw StorageError.unavailable(
+                    "collection '\(name)': writes are paused: \(waiting) segments are waiting to be sealed (index builds are "
+                        + "behind the write rate\(error.map { "; last maintenance error: \($0)" } ?? "")); the write was not applied, retry later")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
     }
 
     /// Deletes points by id (missing ids are ignored); durable and visible on return.
@@ -329,6 +370,7 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
             guard let frozen = next else { return }
             let sealed: SealedSegment
             do {
+                try sealHook.withLock { $0 }?()
                 sealed = try SegmentWriter.write(id: frozen.id, contents: frozen.frozenContents(), dimension: schema.dimension,
                                                  metric: schema.metric, spec: schema.index, into: segmentsDirectory)
             } catch {

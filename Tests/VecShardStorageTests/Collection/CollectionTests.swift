@@ -275,6 +275,39 @@ struct CollectionTests {
         await shard.close()
     }
 
+    @Test func writesWaitWhileSealsAreBehindAndFailCleanlyWhenTheyDoNotCatchUp() async throws {
+        let dir = TemporaryDirectory()
+        var options = smallOptions(sealRows: 50, automatic: true)
+        options.maxSealingSegments = 2
+        options.sealWaitSeconds = 0.5
+        let shard = try await Shard.open(directory: dir.path, options: options)
+        let c = try await shard.createCollection(CollectionSchema(name: "c", dimension: Self.dim, metric: .l2, index: IndexSpec(kind: .flat)))
+        struct SealRefused: Error {}
+        c.sealHook.withLock { $0 = { throw SealRefused() } }
+        let points = makePoints(150, seed: 8)
+        // Two full segments freeze and cannot seal: the third write waits, then fails.
+        try await c.upsert(Array(points[0..<50]))
+        try await c.upsert(Array(points[50..<100]))
+        let started = ContinuousClock.now
+        do {
+            try await c.upsert(Array(points[100..<150]))
+            Issue.record("the write went through while two segments waited for their seal")
+        } catch let e as StorageError {
+            #expect(e.kind == .unavailable)
+            #expect("\(e)".contains("writes are paused") && "\(e)".contains("SealRefused"), "\(e)")
+        }
+        #expect(ContinuousClock.now - started >= .milliseconds(500), "it waited before failing")
+        #expect(c.count == 100, "the refused write changed nothing")
+        // Once seals work again, a waiting writer gets them retried and goes through.
+        c.sealHook.withLock { $0 = nil }
+        try await c.upsert(Array(points[100..<150]))
+        #expect(c.count == 150)
+        await c.waitForMaintenance()
+        #expect(c.describe().segments.filter { $0.state == .sealed }.count >= 2)
+        for p in points { #expect(c.get(p.id) == p) }
+        await shard.close()
+    }
+
     @Test func walTailTornOrGarbageIsCutOnRecovery() async throws {
         let dir = TemporaryDirectory()
         var (shard, c) = try await open(dir)
