@@ -146,6 +146,7 @@ public struct StorageBenchmark {
                    ("seconds", seconds), ("vectors_per_s", Double(batches * 1000) / seconds), ("wal_MBps", mbps),
                    ("wal_bytes", walBytes), ("vs_dd_direct", mbps / disk.direct), ("vs_dd_fdatasync", mbps / disk.fdatasync),
                    ("wal_io_MBps", ioMBps), ("wal_io_vs_dd_direct", ioMBps / disk.direct),
+                   ("wal_io_busy", description.walIOSeconds / seconds), ("wal_apply_busy", description.walApplySeconds / seconds),
                    ("cpu_us_per_vector", cpu * 1e6 / Double(batches * 1000)), ("cpu_cores_busy", cpu / seconds), ("loadavg", load)])
         await shard.close()
     }

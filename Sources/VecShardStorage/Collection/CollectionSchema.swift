@@ -110,6 +110,9 @@ public struct CollectionDescription: Sendable, Equatable {
     public var walBytesAppended: Int
     /// Seconds the WAL spent writing and fsyncing those bytes (its I/O time, without applying).
     public var walIOSeconds: Double
+    /// Seconds the WAL's applier spent staging and publishing groups (without waiting for
+    /// their writes): with `walIOSeconds`, which of the two pipeline stages is the busier.
+    public var walApplySeconds: Double = 0
     /// The last background error (a failed seal or compaction), if any.
     public var maintenanceError: String?
 }

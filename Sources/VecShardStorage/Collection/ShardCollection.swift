@@ -679,7 +679,8 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
             schema: schema, pointCount: count, lsn: views.lsn, checkpointLSN: checkpoint, segments: segments,
             memoryBytes: segments.reduce(0) { $0 + $1.memoryBytes }, diskBytes: segments.reduce(walBytes) { $0 + $1.diskBytes },
             walBytes: walBytes, walBytesAppended: wal?.appendedBytes.withLock { $0 } ?? 0,
-            walIOSeconds: wal?.ioSeconds.withLock { $0 } ?? 0, maintenanceError: error)
+            walIOSeconds: wal?.ioSeconds.withLock { $0 } ?? 0, walApplySeconds: wal?.applySeconds.withLock { $0 } ?? 0,
+            maintenanceError: error)
     }
 
     func publish(_ records: [WALRecord], staged: StagedRows) -> [Int] {

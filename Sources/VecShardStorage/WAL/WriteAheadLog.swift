@@ -109,6 +109,8 @@ final class WriteAheadLog: @unchecked Sendable {
     /// preallocation), and the seconds spent writing and fsyncing them.
     let appendedBytes = Locked(0)
     let ioSeconds = Locked(0.0)
+    /// Seconds the apply queue spent staging and publishing (not waiting for writes).
+    let applySeconds = Locked(0.0)
     /// Test hook: when set, called before each group write with the bytes about to be
     /// written; a non-nil errno makes the write fail as if the OS returned it.
     var injectedWriteError: (@Sendable (Int) -> Int32?)?
@@ -253,15 +255,20 @@ final class WriteAheadLog: @unchecked Sendable {
     /// failure, the writers that were queued behind it).
     private func apply(_ records: [WALRecord], firstLSN: UInt64, written: DispatchSemaphore,
                        result: Locked<WriteResult?>) {
+        let stageStarted = ContinuousClock.now
         let staged = stageGroup(records)
+        var busy = ContinuousClock.now - stageStarted
         written.wait()
         guard let r = result.withLock({ $0 }) else { preconditionFailure("a group's write ended without a result") }
         var results: [Int] = []
+        let publishStarted = ContinuousClock.now
         if case .durable = r.outcome {
             results = publishGroup(records, staged)
         } else {
             abandonGroup(records, staged)
         }
+        busy += ContinuousClock.now - publishStarted
+        applySeconds.withLock { $0 += busy / .seconds(1) }
         for (i, waiter) in r.after.answered.enumerated() {
             if let error = r.after.error {
                 waiter.resume(throwing: error)
