@@ -10,8 +10,8 @@ struct ByteWriter {
 
     /// Writes into `buffer`'s memory (emptied, its capacity kept and grown to `capacity`):
     /// a recycled buffer's pages are already mapped, a fresh large one faults them all in.
-    init(reusing buffer: [UInt8], capacity: Int) {
-        bytes = buffer
+    init(reusing buffer: consuming [UInt8], capacity: Int) {
+        bytes = consume buffer
         bytes.removeAll(keepingCapacity: true)
         bytes.reserveCapacity(capacity)
     }

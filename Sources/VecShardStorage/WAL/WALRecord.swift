@@ -41,8 +41,8 @@ enum WALRecordCodec {
 
     /// The payload of an operation; writers encode it (and hash it) before they queue, so
     /// the group-commit leader only frames it.
-    static func encodePayload(_ operation: WALOperation, reusing buffer: [UInt8] = []) -> [UInt8] {
-        var payload = ByteWriter(reusing: buffer, capacity: payloadCapacity(operation))
+    static func encodePayload(_ operation: WALOperation, reusing buffer: consuming [UInt8] = []) -> [UInt8] {
+        var payload = ByteWriter(reusing: consume buffer, capacity: payloadCapacity(operation))
         switch operation {
         case let .upsert(points):
             payload.u8(1)

@@ -224,7 +224,8 @@ final class WriteAheadLog: @unchecked Sendable {
     /// comment).
     private func flush(_ first: GroupCommit<Waiter>.Group) {
         var group: GroupCommit<Waiter>.Group? = first
-        while let g = group {
+        while var g = group {
+            group = nil // `g` is the payloads' only owner, so their buffers can be recycled below
             let records = g.entries.enumerated().map { WALRecord(lsn: g.firstLSN + UInt64($0.offset), operation: $0.element.operation) }
             let written = DispatchSemaphore(value: 0)
             let result = Locked<WriteResult?>(nil)
@@ -241,10 +242,9 @@ final class WriteAheadLog: @unchecked Sendable {
             written.signal()
             group = after.next
             // The payloads are in the file now (or refused): their buffers serve later writers.
-            var done = g
-            for i in done.entries.indices {
+            for i in g.entries.indices {
                 var payload: [UInt8] = []
-                swap(&payload, &done.entries[i].payload)
+                swap(&payload, &g.entries[i].payload)
                 PayloadBuffers.shared.give(payload)
             }
         }

@@ -118,4 +118,30 @@ struct WALStagingTests {
         // Group 2 is staged only after group 1 is published (one applier, in LSN order).
         #expect(recorder.events.withLock { $0 } == ["stage [1]", "next group written during publish", "publish [1]", "stage [2]", "publish [2]"])
     }
+
+    @Test func payloadBuffersAreRecycledWithoutACopy() async throws {
+        let dir = TemporaryDirectory("wal-buffers")
+        let wal = try open(dir, Recorder())
+        let big = WALOperation.delete((0..<20_000).map { "point-\($0)" })
+        let size = WALRecordCodec.payloadCapacity(big)
+        _ = try await wal.append(big)
+        wal.close()
+        // The written payload's buffer went back to the pool, owned by nobody else: encoding
+        // into it again keeps its memory (a shared buffer would be copied first).
+        var recycled: [UInt8]?
+        while recycled == nil {
+            let b = PayloadBuffers.shared.take()
+            if b.capacity == 0 { break }
+            if b.capacity >= size { recycled = b }
+        }
+        guard var buffer = recycled.take() else {
+            Issue.record("no buffer of \(size) bytes came back to the pool")
+            return
+        }
+        buffer.append(1) // writes in place only when unique
+        let address = buffer.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        let encoded = WALRecordCodec.encodePayload(big, reusing: consume buffer)
+        #expect(encoded.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } == address)
+        #expect(encoded == WALRecordCodec.encodePayload(big))
+    }
 }
