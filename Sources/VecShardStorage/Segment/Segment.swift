@@ -57,25 +57,26 @@ final class GrowingSegment: Segment, @unchecked Sendable {
     private struct Rows {
         var ids: [String] = []
         var metadata: [Metadata] = []
-        /// The metadata index of rows 0..<indexed. Rows after them are indexed in the
-        /// background (off the write path), or at once by a filtered read or the seal that
-        /// needs them.
-        var postings = MetadataPostings()
-        var indexed = 0
-        var indexingScheduled = false
         var bytes = 0
-
-        mutating func index(upTo end: Int) {
-            guard end > indexed else { return }
-            for r in indexed..<end where !metadata[r].isEmpty { postings.add(row: UInt32(r), metadata[r]) }
-            indexed = end
-        }
+        /// A background indexing pass is queued or running.
+        var indexingScheduled = false
     }
     private let rows = Locked(Rows())
+
+    /// The metadata index of rows 0..<indexed. Rows after them are indexed in the
+    /// background (off the write path), or at once by a filtered read or the seal that
+    /// needs them. Its own lock, taken before `rows` (never after): indexing copies a slice
+    /// of metadata under `rows` briefly and builds postings under this one, so appends
+    /// never wait for it.
+    private struct MetadataIndex {
+        var postings = MetadataPostings()
+        var indexed = 0
+    }
+    private let metadataIndex = Locked(MetadataIndex())
     /// Indexes the metadata of appended rows in the background, for every growing segment.
     private static let indexer = DispatchQueue(label: "vecshard.segment.postings", qos: .utility)
-    /// Rows indexed per hold of the segment's lock by the background indexer.
-    private static let indexingStep = 4096
+    /// Rows indexed per step (per hold of the index lock) by the background indexer.
+    private static let indexingStep = 1024
 
     init(id: UInt64, dimension: Int, metric: DistanceMetric) throws {
         self.id = id
@@ -113,15 +114,33 @@ final class GrowingSegment: Segment, @unchecked Sendable {
         return first
     }
 
-    /// Indexes the rows appended so far, a step at a time (readers and the applier get the
-    /// lock between steps).
+    /// Indexes up to `limit` more appended rows (call with the index lock held). Returns
+    /// false when every appended row is indexed; `finishing` then also ends the background
+    /// pass (atomically with that check, so an append after it schedules a new one).
+    private func indexMore(_ index: inout MetadataIndex, limit: Int, finishing: Bool) -> Bool {
+        let start = index.indexed
+        let slice = rows.withLock { r -> ArraySlice<Metadata> in
+            let end = start + min(limit, r.metadata.count - start)
+            if end == start, finishing { r.indexingScheduled = false }
+            return r.metadata[start..<end]
+        }
+        if slice.isEmpty { return false }
+        for (r, m) in zip(slice.indices, slice) where !m.isEmpty { index.postings.add(row: UInt32(r), m) }
+        index.indexed = slice.endIndex
+        return true
+    }
+
+    /// The background pass: a step at a time until every appended row is indexed.
     private func indexInBackground() {
-        while rows.withLock({ r -> Bool in
-            r.index(upTo: min(r.ids.count, r.indexed + Self.indexingStep))
-            if r.indexed < r.ids.count { return true }
-            r.indexingScheduled = false
-            return false
-        }) {}
+        while metadataIndex.withLock({ indexMore(&$0, limit: Self.indexingStep, finishing: true) }) {}
+    }
+
+    /// Runs body with the postings of every row appended so far.
+    private func withCurrentPostings<T>(_ body: (MetadataPostings) -> T) -> T {
+        metadataIndex.withLock { index in
+            while indexMore(&index, limit: Int.max, finishing: false) {}
+            return body(index.postings)
+        }
     }
 
     func pointID(at row: UInt32) -> String { rows.withLock { $0.ids[Int(row)] } }
@@ -129,10 +148,7 @@ final class GrowingSegment: Segment, @unchecked Sendable {
     func vector(at row: UInt32) -> [Float] { flat.vector(at: row) }
     func candidates(matching filter: MetadataFilter, below limit: Int) -> [UInt32]? {
         guard !filter.isEmpty else { return nil }
-        return rows.withLock { r in
-            r.index(upTo: r.ids.count)
-            return r.postings.rows(matching: filter, below: limit)
-        }
+        return withCurrentPostings { $0.rows(matching: filter, below: limit) }
     }
     var memoryBytes: Int { rows.withLock { $0.bytes } }
 
@@ -143,14 +159,15 @@ final class GrowingSegment: Segment, @unchecked Sendable {
 
     /// Everything needed to write the segment's files; call only once the segment is frozen.
     func frozenContents() -> SegmentContents {
-        rows.withLock { r in
-            r.index(upTo: r.ids.count)
+        // Frozen: no more appends, so the postings and the rows read below agree.
+        let postings = withCurrentPostings { $0 }
+        return rows.withLock { r in
             let n = r.ids.count
             let vectors = [Float](unsafeUninitializedCapacity: n * dimension) { buf, count in
                 if n > 0 { flat.copyRows(n, into: buf.baseAddress!) }
                 count = n * dimension
             }
-            return SegmentContents(ids: r.ids, vectors: vectors, metadata: r.metadata, postings: r.postings)
+            return SegmentContents(ids: r.ids, vectors: vectors, metadata: r.metadata, postings: postings)
         }
     }
 }
