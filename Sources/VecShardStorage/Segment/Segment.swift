@@ -119,14 +119,16 @@ final class GrowingSegment: Segment, @unchecked Sendable {
     /// pass (atomically with that check, so an append after it schedules a new one).
     private func indexMore(_ index: inout MetadataIndex, limit: Int, finishing: Bool) -> Bool {
         let start = index.indexed
-        let slice = rows.withLock { r -> ArraySlice<Metadata> in
+        // Copied out, not sliced: a slice would share the rows' array buffer, and the next
+        // append would then copy the whole array.
+        let batch = rows.withLock { r -> [Metadata] in
             let end = start + min(limit, r.metadata.count - start)
             if end == start, finishing { r.indexingScheduled = false }
-            return r.metadata[start..<end]
+            return Array(r.metadata[start..<end])
         }
-        if slice.isEmpty { return false }
-        for (r, m) in zip(slice.indices, slice) where !m.isEmpty { index.postings.add(row: UInt32(r), m) }
-        index.indexed = slice.endIndex
+        if batch.isEmpty { return false }
+        for (i, m) in batch.enumerated() where !m.isEmpty { index.postings.add(row: UInt32(start + i), m) }
+        index.indexed = start + batch.count
         return true
     }
 
