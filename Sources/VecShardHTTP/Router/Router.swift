@@ -9,6 +9,11 @@ public enum RouteHandler: Sendable {
     case inline(@Sendable (ServerRequest) throws -> ServerResponse)
     /// Runs as a task on the Swift concurrency pool, off the event loop (the default).
     case async(@Sendable (ServerRequest) async throws -> ServerResponse)
+    /// The same answer to every request, whatever it carries (liveness probes). Its HTTP/2 header
+    /// list is encoded once (`ServerResponse.prepared()`), and with no authorizer set an HTTP/2
+    /// connection answers it without building a `ServerRequest` (see `Router.constantAnswer`).
+    /// No handler runs, so the observer sees a handler time of zero.
+    case constant(ServerResponse)
 }
 
 /// What happened to one request, reported to the router's observer (metrics, access log).
@@ -37,13 +42,26 @@ public struct Router: Sendable {
         let pattern: String
         let segments: [Segment]
         let handler: RouteHandler
+        /// The answer of a `.constant` route and its status code, kept apart from `handler` so
+        /// the per-request path reads them without matching the enum.
+        let constant: ServerResponse?
+        let constantStatus: Int
 
         init(method: String, pattern: String, segments: [Segment], handler: RouteHandler) {
             self.id = Route.nextID.loadThenWrappingIncrement(ordering: .relaxed)
             self.method = method
             self.pattern = pattern
             self.segments = segments
-            self.handler = handler
+            if case .constant(let response) = handler {
+                let prepared = response.prepared()
+                self.handler = .constant(prepared)
+                self.constant = prepared
+                self.constantStatus = Int(prepared.status.code)
+            } else {
+                self.handler = handler
+                self.constant = nil
+                self.constantStatus = 0
+            }
         }
 
         private static let nextID = ManagedAtomic<Int>(0)
@@ -56,6 +74,9 @@ public struct Router: Sendable {
 
     private var literalRoutes: [String: [Route]] = [:]   // path → its routes, one per method
     private var patternRoutes: [Route] = []
+    /// The `.constant` routes among the literal ones, for `constantAnswer`: a few entries
+    /// compared by equality, no hashing.
+    private var constantRoutes: [Route] = []
     public var observer: (@Sendable (RequestOutcome) -> Void)?
     /// Checked after a route matched and before its handler runs (access control); a returned
     /// error is the answer.
@@ -72,6 +93,8 @@ public struct Router: Sendable {
         if segments.allSatisfy({ if case .literal = $0 { true } else { false } }) {
             literalRoutes[pattern, default: []].removeAll { $0.method == method }
             literalRoutes[pattern, default: []].append(route)
+            constantRoutes.removeAll { $0.method == method && $0.pattern == pattern }
+            if route.constant != nil { constantRoutes.append(route) }
         } else {
             patternRoutes.append(route)
         }
@@ -129,6 +152,20 @@ public struct Router: Sendable {
         return params
     }
 
+    /// The answer to a request for exactly the pattern of a `.constant` route (no query string,
+    /// no trailing slash) with its method, reported to the observer; nil when the request needs
+    /// `dispatch` (any other request, or an authorizer is set: it needs the request's headers).
+    /// `dispatch` would give the same answer: such a path finds its literal routes first.
+    func constantAnswer(method: String, path: String, version: HTTPProtocolVersion) -> ServerResponse? {
+        guard authorizer == nil else { return nil }
+        for route in constantRoutes where route.pattern == path && route.method == method {
+            observer?(RequestOutcome(method: route.method, route: route.pattern, routeID: route.id,
+                                     status: route.constantStatus, seconds: 0, version: version))
+            return route.constant
+        }
+        return nil
+    }
+
     /// What a connection should do with a request.
     public enum Dispatch: Sendable {
         /// Answer now, on the event loop.
@@ -143,14 +180,14 @@ public struct Router: Sendable {
         switch resolve(method: request.method, path: request.path) {
         case .notFound:
             let response = HTTPError.notFound("no route for \(request.method) \(request.path)").response()
-            observe(request, route: nil, status: response.status, since: .now())
+            observe(request, route: nil, status: response.status, seconds: 0)
             return .now(response)
         case .methodNotAllowed(let allowed):
             let unique = Array(Set(allowed)).sorted()
             let response = HTTPError(.methodNotAllowed, code: "method_not_allowed",
                                      message: "\(request.method) is not allowed on \(request.path); allowed: \(unique.joined(separator: ", "))",
                                      headers: ["allow": unique.joined(separator: ", ")]).response()
-            observe(request, route: nil, status: response.status, since: .now())
+            observe(request, route: nil, status: response.status, seconds: 0)
             return .now(response)
         case .matched(let route, let params):
             request.pathParameters = params
@@ -158,13 +195,16 @@ public struct Router: Sendable {
             let start = NIODeadline.now()
             if let denied = authorizer?(request) {
                 let response = denied.response()
-                observe(request, route: route, status: response.status, since: start)
+                observe(request, route: route, status: response.status, seconds: Self.seconds(since: start))
                 return .now(response)
             }
             switch route.handler {
+            case .constant(let response):
+                observe(request, route: route, status: response.status, seconds: 0)
+                return .now(response)
             case .inline(let handler):
                 let response = Self.run { try handler(request) }
-                observe(request, route: route, status: response.status, since: start)
+                observe(request, route: route, status: response.status, seconds: Self.seconds(since: start))
                 return .now(response)
             case .async(let handler):
                 let observer = self.observer
@@ -183,9 +223,9 @@ public struct Router: Sendable {
         }
     }
 
-    private func observe(_ request: ServerRequest, route: Route?, status: HTTPResponseStatus, since start: NIODeadline) {
+    private func observe(_ request: ServerRequest, route: Route?, status: HTTPResponseStatus, seconds: Double) {
         observer?(RequestOutcome(method: request.method, route: route?.pattern ?? "unmatched", routeID: route?.id,
-                                 status: Int(status.code), seconds: Self.seconds(since: start), version: request.version))
+                                 status: Int(status.code), seconds: seconds, version: request.version))
     }
 
     private static func seconds(since start: NIODeadline) -> Double {
