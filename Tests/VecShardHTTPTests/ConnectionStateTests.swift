@@ -35,6 +35,34 @@ import Testing
         #expect(table.isEmpty && table.values.isEmpty)
     }
 
+    @Test func rawHeaderFieldsGiveBackEveryFieldInOrderAndStartEmptyAfterRemoveAll() {
+        var fields = RawHeaderFields()
+        func add(_ name: String, _ value: String) {
+            let n = Array(name.utf8), v = Array(value.utf8)
+            n.withUnsafeBufferPointer { np in
+                v.withUnsafeBufferPointer { vp in fields.append(name: np.baseAddress!, np.count, value: vp.baseAddress, vp.count) }
+            }
+        }
+        func all() -> [String] {
+            var out: [String] = []
+            fields.forEach { name, nameLength, value, valueLength in
+                out.append(makeString(name, nameLength) + "=" + makeString(value, valueLength))
+            }
+            return out
+        }
+        let long = String(repeating: "v", count: 3000)
+        add("user-agent", "h2load nghttp2/1.52.0")
+        add("x-empty", "")
+        add("cookie", long)
+        add("accept", "*/*")
+        #expect(fields.count == 4)
+        #expect(all() == ["user-agent=h2load nghttp2/1.52.0", "x-empty=", "cookie=" + long, "accept=*/*"])
+        fields.removeAll()
+        #expect(fields.count == 0 && all().isEmpty)
+        add("a", "1")
+        #expect(all() == ["a=1"])
+    }
+
     @Test func headerFieldCacheReturnsExactlyTheReceivedBytes() {
         var cache = HeaderFieldCache()
         func field(_ name: String, _ value: String) -> (String, String) {

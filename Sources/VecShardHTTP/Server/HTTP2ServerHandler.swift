@@ -1,17 +1,23 @@
 import CNGHTTP2
 import NIOCore
 import NIOHTTP1
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One request/response exchange on an HTTP/2 connection, owned by the connection handler and
-/// touched only on its event loop.
+/// touched only on its event loop. The handler recycles these objects (`recycle()` then
+/// `reuse(id:)`), so every field must be returned to its initial state there.
 final class HTTP2ServerStream {
-    let id: Int32
+    private(set) var id: Int32
     var method = ""
     var path = ""
-    var authority = ""
-    /// Regular request headers as nghttp2 delivered them (already validated by it: lower-case
-    /// ASCII names, no connection-specific fields), so `HTTPHeaders` need not check them again.
-    var headers: [(String, String)] = []
+    /// Regular request header fields as nghttp2 delivered them (already validated by it:
+    /// lower-case ASCII names, no connection-specific fields), as bytes until a handler needs a
+    /// `ServerRequest`; then `HTTPHeaders` need not check them again.
+    var rawHeaders = RawHeaderFields()
     /// The first `content-length` the client sent, if it parsed as a number.
     var contentLength: Int?
     var headerBytes = 0
@@ -22,17 +28,47 @@ final class HTTP2ServerStream {
     /// instead of resetting the stream: curl 7.88 reports an error when RST_STREAM(NO_ERROR)
     /// arrives mid-upload, though RFC 9113 section 8.1 allows it.
     var absorbRemainingUpload = false
+    /// The rejection has been submitted as the response (counted in the handler's `earlyAnswers`).
+    var answeredEarly = false
     var requestComplete = false
     var responseSubmitted = false
     // Response body state (read by the nghttp2 data provider).
-    var pending = ByteBuffer()
+    var pending = HTTP2ServerStream.noBytes
     var producerFinished = true
     var trailers: HTTPHeaders?
     var dataDeferred = false
     /// A producer waiting for `pending` to drain below the high watermark.
     var writerWaiting: CheckedContinuation<Void, any Error>?
 
+    /// One empty buffer shared by every idle stream, so neither a new nor a recycled stream
+    /// allocates one.
+    private static let noBytes = ByteBuffer()
+
     init(id: Int32) { self.id = id }
+
+    /// Drops what the finished exchange held (request body, response bytes, header storage
+    /// beyond a small capacity), so a spare stream keeps no memory of it.
+    func recycle() {
+        method = ""
+        path = ""
+        rawHeaders.removeAll()
+        contentLength = nil
+        headerBytes = 0
+        body = nil
+        rejection = nil
+        absorbRemainingUpload = false
+        answeredEarly = false
+        requestComplete = false
+        responseSubmitted = false
+        pending = Self.noBytes
+        producerFinished = true
+        trailers = nil
+        dataDeferred = false
+        writerWaiting = nil
+    }
+
+    /// Starts a new exchange on a recycled object.
+    func reuse(id: Int32) { self.id = id }
 }
 
 /// Serves one HTTP/2 connection with an nghttp2 server session. Requests are dispatched to the
@@ -53,6 +89,14 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// need no look-up in `streams`.
     private var headerStream: HTTP2ServerStream?
     private var fieldCache = HeaderFieldCache()
+    /// Closed streams kept for the next requests of this connection: a request then allocates
+    /// no stream object. At most `maxSpareStreams`.
+    private var spareStreams: [HTTP2ServerStream] = []
+    /// Streams answered early (413/431) whose response is still being sent: only while there are
+    /// any does `onFrameSent` look up the stream of a frame.
+    private var earlyAnswers = 0
+    /// `content-length`, compared with a request header name without making a `String`.
+    private static let contentLengthName: [UInt8] = Array("content-length".utf8)
     /// Reused for every flush: after NIO has written it, it is uniquely owned again and clearing
     /// it does not allocate.
     private var output = ByteBuffer()
@@ -67,6 +111,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// large response grew it beyond `retainedOutputBytes` (so an idle connection holds little).
     static let initialOutputBytes = 16 * 1024
     static let retainedOutputBytes = 256 * 1024
+    /// Spare stream objects kept per connection (a few hundred bytes each).
+    static let maxSpareStreams = 128
 
     init(router: Router, limits: HTTPServerLimits) {
         self.router = router
@@ -112,6 +158,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         failAllWriters()
         streams.removeAll()
+        spareStreams.removeAll()
         headerStream = nil
         session?.destroy()
         session = nil
@@ -171,7 +218,13 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     fileprivate func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let f = frame.pointee
         if f.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) && f.headers.cat == NGHTTP2_HCAT_REQUEST {
-            let stream = HTTP2ServerStream(id: f.hd.stream_id)
+            let stream: HTTP2ServerStream
+            if let spare = spareStreams.popLast() {
+                spare.reuse(id: f.hd.stream_id)
+                stream = spare
+            } else {
+                stream = HTTP2ServerStream(id: f.hd.stream_id)
+            }
             streams.insert(stream)
             headerStream = stream
         }
@@ -192,17 +245,17 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         guard let name, nameLen > 0 else { return 0 }
         if name[0] == UInt8(ascii: ":") {
+            // :scheme and :authority are not used by any route; nghttp2 has checked them.
             switch nameLen {
             case 7 where name[1] == UInt8(ascii: "m"): stream.method = fieldCache.field(name, nameLen, value, valueLen).value
             case 5 where name[1] == UInt8(ascii: "p"): stream.path = fieldCache.field(name, nameLen, value, valueLen).value
-            case 10 where name[1] == UInt8(ascii: "a"): stream.authority = fieldCache.field(name, nameLen, value, valueLen).value
             default: break
             }
         } else {
-            let field = fieldCache.field(name, nameLen, value, valueLen)
-            if stream.contentLength == nil, field.name == "content-length" { stream.contentLength = Int(field.value) }
-            if stream.headers.isEmpty { stream.headers.reserveCapacity(8) }
-            stream.headers.append((field.name, field.value))
+            if stream.contentLength == nil, nameLen == 14, memcmp(name, Self.contentLengthName, 14) == 0 {
+                stream.contentLength = Int(makeString(value, valueLen))
+            }
+            stream.rawHeaders.append(name: name, nameLen, value: value, valueLen)
         }
         return 0
     }
@@ -253,6 +306,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     fileprivate func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        guard earlyAnswers > 0 else { return 0 } // no stream can match below
         let f = frame.pointee
         // After a complete early answer (413/431) to a request still uploading, ask the client
         // to stop sending without error (RFC 9113 section 8.1).
@@ -265,9 +319,16 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     fileprivate func onStreamClose(_ streamID: Int32, _ code: UInt32) -> Int32 {
         if headerStream?.id == streamID { headerStream = nil }
-        if let stream = streams.remove(streamID), let waiter = stream.writerWaiting {
-            stream.writerWaiting = nil
-            waiter.resume(throwing: HTTP2Error.streamReset(code: code))
+        if let stream = streams.remove(streamID) {
+            if let waiter = stream.writerWaiting {
+                stream.writerWaiting = nil
+                waiter.resume(throwing: HTTP2Error.streamReset(code: code))
+            }
+            if stream.answeredEarly { earlyAnswers -= 1 }
+            if spareStreams.count < Self.maxSpareStreams {
+                stream.recycle()
+                spareStreams.append(stream)
+            }
         }
         if quiescing { scheduleCloseCheck() }
         return 0
@@ -306,7 +367,17 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: requests and responses
 
     private func dispatch(_ stream: HTTP2ServerStream) {
-        let request = ServerRequest(method: stream.method, target: stream.path, headers: HTTPHeaders(stream.headers),
+        if let answer = router.constantAnswer(method: stream.method, path: stream.path, version: .http2) {
+            stream.body = nil
+            submit(answer, on: stream)
+            return
+        }
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(stream.rawHeaders.count)
+        stream.rawHeaders.forEach { name, nameLength, value, valueLength in
+            fields.append(fieldCache.field(name, nameLength, value, valueLength))
+        }
+        let request = ServerRequest(method: stream.method, target: stream.path, headers: HTTPHeaders(fields),
                                     body: stream.body ?? ByteBuffer(), version: .http2)
         stream.body = nil
         switch router.dispatch(request) {
@@ -333,6 +404,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let declared = stream.contentLength {
             stream.absorbRemainingUpload = declared <= limits.maxBodyBytes + Self.absorbableExcessBytes
         }
+        stream.answeredEarly = true
+        earlyAnswers += 1
         submit(rejection.response(), on: stream)
     }
 
