@@ -30,6 +30,24 @@ public struct RequestOutcome: Sendable {
     public var version: HTTPProtocolVersion
 }
 
+/// A constant route's answer as HTTP/2 sends it: header list encoded once, body bytes shared by
+/// every response (nghttp2 copies them out). Only for complete bodies without trailers.
+final class ConstantAnswer: Sendable {
+    let response: ServerResponse
+    let status: Int
+    let http2Headers: PreparedHeaderBlock
+    let body: ByteBuffer
+
+    /// Nil unless `response` is prepared (see `ServerResponse.prepared()`).
+    init?(_ response: ServerResponse) {
+        guard let headers = response.preparedHTTP2Headers, case .buffer(let body) = response.body, response.trailers == nil else { return nil }
+        self.response = response
+        self.status = Int(response.status.code)
+        self.http2Headers = headers
+        self.body = body
+    }
+}
+
 /// Maps method + path pattern to handlers. Patterns are `/`-separated segments; a segment
 /// `{name}` matches any one non-empty segment and is passed percent-decoded in
 /// `ServerRequest.pathParameters`. Literal routes are found by one dictionary look-up.
@@ -42,10 +60,9 @@ public struct Router: Sendable {
         let pattern: String
         let segments: [Segment]
         let handler: RouteHandler
-        /// The answer of a `.constant` route and its status code, kept apart from `handler` so
-        /// the per-request path reads them without matching the enum.
-        let constant: ServerResponse?
-        let constantStatus: Int
+        /// The answer of a `.constant` route with a complete body, in the form an HTTP/2
+        /// connection sends it (see `constantAnswer`).
+        let constant: ConstantAnswer?
 
         init(method: String, pattern: String, segments: [Segment], handler: RouteHandler) {
             self.id = Route.nextID.loadThenWrappingIncrement(ordering: .relaxed)
@@ -55,12 +72,10 @@ public struct Router: Sendable {
             if case .constant(let response) = handler {
                 let prepared = response.prepared()
                 self.handler = .constant(prepared)
-                self.constant = prepared
-                self.constantStatus = Int(prepared.status.code)
+                self.constant = ConstantAnswer(prepared)
             } else {
                 self.handler = handler
                 self.constant = nil
-                self.constantStatus = 0
             }
         }
 
@@ -156,12 +171,13 @@ public struct Router: Sendable {
     /// no trailing slash) with its method, reported to the observer; nil when the request needs
     /// `dispatch` (any other request, or an authorizer is set: it needs the request's headers).
     /// `dispatch` would give the same answer: such a path finds its literal routes first.
-    func constantAnswer(method: String, path: String, version: HTTPProtocolVersion) -> ServerResponse? {
+    func constantAnswer(method: String, path: String, version: HTTPProtocolVersion) -> ConstantAnswer? {
         guard authorizer == nil else { return nil }
         for route in constantRoutes where route.pattern == path && route.method == method {
+            let answer = route.constant.unsafelyUnwrapped // only routes with one are listed
             observer?(RequestOutcome(method: route.method, route: route.pattern, routeID: route.id,
-                                     status: route.constantStatus, seconds: 0, version: version))
-            return route.constant
+                                     status: answer.status, seconds: 0, version: version))
+            return answer
         }
         return nil
     }

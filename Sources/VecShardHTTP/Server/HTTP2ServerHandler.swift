@@ -39,10 +39,12 @@ final class HTTP2ServerStream {
     var dataDeferred = false
     /// A producer waiting for `pending` to drain below the high watermark.
     var writerWaiting: CheckedContinuation<Void, any Error>?
+    /// The next spare stream while this one waits for reuse.
+    var nextSpare: HTTP2ServerStream?
 
     /// One empty buffer shared by every idle stream, so neither a new nor a recycled stream
     /// allocates one.
-    private static let noBytes = ByteBuffer()
+    static let noBytes = ByteBuffer()
 
     init(id: Int32) { self.id = id }
 
@@ -89,9 +91,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// need no look-up in `streams`.
     private var headerStream: HTTP2ServerStream?
     private var fieldCache = HeaderFieldCache()
-    /// Closed streams kept for the next requests of this connection: a request then allocates
-    /// no stream object. At most `maxSpareStreams`.
-    private var spareStreams: [HTTP2ServerStream] = []
+    /// Closed streams kept for the next requests of this connection, linked through
+    /// `nextSpare`: a request then allocates no stream object. At most `maxSpareStreams`.
+    private var spareStreams: HTTP2ServerStream?
+    private var spareCount = 0
     /// Streams answered early (413/431) whose response is still being sent: only while there are
     /// any does `onFrameSent` look up the stream of a frame.
     private var earlyAnswers = 0
@@ -125,22 +128,22 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.context = context
         let session = NGHTTP2Session(server: true, userData: Unmanaged.passUnretained(self).toOpaque()) { cbs in
             nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, user in
-                serverHandler(user).onBeginHeaders(frame!)
+                withServerHandler(user) { $0.onBeginHeaders(frame!) }
             }
             nghttp2_session_callbacks_set_on_header_callback(cbs) { _, frame, name, nameLen, value, valueLen, _, user in
-                serverHandler(user).onHeader(frame!, name, nameLen, value, valueLen)
+                withServerHandler(user) { $0.onHeader(frame!, name, nameLen, value, valueLen) }
             }
             nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, user in
-                serverHandler(user).onFrameReceived(frame!)
+                withServerHandler(user) { $0.onFrameReceived(frame!) }
             }
             nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { _, _, streamID, data, len, user in
-                serverHandler(user).onData(streamID, data, len)
+                withServerHandler(user) { $0.onData(streamID, data, len) }
             }
             nghttp2_session_callbacks_set_on_frame_send_callback(cbs) { _, frame, user in
-                serverHandler(user).onFrameSent(frame!)
+                withServerHandler(user) { $0.onFrameSent(frame!) }
             }
             nghttp2_session_callbacks_set_on_stream_close_callback(cbs) { _, streamID, code, user in
-                serverHandler(user).onStreamClose(streamID, code)
+                withServerHandler(user) { $0.onStreamClose(streamID, code) }
             }
         }
         self.session = session
@@ -158,7 +161,11 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         failAllWriters()
         streams.removeAll()
-        spareStreams.removeAll()
+        while let spare = spareStreams { // unlinked one by one: no deep release chain
+            spareStreams = spare.nextSpare
+            spare.nextSpare = nil
+        }
+        spareCount = 0
         headerStream = nil
         session?.destroy()
         session = nil
@@ -219,7 +226,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         let f = frame.pointee
         if f.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) && f.headers.cat == NGHTTP2_HCAT_REQUEST {
             let stream: HTTP2ServerStream
-            if let spare = spareStreams.popLast() {
+            if let spare = spareStreams {
+                spareStreams = spare.nextSpare
+                spareCount -= 1
+                spare.nextSpare = nil
                 spare.reuse(id: f.hd.stream_id)
                 stream = spare
             } else {
@@ -325,9 +335,11 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 waiter.resume(throwing: HTTP2Error.streamReset(code: code))
             }
             if stream.answeredEarly { earlyAnswers -= 1 }
-            if spareStreams.count < Self.maxSpareStreams {
+            if spareCount < Self.maxSpareStreams {
                 stream.recycle()
-                spareStreams.append(stream)
+                stream.nextSpare = spareStreams
+                spareStreams = stream
+                spareCount += 1
             }
         }
         if quiescing { scheduleCloseCheck() }
@@ -345,8 +357,9 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             stream.pending.moveReaderIndex(forwardBy: n)
         }
         if stream.pending.readableBytes == 0 {
-            stream.pending.clear()
             if stream.producerFinished {
+                // Drop the bytes (a constant answer's body is shared: clearing would copy it).
+                stream.pending = HTTP2ServerStream.noBytes
                 flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
                 if let trailers = stream.trailers, !trailers.isEmpty {
                     flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
@@ -354,7 +367,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                     block.add(headers: trailers)
                     _ = block.withNV { nghttp2_submit_trailer(session!.raw, streamID, $0, $1) }
                 }
-            } else if n == 0 {
+            } else {
+                stream.pending.clear() // keeps its capacity for the producer's next chunks
+            }
+            if !stream.producerFinished && n == 0 {
                 stream.dataDeferred = true
                 resumeWriter(stream)
                 return Int(NGHTTP2_ERR_DEFERRED.rawValue)
@@ -434,6 +450,22 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             rv = HeaderBlock.response(status: response.status, headers: response.headers, contentLength: contentLength)
                 .withNV { vs_submit_response(session.raw, stream.id, $0, $1, reader) }
         }
+        if rv != 0 { session.resetStream(stream.id, code: NGHTTP2_INTERNAL_ERROR.rawValue) }
+    }
+
+    /// `submit(answer.response, on:)` without copying the response or looking at its parts.
+    private func submit(_ answer: ConstantAnswer, on stream: HTTP2ServerStream) {
+        guard let session else { return }
+        stream.responseSubmitted = true
+        stream.producerFinished = true
+        let reader: vs_body_reader?
+        if answer.body.readableBytes > 0 {
+            stream.pending = answer.body
+            reader = serverBodyReader
+        } else {
+            reader = nil
+        }
+        let rv = answer.http2Headers.withNV { vs_submit_response(session.raw, stream.id, $0, $1, reader) }
         if rv != 0 { session.resetStream(stream.id, code: NGHTTP2_INTERNAL_ERROR.rawValue) }
     }
 
@@ -571,11 +603,13 @@ struct HTTP2StreamWriter: ResponseBodyWriter {
     }
 }
 
+/// Calls `body` with the handler behind nghttp2's `user_data` without retaining it: the handler
+/// owns the session, so it outlives every callback.
 @inline(__always)
-private func serverHandler(_ user: UnsafeMutableRawPointer?) -> HTTP2ServerHandler {
-    Unmanaged<HTTP2ServerHandler>.fromOpaque(user!).takeUnretainedValue()
+private func withServerHandler<R>(_ user: UnsafeMutableRawPointer?, _ body: (HTTP2ServerHandler) -> R) -> R {
+    Unmanaged<HTTP2ServerHandler>.fromOpaque(user!)._withUnsafeGuaranteedRef(body)
 }
 
 private let serverBodyReader: vs_body_reader = { _, streamID, buf, length, flags, user in
-    serverHandler(user).readBody(streamID, buf!, length, flags!)
+    withServerHandler(user) { $0.readBody(streamID, buf!, length, flags!) }
 }
