@@ -1,6 +1,11 @@
 import Atomics
 import NIOCore
 import NIOHTTP1
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How a route's handler runs.
 public enum RouteHandler: Sendable {
@@ -63,12 +68,17 @@ public struct Router: Sendable {
         /// The answer of a `.constant` route with a complete body, in the form an HTTP/2
         /// connection sends it (see `constantAnswer`).
         let constant: ConstantAnswer?
+        /// UTF-8 of `method` and `pattern`, compared with request bytes by `constantAnswer`.
+        let methodBytes: [UInt8]
+        let patternBytes: [UInt8]
 
         init(method: String, pattern: String, segments: [Segment], handler: RouteHandler) {
             self.id = Route.nextID.loadThenWrappingIncrement(ordering: .relaxed)
             self.method = method
             self.pattern = pattern
             self.segments = segments
+            self.methodBytes = Array(method.utf8)
+            self.patternBytes = Array(pattern.utf8)
             if case .constant(let response) = handler {
                 let prepared = response.prepared()
                 self.handler = .constant(prepared)
@@ -171,15 +181,26 @@ public struct Router: Sendable {
     /// no trailing slash) with its method, reported to the observer; nil when the request needs
     /// `dispatch` (any other request, or an authorizer is set: it needs the request's headers).
     /// `dispatch` would give the same answer: such a path finds its literal routes first.
-    func constantAnswer(method: String, path: String, version: HTTPProtocolVersion) -> ConstantAnswer? {
+    func constantAnswer(method: UnsafeRawBufferPointer, path: UnsafeRawBufferPointer, version: HTTPProtocolVersion) -> ConstantAnswer? {
         guard authorizer == nil else { return nil }
-        for route in constantRoutes where route.pattern == path && route.method == method {
+        for route in constantRoutes where Self.equal(route.patternBytes, path) && Self.equal(route.methodBytes, method) {
             let answer = route.constant.unsafelyUnwrapped // only routes with one are listed
             observer?(RequestOutcome(method: route.method, route: route.pattern, routeID: route.id,
                                      status: answer.status, seconds: 0, version: version))
             return answer
         }
         return nil
+    }
+
+    /// `constantAnswer` for strings.
+    func constantAnswer(method: String, path: String, version: HTTPProtocolVersion) -> ConstantAnswer? {
+        Array(method.utf8).withUnsafeBytes { m in Array(path.utf8).withUnsafeBytes { p in constantAnswer(method: m, path: p, version: version) } }
+    }
+
+    @inline(__always)
+    private static func equal(_ bytes: [UInt8], _ other: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count == other.count else { return false }
+        return bytes.count == 0 || bytes.withUnsafeBytes { memcmp($0.baseAddress!, other.baseAddress!, bytes.count) == 0 }
     }
 
     /// What a connection should do with a request.

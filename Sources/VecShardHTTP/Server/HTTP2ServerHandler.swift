@@ -12,11 +12,9 @@ import Darwin
 /// `reuse(id:)`), so every field must be returned to its initial state there.
 final class HTTP2ServerStream {
     private(set) var id: Int32
-    var method = ""
-    var path = ""
-    /// Regular request header fields as nghttp2 delivered them (already validated by it:
-    /// lower-case ASCII names, no connection-specific fields), as bytes until a handler needs a
-    /// `ServerRequest`; then `HTTPHeaders` need not check them again.
+    /// `:method`, `:path` and the regular request header fields as nghttp2 delivered them
+    /// (already validated by it: lower-case ASCII names, no connection-specific fields), as bytes
+    /// until a handler needs a `ServerRequest`; then `HTTPHeaders` need not check them again.
     var rawHeaders = RawHeaderFields()
     /// The first `content-length` the client sent, if it parsed as a number.
     var contentLength: Int?
@@ -37,8 +35,10 @@ final class HTTP2ServerStream {
     var producerFinished = true
     var trailers: HTTPHeaders?
     var dataDeferred = false
-    /// A producer waiting for `pending` to drain below the high watermark.
-    var writerWaiting: CheckedContinuation<Void, any Error>?
+    /// A producer waiting for `pending` to drain below the high watermark. Boxed: an optional
+    /// `CheckedContinuation` (a resilient type of the standard library) costs value-witness calls
+    /// on every access, and this field is checked for every response.
+    var writerWaiting: WaitingWriter?
     /// The next spare stream while this one waits for reuse.
     var nextSpare: HTTP2ServerStream?
 
@@ -51,8 +51,6 @@ final class HTTP2ServerStream {
     /// Drops what the finished exchange held (request body, response bytes, header storage
     /// beyond a small capacity), so a spare stream keeps no memory of it.
     func recycle() {
-        method = ""
-        path = ""
         rawHeaders.removeAll()
         contentLength = nil
         headerBytes = 0
@@ -71,6 +69,12 @@ final class HTTP2ServerStream {
 
     /// Starts a new exchange on a recycled object.
     func reuse(id: Int32) { self.id = id }
+}
+
+/// A streamed-response producer suspended until its stream's queued bytes drain.
+final class WaitingWriter {
+    let continuation: CheckedContinuation<Void, any Error>
+    init(_ continuation: CheckedContinuation<Void, any Error>) { self.continuation = continuation }
 }
 
 /// Serves one HTTP/2 connection with an nghttp2 server session. Requests are dispatched to the
@@ -257,8 +261,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         if name[0] == UInt8(ascii: ":") {
             // :scheme and :authority are not used by any route; nghttp2 has checked them.
             switch nameLen {
-            case 7 where name[1] == UInt8(ascii: "m"): stream.method = fieldCache.field(name, nameLen, value, valueLen).value
-            case 5 where name[1] == UInt8(ascii: "p"): stream.path = fieldCache.field(name, nameLen, value, valueLen).value
+            case 7 where name[1] == UInt8(ascii: "m"): stream.rawHeaders.setMethod(value, valueLen)
+            case 5 where name[1] == UInt8(ascii: "p"): stream.rawHeaders.setPath(value, valueLen)
             default: break
             }
         } else {
@@ -332,7 +336,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let stream = streams.remove(streamID) {
             if let waiter = stream.writerWaiting {
                 stream.writerWaiting = nil
-                waiter.resume(throwing: HTTP2Error.streamReset(code: code))
+                waiter.continuation.resume(throwing: HTTP2Error.streamReset(code: code))
             }
             if stream.answeredEarly { earlyAnswers -= 1 }
             if spareCount < Self.maxSpareStreams {
@@ -383,17 +387,21 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: requests and responses
 
     private func dispatch(_ stream: HTTP2ServerStream) {
-        if let answer = router.constantAnswer(method: stream.method, path: stream.path, version: .http2) {
+        let router = self.router
+        if let answer = stream.rawHeaders.withMethodAndPath({ router.constantAnswer(method: $0, path: $1, version: .http2) }) {
             stream.body = nil
             submit(answer, on: stream)
             return
+        }
+        let (method, path) = stream.rawHeaders.withMethodAndPath { method, path in
+            (pseudoHeaderValue(Self.methodName, method), pseudoHeaderValue(Self.pathName, path))
         }
         var fields: [(String, String)] = []
         fields.reserveCapacity(stream.rawHeaders.count)
         stream.rawHeaders.forEach { name, nameLength, value, valueLength in
             fields.append(fieldCache.field(name, nameLength, value, valueLength))
         }
-        let request = ServerRequest(method: stream.method, target: stream.path, headers: HTTPHeaders(fields),
+        let request = ServerRequest(method: method, target: path, headers: HTTPHeaders(fields),
                                     body: stream.body ?? ByteBuffer(), version: .http2)
         stream.body = nil
         switch router.dispatch(request) {
@@ -414,6 +422,16 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
     }
+
+    /// A pseudo-header field's value as a string, through the field cache (long paths repeat).
+    private func pseudoHeaderValue(_ name: [UInt8], _ value: UnsafeRawBufferPointer) -> String {
+        name.withUnsafeBufferPointer { name in
+            fieldCache.field(name.baseAddress, name.count, value.baseAddress?.assumingMemoryBound(to: UInt8.self), value.count).value
+        }
+    }
+
+    private static let methodName: [UInt8] = Array(":method".utf8)
+    private static let pathName: [UInt8] = Array(":path".utf8)
 
     private func respondEarly(_ stream: HTTP2ServerStream) {
         guard !stream.responseSubmitted, let rejection = stream.rejection else { return }
@@ -494,7 +512,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         if stream.pending.readableBytes < limits.streamingHighWatermark {
             continuation.resume()
         } else {
-            stream.writerWaiting = continuation
+            stream.writerWaiting = WaitingWriter(continuation)
         }
         scheduleFlush()
     }
@@ -521,7 +539,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func resumeWriter(_ stream: HTTP2ServerStream) {
         if let waiter = stream.writerWaiting {
             stream.writerWaiting = nil
-            waiter.resume()
+            waiter.continuation.resume()
         }
     }
 
@@ -529,7 +547,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         for stream in streams.values {
             if let waiter = stream.writerWaiting {
                 stream.writerWaiting = nil
-                waiter.resume(throwing: HTTP2Error.connectionClosed)
+                waiter.continuation.resume(throwing: HTTP2Error.connectionClosed)
             }
         }
     }
