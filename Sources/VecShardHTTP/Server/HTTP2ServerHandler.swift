@@ -93,7 +93,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The stream whose request header block is being received. A header block arrives in one
     /// piece (HEADERS + CONTINUATION, nothing interleaved: RFC 9113 section 4.3), so its fields
     /// need no look-up in `streams`.
-    private var headerStream: HTTP2ServerStream?
+    /// Unretained (the stream table holds the stream while it is open; this is cleared when the
+    /// stream closes), so the header-field callback, several per request, neither retains nor
+    /// releases it.
+    private var headerStream: Unmanaged<HTTP2ServerStream>?
     private var fieldCache = HeaderFieldCache()
     /// Closed streams kept for the next requests of this connection, linked through
     /// `nextSpare`: a request then allocates no stream object. At most `maxSpareStreams`.
@@ -240,7 +243,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 stream = HTTP2ServerStream(id: f.hd.stream_id)
             }
             streams.insert(stream)
-            headerStream = stream
+            headerStream = Unmanaged.passUnretained(stream)
         }
         return 0
     }
@@ -251,7 +254,16 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             return 0 // request trailers: not used by any route; ignored
         }
         let id = frame.pointee.hd.stream_id
-        guard let stream = headerStream?.id == id ? headerStream : streams[id] else { return 0 }
+        if let current = headerStream, current._withUnsafeGuaranteedRef({ $0.id == id }) {
+            return current._withUnsafeGuaranteedRef { addHeader(to: $0, name, nameLen, value, valueLen) }
+        }
+        guard let stream = streams[id] else { return 0 }
+        return addHeader(to: stream, name, nameLen, value, valueLen)
+    }
+
+    @inline(__always)
+    private func addHeader(to stream: HTTP2ServerStream, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
+                           _ value: UnsafePointer<UInt8>?, _ valueLen: Int) -> Int32 {
         stream.headerBytes += nameLen + valueLen + 32 // RFC 9113 section 6.5.2 accounting
         if stream.headerBytes > limits.maxHeaderListBytes {
             if stream.rejection == nil { stream.rejection = .headersTooLarge(limit: limits.maxHeaderListBytes) }
@@ -297,7 +309,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         let type = f.hd.type
         guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue) else { return 0 }
         let id = f.hd.stream_id
-        let current = headerStream
+        let current = headerStream?.takeUnretainedValue()
         if type == UInt8(NGHTTP2_HEADERS.rawValue) { headerStream = nil } // the block is complete
         guard let stream = current?.id == id ? current : streams[id] else { return 0 }
         let endStream = f.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
@@ -332,7 +344,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     fileprivate func onStreamClose(_ streamID: Int32, _ code: UInt32) -> Int32 {
-        if headerStream?.id == streamID { headerStream = nil }
+        if headerStream?._withUnsafeGuaranteedRef({ $0.id == streamID }) == true { headerStream = nil }
         if let stream = streams.remove(streamID) {
             if let waiter = stream.writerWaiting {
                 stream.writerWaiting = nil
