@@ -35,6 +35,44 @@ import Testing
         #expect(table.isEmpty && table.values.isEmpty)
     }
 
+    @Test func rawHeaderFieldsGiveBackEveryFieldInOrderAndStartEmptyAfterRemoveAll() {
+        func bytes(_ text: String, _ body: (UnsafePointer<UInt8>?, Int) -> Void) {
+            Array(text.utf8).withUnsafeBufferPointer { body($0.baseAddress, $0.count) }
+        }
+        func add(_ fields: inout RawHeaderFields, _ name: String, _ value: String) {
+            bytes(name) { n, nl in bytes(value) { v, vl in fields.append(name: n!, nl, value: v, vl) } }
+        }
+        func setMethod(_ fields: inout RawHeaderFields, _ value: String) { bytes(value) { fields.setMethod($0, $1) } }
+        func setPath(_ fields: inout RawHeaderFields, _ value: String) { bytes(value) { fields.setPath($0, $1) } }
+        func all(_ fields: borrowing RawHeaderFields) -> [String] {
+            var out: [String] = []
+            fields.forEach { name, nameLength, value, valueLength in
+                out.append(makeString(name, nameLength) + "=" + makeString(value, valueLength))
+            }
+            return out
+        }
+        func pseudo(_ fields: borrowing RawHeaderFields) -> [String] {
+            fields.withMethodAndPath { m, p in [String(decoding: m, as: UTF8.self), String(decoding: p, as: UTF8.self)] }
+        }
+        var fields = RawHeaderFields()
+        let long = String(repeating: "v", count: 3000) // grows the area past its retained capacity
+        setMethod(&fields, "GET")
+        add(&fields, "user-agent", "h2load nghttp2/1.52.0")
+        add(&fields, "x-empty", "")
+        setPath(&fields, "/items/1?x=2")
+        add(&fields, "cookie", long)
+        add(&fields, "accept", "*/*")
+        #expect(fields.count == 4)
+        #expect(all(fields) == ["user-agent=h2load nghttp2/1.52.0", "x-empty=", "cookie=" + long, "accept=*/*"])
+        #expect(pseudo(fields) == ["GET", "/items/1?x=2"])
+        fields.removeAll()
+        #expect(fields.count == 0 && all(fields).isEmpty && pseudo(fields) == ["", ""])
+        add(&fields, "a", "1")
+        setPath(&fields, "/")
+        #expect(all(fields) == ["a=1"])
+        #expect(pseudo(fields) == ["", "/"])
+    }
+
     @Test func headerFieldCacheReturnsExactlyTheReceivedBytes() {
         var cache = HeaderFieldCache()
         func field(_ name: String, _ value: String) -> (String, String) {

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import Testing
 @testable import VecShardHTTP
@@ -66,6 +67,41 @@ import Testing
                 }
                 #expect(ids.count == 500)
                 #expect(ids.contains(#"{"id":"499"}"#))
+            }
+        }
+    }
+
+    /// Streams are recycled within a connection: constant answers (which never decode request
+    /// headers) and handlers that read headers alternate, and each handler sees exactly the
+    /// headers of its own request.
+    @Test func headersOfEachRequestReachItsHandlerWhileConstantRoutesInterleave() async throws {
+        var router = Router()
+        router.add("GET", "/live", .constant(.json(.ok, #"{"status":"ok"}"#)))
+        router.get("/headers") { request in
+            let names = request.headers.map(\.name).filter { $0.hasPrefix("x-") }.sorted()
+            let text = names.map { "\($0)=\(request.headers.first(name: $0) ?? "")" }.joined(separator: ";")
+            return .text(.ok, text)
+        }
+        try await withTestServer(router: router) { _, port in
+            try await withClient { client in
+                let peer = Peer(host: "127.0.0.1", port: port)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for i in 0..<300 {
+                        group.addTask {
+                            if i % 2 == 0 {
+                                let r = try await client.execute(ClientRequest(path: "/live", headers: ["x-ignored": "\(i)"]), to: peer, timeout: .seconds(10))
+                                #expect(r.status == 200 && r.body.string == #"{"status":"ok"}"#)
+                            } else {
+                                var headers: HTTPHeaders = ["x-id": "\(i)"]
+                                if i % 3 == 0 { headers.add(name: "x-three", value: String(repeating: "t", count: i)) }
+                                let r = try await client.execute(ClientRequest(path: "/headers", headers: headers), to: peer, timeout: .seconds(10))
+                                let expected = "x-id=\(i)" + (i % 3 == 0 ? ";x-three=" + String(repeating: "t", count: i) : "")
+                                #expect(r.status == 200 && r.body.string == expected)
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
             }
         }
     }

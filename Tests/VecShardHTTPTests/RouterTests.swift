@@ -64,4 +64,43 @@ import Testing
         #expect(request.queryParameter("flag") == "")
         #expect(request.queryParameter("zzz") == nil)
     }
+
+    @Test func constantRouteAnswersWithoutARequestOnlyForItsExactPathAndMethod() async {
+        final class Box: @unchecked Sendable { var outcomes: [RequestOutcome] = [] }
+        let box = Box()
+        var router = Router()
+        router.add("GET", "/live", .constant(.json(.ok, #"{"status":"ok"}"#)))
+        router.observer = { box.outcomes.append($0) }
+
+        let direct = router.constantAnswer(method: "GET", path: "/live", version: .http2)
+        #expect(direct?.status == 200 && direct?.response.status == .ok)
+        #expect(direct.map { body($0.response) } == #"{"status":"ok"}"#)
+        #expect(direct.map { String(buffer: $0.body) } == #"{"status":"ok"}"#)
+        #expect(direct?.response.preparedHTTP2Headers != nil)
+        // Anything else goes through dispatch, which gives the same answer where the route matches.
+        #expect(router.constantAnswer(method: "GET", path: "/live/", version: .http2) == nil)
+        #expect(router.constantAnswer(method: "GET", path: "/live?x=1", version: .http2) == nil)
+        #expect(router.constantAnswer(method: "POST", path: "/live", version: .http2) == nil)
+        #expect(await body(response(router, "GET", "/live/")) == #"{"status":"ok"}"#)
+        #expect(await body(response(router, "GET", "/live?x=1")) == #"{"status":"ok"}"#)
+        #expect(await response(router, "POST", "/live").status == .methodNotAllowed)
+
+        #expect(box.outcomes.map(\.route) == ["/live", "/live", "/live", "unmatched"])
+        #expect(box.outcomes.map(\.status) == [200, 200, 200, 405])
+        #expect(box.outcomes.prefix(3).allSatisfy { $0.seconds == 0 && $0.routeID != nil })
+    }
+
+    @Test func constantRouteIsReplacedLikeAnyOtherAndAuthorizerDisablesTheShortcut() async {
+        var router = Router()
+        router.add("GET", "/live", .constant(.json(.ok, #"{"v":1}"#)))
+        router.add("GET", "/live", .inline { _ in .json(.ok, #"{"v":2}"#) })
+        #expect(router.constantAnswer(method: "GET", path: "/live", version: .http2) == nil)
+        #expect(await body(response(router, "GET", "/live")) == #"{"v":2}"#)
+
+        router.add("GET", "/live", .constant(.json(.ok, #"{"v":3}"#)))
+        #expect(router.constantAnswer(method: "GET", path: "/live", version: .http2).map { body($0.response) } == #"{"v":3}"#)
+        router.authorizer = { _ in HTTPError(.unauthorized, code: "unauthorized", message: "no") }
+        #expect(router.constantAnswer(method: "GET", path: "/live", version: .http2) == nil)
+        #expect(await response(router, "GET", "/live").status == .unauthorized)
+    }
 }

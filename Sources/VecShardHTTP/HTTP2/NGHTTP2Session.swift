@@ -48,6 +48,10 @@ final class NGHTTP2Session {
         // Until the peer's SETTINGS arrive, assume the 100 streams RFC 9113 recommends as a floor
         // rather than nghttp2's "unlimited".
         nghttp2_option_set_peer_max_concurrent_streams(option, 100)
+        // Closed streams are kept by default only to keep the RFC 7540 priority tree exact for
+        // PRIORITY frames that name them; nothing here schedules by priority, and keeping them
+        // costs every stream a detour through the closed list.
+        nghttp2_option_set_no_closed_streams(option, 1)
         var session: OpaquePointer?
         let rv = server
             ? nghttp2_session_server_new2(&session, callbacks, userData, option)

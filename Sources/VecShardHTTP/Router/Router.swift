@@ -1,6 +1,11 @@
 import Atomics
 import NIOCore
 import NIOHTTP1
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How a route's handler runs.
 public enum RouteHandler: Sendable {
@@ -9,6 +14,11 @@ public enum RouteHandler: Sendable {
     case inline(@Sendable (ServerRequest) throws -> ServerResponse)
     /// Runs as a task on the Swift concurrency pool, off the event loop (the default).
     case async(@Sendable (ServerRequest) async throws -> ServerResponse)
+    /// The same answer to every request, whatever it carries (liveness probes). Its HTTP/2 header
+    /// list is encoded once (`ServerResponse.prepared()`), and with no authorizer set an HTTP/2
+    /// connection answers it without building a `ServerRequest` (see `Router.constantAnswer`).
+    /// No handler runs, so the observer sees a handler time of zero.
+    case constant(ServerResponse)
 }
 
 /// What happened to one request, reported to the router's observer (metrics, access log).
@@ -25,6 +35,24 @@ public struct RequestOutcome: Sendable {
     public var version: HTTPProtocolVersion
 }
 
+/// A constant route's answer as HTTP/2 sends it: header list encoded once, body bytes shared by
+/// every response (nghttp2 copies them out). Only for complete bodies without trailers.
+final class ConstantAnswer: Sendable {
+    let response: ServerResponse
+    let status: Int
+    let http2Headers: PreparedHeaderBlock
+    let body: ByteBuffer
+
+    /// Nil unless `response` is prepared (see `ServerResponse.prepared()`).
+    init?(_ response: ServerResponse) {
+        guard let headers = response.preparedHTTP2Headers, case .buffer(let body) = response.body, response.trailers == nil else { return nil }
+        self.response = response
+        self.status = Int(response.status.code)
+        self.http2Headers = headers
+        self.body = body
+    }
+}
+
 /// Maps method + path pattern to handlers. Patterns are `/`-separated segments; a segment
 /// `{name}` matches any one non-empty segment and is passed percent-decoded in
 /// `ServerRequest.pathParameters`. Literal routes are found by one dictionary look-up.
@@ -37,13 +65,28 @@ public struct Router: Sendable {
         let pattern: String
         let segments: [Segment]
         let handler: RouteHandler
+        /// The answer of a `.constant` route with a complete body, in the form an HTTP/2
+        /// connection sends it (see `constantAnswer`).
+        let constant: ConstantAnswer?
+        /// UTF-8 of `method` and `pattern`, compared with request bytes by `constantAnswer`.
+        let methodBytes: [UInt8]
+        let patternBytes: [UInt8]
 
         init(method: String, pattern: String, segments: [Segment], handler: RouteHandler) {
             self.id = Route.nextID.loadThenWrappingIncrement(ordering: .relaxed)
             self.method = method
             self.pattern = pattern
             self.segments = segments
-            self.handler = handler
+            self.methodBytes = Array(method.utf8)
+            self.patternBytes = Array(pattern.utf8)
+            if case .constant(let response) = handler {
+                let prepared = response.prepared()
+                self.handler = .constant(prepared)
+                self.constant = ConstantAnswer(prepared)
+            } else {
+                self.handler = handler
+                self.constant = nil
+            }
         }
 
         private static let nextID = ManagedAtomic<Int>(0)
@@ -56,6 +99,9 @@ public struct Router: Sendable {
 
     private var literalRoutes: [String: [Route]] = [:]   // path → its routes, one per method
     private var patternRoutes: [Route] = []
+    /// The `.constant` routes among the literal ones, for `constantAnswer`: a few entries
+    /// compared by equality, no hashing.
+    private var constantRoutes: [Route] = []
     public var observer: (@Sendable (RequestOutcome) -> Void)?
     /// Checked after a route matched and before its handler runs (access control); a returned
     /// error is the answer.
@@ -72,6 +118,8 @@ public struct Router: Sendable {
         if segments.allSatisfy({ if case .literal = $0 { true } else { false } }) {
             literalRoutes[pattern, default: []].removeAll { $0.method == method }
             literalRoutes[pattern, default: []].append(route)
+            constantRoutes.removeAll { $0.method == method && $0.pattern == pattern }
+            if route.constant != nil { constantRoutes.append(route) }
         } else {
             patternRoutes.append(route)
         }
@@ -129,6 +177,32 @@ public struct Router: Sendable {
         return params
     }
 
+    /// The answer to a request for exactly the pattern of a `.constant` route (no query string,
+    /// no trailing slash) with its method, reported to the observer; nil when the request needs
+    /// `dispatch` (any other request, or an authorizer is set: it needs the request's headers).
+    /// `dispatch` would give the same answer: such a path finds its literal routes first.
+    func constantAnswer(method: UnsafeRawBufferPointer, path: UnsafeRawBufferPointer, version: HTTPProtocolVersion) -> ConstantAnswer? {
+        guard authorizer == nil else { return nil }
+        for route in constantRoutes where Self.equal(route.patternBytes, path) && Self.equal(route.methodBytes, method) {
+            let answer = route.constant.unsafelyUnwrapped // only routes with one are listed
+            observer?(RequestOutcome(method: route.method, route: route.pattern, routeID: route.id,
+                                     status: answer.status, seconds: 0, version: version))
+            return answer
+        }
+        return nil
+    }
+
+    /// `constantAnswer` for strings.
+    func constantAnswer(method: String, path: String, version: HTTPProtocolVersion) -> ConstantAnswer? {
+        Array(method.utf8).withUnsafeBytes { m in Array(path.utf8).withUnsafeBytes { p in constantAnswer(method: m, path: p, version: version) } }
+    }
+
+    @inline(__always)
+    private static func equal(_ bytes: [UInt8], _ other: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count == other.count else { return false }
+        return bytes.count == 0 || bytes.withUnsafeBytes { memcmp($0.baseAddress!, other.baseAddress!, bytes.count) == 0 }
+    }
+
     /// What a connection should do with a request.
     public enum Dispatch: Sendable {
         /// Answer now, on the event loop.
@@ -143,14 +217,14 @@ public struct Router: Sendable {
         switch resolve(method: request.method, path: request.path) {
         case .notFound:
             let response = HTTPError.notFound("no route for \(request.method) \(request.path)").response()
-            observe(request, route: nil, status: response.status, since: .now())
+            observe(request, route: nil, status: response.status, seconds: 0)
             return .now(response)
         case .methodNotAllowed(let allowed):
             let unique = Array(Set(allowed)).sorted()
             let response = HTTPError(.methodNotAllowed, code: "method_not_allowed",
                                      message: "\(request.method) is not allowed on \(request.path); allowed: \(unique.joined(separator: ", "))",
                                      headers: ["allow": unique.joined(separator: ", ")]).response()
-            observe(request, route: nil, status: response.status, since: .now())
+            observe(request, route: nil, status: response.status, seconds: 0)
             return .now(response)
         case .matched(let route, let params):
             request.pathParameters = params
@@ -158,13 +232,16 @@ public struct Router: Sendable {
             let start = NIODeadline.now()
             if let denied = authorizer?(request) {
                 let response = denied.response()
-                observe(request, route: route, status: response.status, since: start)
+                observe(request, route: route, status: response.status, seconds: Self.seconds(since: start))
                 return .now(response)
             }
             switch route.handler {
+            case .constant(let response):
+                observe(request, route: route, status: response.status, seconds: 0)
+                return .now(response)
             case .inline(let handler):
                 let response = Self.run { try handler(request) }
-                observe(request, route: route, status: response.status, since: start)
+                observe(request, route: route, status: response.status, seconds: Self.seconds(since: start))
                 return .now(response)
             case .async(let handler):
                 let observer = self.observer
@@ -183,9 +260,9 @@ public struct Router: Sendable {
         }
     }
 
-    private func observe(_ request: ServerRequest, route: Route?, status: HTTPResponseStatus, since start: NIODeadline) {
+    private func observe(_ request: ServerRequest, route: Route?, status: HTTPResponseStatus, seconds: Double) {
         observer?(RequestOutcome(method: request.method, route: route?.pattern ?? "unmatched", routeID: route?.id,
-                                 status: Int(status.code), seconds: Self.seconds(since: start), version: request.version))
+                                 status: Int(status.code), seconds: seconds, version: request.version))
     }
 
     private static func seconds(since start: NIODeadline) -> Double {

@@ -1,17 +1,21 @@
 import CNGHTTP2
 import NIOCore
 import NIOHTTP1
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One request/response exchange on an HTTP/2 connection, owned by the connection handler and
-/// touched only on its event loop.
+/// touched only on its event loop. The handler recycles these objects (`recycle()` then
+/// `reuse(id:)`), so every field must be returned to its initial state there.
 final class HTTP2ServerStream {
-    let id: Int32
-    var method = ""
-    var path = ""
-    var authority = ""
-    /// Regular request headers as nghttp2 delivered them (already validated by it: lower-case
-    /// ASCII names, no connection-specific fields), so `HTTPHeaders` need not check them again.
-    var headers: [(String, String)] = []
+    private(set) var id: Int32
+    /// `:method`, `:path` and the regular request header fields as nghttp2 delivered them
+    /// (already validated by it: lower-case ASCII names, no connection-specific fields), as bytes
+    /// until a handler needs a `ServerRequest`; then `HTTPHeaders` need not check them again.
+    var rawHeaders = RawHeaderFields()
     /// The first `content-length` the client sent, if it parsed as a number.
     var contentLength: Int?
     var headerBytes = 0
@@ -22,17 +26,55 @@ final class HTTP2ServerStream {
     /// instead of resetting the stream: curl 7.88 reports an error when RST_STREAM(NO_ERROR)
     /// arrives mid-upload, though RFC 9113 section 8.1 allows it.
     var absorbRemainingUpload = false
+    /// The rejection has been submitted as the response (counted in the handler's `earlyAnswers`).
+    var answeredEarly = false
     var requestComplete = false
     var responseSubmitted = false
     // Response body state (read by the nghttp2 data provider).
-    var pending = ByteBuffer()
+    var pending = HTTP2ServerStream.noBytes
     var producerFinished = true
     var trailers: HTTPHeaders?
     var dataDeferred = false
-    /// A producer waiting for `pending` to drain below the high watermark.
-    var writerWaiting: CheckedContinuation<Void, any Error>?
+    /// A producer waiting for `pending` to drain below the high watermark. Boxed: an optional
+    /// `CheckedContinuation` (a resilient type of the standard library) costs value-witness calls
+    /// on every access, and this field is checked for every response.
+    var writerWaiting: WaitingWriter?
+    /// The next spare stream while this one waits for reuse.
+    var nextSpare: HTTP2ServerStream?
+
+    /// One empty buffer shared by every idle stream, so neither a new nor a recycled stream
+    /// allocates one.
+    static let noBytes = ByteBuffer()
 
     init(id: Int32) { self.id = id }
+
+    /// Drops what the finished exchange held (request body, response bytes, header storage
+    /// beyond a small capacity), so a spare stream keeps no memory of it.
+    func recycle() {
+        rawHeaders.removeAll()
+        contentLength = nil
+        headerBytes = 0
+        body = nil
+        rejection = nil
+        absorbRemainingUpload = false
+        answeredEarly = false
+        requestComplete = false
+        responseSubmitted = false
+        pending = Self.noBytes
+        producerFinished = true
+        trailers = nil
+        dataDeferred = false
+        writerWaiting = nil
+    }
+
+    /// Starts a new exchange on a recycled object.
+    func reuse(id: Int32) { self.id = id }
+}
+
+/// A streamed-response producer suspended until its stream's queued bytes drain.
+final class WaitingWriter {
+    let continuation: CheckedContinuation<Void, any Error>
+    init(_ continuation: CheckedContinuation<Void, any Error>) { self.continuation = continuation }
 }
 
 /// Serves one HTTP/2 connection with an nghttp2 server session. Requests are dispatched to the
@@ -51,8 +93,20 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The stream whose request header block is being received. A header block arrives in one
     /// piece (HEADERS + CONTINUATION, nothing interleaved: RFC 9113 section 4.3), so its fields
     /// need no look-up in `streams`.
-    private var headerStream: HTTP2ServerStream?
+    /// Unretained (the stream table holds the stream while it is open; this is cleared when the
+    /// stream closes), so the header-field callback, several per request, neither retains nor
+    /// releases it.
+    private var headerStream: Unmanaged<HTTP2ServerStream>?
     private var fieldCache = HeaderFieldCache()
+    /// Closed streams kept for the next requests of this connection, linked through
+    /// `nextSpare`: a request then allocates no stream object. At most `maxSpareStreams`.
+    private var spareStreams: HTTP2ServerStream?
+    private var spareCount = 0
+    /// Streams answered early (413/431) whose response is still being sent: only while there are
+    /// any does `onFrameSent` look up the stream of a frame.
+    private var earlyAnswers = 0
+    /// `content-length`, compared with a request header name without making a `String`.
+    private static let contentLengthName: [UInt8] = Array("content-length".utf8)
     /// Reused for every flush: after NIO has written it, it is uniquely owned again and clearing
     /// it does not allocate.
     private var output = ByteBuffer()
@@ -67,6 +121,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// large response grew it beyond `retainedOutputBytes` (so an idle connection holds little).
     static let initialOutputBytes = 16 * 1024
     static let retainedOutputBytes = 256 * 1024
+    /// Spare stream objects kept per connection (a few hundred bytes each).
+    static let maxSpareStreams = 128
 
     init(router: Router, limits: HTTPServerLimits) {
         self.router = router
@@ -79,22 +135,22 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.context = context
         let session = NGHTTP2Session(server: true, userData: Unmanaged.passUnretained(self).toOpaque()) { cbs in
             nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, user in
-                serverHandler(user).onBeginHeaders(frame!)
+                withServerHandler(user) { $0.onBeginHeaders(frame!) }
             }
             nghttp2_session_callbacks_set_on_header_callback(cbs) { _, frame, name, nameLen, value, valueLen, _, user in
-                serverHandler(user).onHeader(frame!, name, nameLen, value, valueLen)
+                withServerHandler(user) { $0.onHeader(frame!, name, nameLen, value, valueLen) }
             }
             nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, user in
-                serverHandler(user).onFrameReceived(frame!)
+                withServerHandler(user) { $0.onFrameReceived(frame!) }
             }
             nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { _, _, streamID, data, len, user in
-                serverHandler(user).onData(streamID, data, len)
+                withServerHandler(user) { $0.onData(streamID, data, len) }
             }
             nghttp2_session_callbacks_set_on_frame_send_callback(cbs) { _, frame, user in
-                serverHandler(user).onFrameSent(frame!)
+                withServerHandler(user) { $0.onFrameSent(frame!) }
             }
             nghttp2_session_callbacks_set_on_stream_close_callback(cbs) { _, streamID, code, user in
-                serverHandler(user).onStreamClose(streamID, code)
+                withServerHandler(user) { $0.onStreamClose(streamID, code) }
             }
         }
         self.session = session
@@ -112,6 +168,11 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         failAllWriters()
         streams.removeAll()
+        while let spare = spareStreams { // unlinked one by one: no deep release chain
+            spareStreams = spare.nextSpare
+            spare.nextSpare = nil
+        }
+        spareCount = 0
         headerStream = nil
         session?.destroy()
         session = nil
@@ -171,9 +232,18 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     fileprivate func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let f = frame.pointee
         if f.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) && f.headers.cat == NGHTTP2_HCAT_REQUEST {
-            let stream = HTTP2ServerStream(id: f.hd.stream_id)
+            let stream: HTTP2ServerStream
+            if let spare = spareStreams {
+                spareStreams = spare.nextSpare
+                spareCount -= 1
+                spare.nextSpare = nil
+                spare.reuse(id: f.hd.stream_id)
+                stream = spare
+            } else {
+                stream = HTTP2ServerStream(id: f.hd.stream_id)
+            }
             streams.insert(stream)
-            headerStream = stream
+            headerStream = Unmanaged.passUnretained(stream)
         }
         return 0
     }
@@ -184,7 +254,16 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             return 0 // request trailers: not used by any route; ignored
         }
         let id = frame.pointee.hd.stream_id
-        guard let stream = headerStream?.id == id ? headerStream : streams[id] else { return 0 }
+        if let current = headerStream, current._withUnsafeGuaranteedRef({ $0.id == id }) {
+            return current._withUnsafeGuaranteedRef { addHeader(to: $0, name, nameLen, value, valueLen) }
+        }
+        guard let stream = streams[id] else { return 0 }
+        return addHeader(to: stream, name, nameLen, value, valueLen)
+    }
+
+    @inline(__always)
+    private func addHeader(to stream: HTTP2ServerStream, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
+                           _ value: UnsafePointer<UInt8>?, _ valueLen: Int) -> Int32 {
         stream.headerBytes += nameLen + valueLen + 32 // RFC 9113 section 6.5.2 accounting
         if stream.headerBytes > limits.maxHeaderListBytes {
             if stream.rejection == nil { stream.rejection = .headersTooLarge(limit: limits.maxHeaderListBytes) }
@@ -192,17 +271,17 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         guard let name, nameLen > 0 else { return 0 }
         if name[0] == UInt8(ascii: ":") {
+            // :scheme and :authority are not used by any route; nghttp2 has checked them.
             switch nameLen {
-            case 7 where name[1] == UInt8(ascii: "m"): stream.method = fieldCache.field(name, nameLen, value, valueLen).value
-            case 5 where name[1] == UInt8(ascii: "p"): stream.path = fieldCache.field(name, nameLen, value, valueLen).value
-            case 10 where name[1] == UInt8(ascii: "a"): stream.authority = fieldCache.field(name, nameLen, value, valueLen).value
+            case 7 where name[1] == UInt8(ascii: "m"): stream.rawHeaders.setMethod(value, valueLen)
+            case 5 where name[1] == UInt8(ascii: "p"): stream.rawHeaders.setPath(value, valueLen)
             default: break
             }
         } else {
-            let field = fieldCache.field(name, nameLen, value, valueLen)
-            if stream.contentLength == nil, field.name == "content-length" { stream.contentLength = Int(field.value) }
-            if stream.headers.isEmpty { stream.headers.reserveCapacity(8) }
-            stream.headers.append((field.name, field.value))
+            if stream.contentLength == nil, nameLen == 14, memcmp(name, Self.contentLengthName, 14) == 0 {
+                stream.contentLength = Int(makeString(value, valueLen))
+            }
+            stream.rawHeaders.append(name: name, nameLen, value: value, valueLen)
         }
         return 0
     }
@@ -230,7 +309,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         let type = f.hd.type
         guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue) else { return 0 }
         let id = f.hd.stream_id
-        let current = headerStream
+        let current = headerStream?.takeUnretainedValue()
         if type == UInt8(NGHTTP2_HEADERS.rawValue) { headerStream = nil } // the block is complete
         guard let stream = current?.id == id ? current : streams[id] else { return 0 }
         let endStream = f.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
@@ -253,6 +332,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     fileprivate func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        guard earlyAnswers > 0 else { return 0 } // no stream can match below
         let f = frame.pointee
         // After a complete early answer (413/431) to a request still uploading, ask the client
         // to stop sending without error (RFC 9113 section 8.1).
@@ -264,10 +344,19 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     fileprivate func onStreamClose(_ streamID: Int32, _ code: UInt32) -> Int32 {
-        if headerStream?.id == streamID { headerStream = nil }
-        if let stream = streams.remove(streamID), let waiter = stream.writerWaiting {
-            stream.writerWaiting = nil
-            waiter.resume(throwing: HTTP2Error.streamReset(code: code))
+        if headerStream?._withUnsafeGuaranteedRef({ $0.id == streamID }) == true { headerStream = nil }
+        if let stream = streams.remove(streamID) {
+            if let waiter = stream.writerWaiting {
+                stream.writerWaiting = nil
+                waiter.continuation.resume(throwing: HTTP2Error.streamReset(code: code))
+            }
+            if stream.answeredEarly { earlyAnswers -= 1 }
+            if spareCount < Self.maxSpareStreams {
+                stream.recycle()
+                stream.nextSpare = spareStreams
+                spareStreams = stream
+                spareCount += 1
+            }
         }
         if quiescing { scheduleCloseCheck() }
         return 0
@@ -284,8 +373,9 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             stream.pending.moveReaderIndex(forwardBy: n)
         }
         if stream.pending.readableBytes == 0 {
-            stream.pending.clear()
             if stream.producerFinished {
+                // Drop the bytes (a constant answer's body is shared: clearing would copy it).
+                stream.pending = HTTP2ServerStream.noBytes
                 flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
                 if let trailers = stream.trailers, !trailers.isEmpty {
                     flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
@@ -293,7 +383,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                     block.add(headers: trailers)
                     _ = block.withNV { nghttp2_submit_trailer(session!.raw, streamID, $0, $1) }
                 }
-            } else if n == 0 {
+            } else {
+                stream.pending.clear() // keeps its capacity for the producer's next chunks
+            }
+            if !stream.producerFinished && n == 0 {
                 stream.dataDeferred = true
                 resumeWriter(stream)
                 return Int(NGHTTP2_ERR_DEFERRED.rawValue)
@@ -306,7 +399,21 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: requests and responses
 
     private func dispatch(_ stream: HTTP2ServerStream) {
-        let request = ServerRequest(method: stream.method, target: stream.path, headers: HTTPHeaders(stream.headers),
+        let router = self.router
+        if let answer = stream.rawHeaders.withMethodAndPath({ router.constantAnswer(method: $0, path: $1, version: .http2) }) {
+            stream.body = nil
+            submit(answer, on: stream)
+            return
+        }
+        let (method, path) = stream.rawHeaders.withMethodAndPath { method, path in
+            (pseudoHeaderValue(Self.methodName, method), pseudoHeaderValue(Self.pathName, path))
+        }
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(stream.rawHeaders.count)
+        stream.rawHeaders.forEach { name, nameLength, value, valueLength in
+            fields.append(fieldCache.field(name, nameLength, value, valueLength))
+        }
+        let request = ServerRequest(method: method, target: path, headers: HTTPHeaders(fields),
                                     body: stream.body ?? ByteBuffer(), version: .http2)
         stream.body = nil
         switch router.dispatch(request) {
@@ -328,11 +435,23 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// A pseudo-header field's value as a string, through the field cache (long paths repeat).
+    private func pseudoHeaderValue(_ name: [UInt8], _ value: UnsafeRawBufferPointer) -> String {
+        name.withUnsafeBufferPointer { name in
+            fieldCache.field(name.baseAddress, name.count, value.baseAddress?.assumingMemoryBound(to: UInt8.self), value.count).value
+        }
+    }
+
+    private static let methodName: [UInt8] = Array(":method".utf8)
+    private static let pathName: [UInt8] = Array(":path".utf8)
+
     private func respondEarly(_ stream: HTTP2ServerStream) {
         guard !stream.responseSubmitted, let rejection = stream.rejection else { return }
         if let declared = stream.contentLength {
             stream.absorbRemainingUpload = declared <= limits.maxBodyBytes + Self.absorbableExcessBytes
         }
+        stream.answeredEarly = true
+        earlyAnswers += 1
         submit(rejection.response(), on: stream)
     }
 
@@ -364,6 +483,22 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         if rv != 0 { session.resetStream(stream.id, code: NGHTTP2_INTERNAL_ERROR.rawValue) }
     }
 
+    /// `submit(answer.response, on:)` without copying the response or looking at its parts.
+    private func submit(_ answer: ConstantAnswer, on stream: HTTP2ServerStream) {
+        guard let session else { return }
+        stream.responseSubmitted = true
+        stream.producerFinished = true
+        let reader: vs_body_reader?
+        if answer.body.readableBytes > 0 {
+            stream.pending = answer.body
+            reader = serverBodyReader
+        } else {
+            reader = nil
+        }
+        let rv = answer.http2Headers.withNV { vs_submit_response(session.raw, stream.id, $0, $1, reader) }
+        if rv != 0 { session.resetStream(stream.id, code: NGHTTP2_INTERNAL_ERROR.rawValue) }
+    }
+
     private func startProducer(_ producer: @escaping @Sendable (any ResponseBodyWriter) async throws -> HTTPHeaders?,
                                on stream: HTTP2ServerStream) {
         let bound = NIOLoopBound(self, eventLoop: context!.eventLoop)
@@ -389,7 +524,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         if stream.pending.readableBytes < limits.streamingHighWatermark {
             continuation.resume()
         } else {
-            stream.writerWaiting = continuation
+            stream.writerWaiting = WaitingWriter(continuation)
         }
         scheduleFlush()
     }
@@ -416,7 +551,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func resumeWriter(_ stream: HTTP2ServerStream) {
         if let waiter = stream.writerWaiting {
             stream.writerWaiting = nil
-            waiter.resume()
+            waiter.continuation.resume()
         }
     }
 
@@ -424,7 +559,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         for stream in streams.values {
             if let waiter = stream.writerWaiting {
                 stream.writerWaiting = nil
-                waiter.resume(throwing: HTTP2Error.connectionClosed)
+                waiter.continuation.resume(throwing: HTTP2Error.connectionClosed)
             }
         }
     }
@@ -498,11 +633,13 @@ struct HTTP2StreamWriter: ResponseBodyWriter {
     }
 }
 
+/// Calls `body` with the handler behind nghttp2's `user_data` without retaining it: the handler
+/// owns the session, so it outlives every callback.
 @inline(__always)
-private func serverHandler(_ user: UnsafeMutableRawPointer?) -> HTTP2ServerHandler {
-    Unmanaged<HTTP2ServerHandler>.fromOpaque(user!).takeUnretainedValue()
+private func withServerHandler<R>(_ user: UnsafeMutableRawPointer?, _ body: (HTTP2ServerHandler) -> R) -> R {
+    Unmanaged<HTTP2ServerHandler>.fromOpaque(user!)._withUnsafeGuaranteedRef(body)
 }
 
 private let serverBodyReader: vs_body_reader = { _, streamID, buf, length, flags, user in
-    serverHandler(user).readBody(streamID, buf!, length, flags!)
+    withServerHandler(user) { $0.readBody(streamID, buf!, length, flags!) }
 }
