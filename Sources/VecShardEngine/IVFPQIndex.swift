@@ -61,6 +61,10 @@ final class IVFPQIndex: VectorIndex, @unchecked Sendable {
             vectors = VectorStore(dimension: dimension, mapped: raw.baseAddress!, rows: file.count, mapping: file.mapping)
         }
         tombstones.load(try file.array("dead", of: UInt64.self, count: (file.count + 63) / 64))
+        // The checksum passes read every page of the file. Everything but the full vectors was
+        // copied into memory, and re-ranking reads only the candidates' vectors: let all the
+        // pages go back to being page cache (read again on demand).
+        file.mapping.dropResidentPages(UnsafeRawBufferPointer(start: file.mapping.base, count: file.mapping.size))
         self.file = file
     }
 

@@ -158,4 +158,19 @@ final class MappedFile: @unchecked Sendable {
     }
 
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+
+    /// Unmaps the whole pages inside `region` (part of this mapping) from this process, so
+    /// pages read once (a checksum pass) stop counting as its resident memory. They stay in
+    /// the page cache, and the next access maps them again: the mapping is read-only, so
+    /// nothing is lost.
+    func dropResidentPages(_ region: UnsafeRawBufferPointer) {
+        #if os(Linux)
+        guard let start = region.baseAddress, region.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (Int(bitPattern: start) + page - 1) / page * page
+        let end = (Int(bitPattern: start) + region.count) / page * page
+        guard end > first else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, 4 /* MADV_DONTNEED */)
+        #endif
+    }
 }
