@@ -35,7 +35,7 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         /// In the lifecycle's order.
         var sealed: [SealedSegment] = []
         var dead: [UInt64: DeadRows] = [:]
-        var idMap: [String: RowLocation] = [:]
+        var idMap = IDMap()
         var lsn: UInt64 = 0
         var needsPublish = false
         var maintenanceError: String?

@@ -1,0 +1,62 @@
+import Testing
+@testable import VecShardStorage
+
+@Suite("Id map")
+struct IDMapTests {
+    /// A random mix of inserts, replacements, deletes and look-ups, checked against a
+    /// Dictionary after every step; few distinct ids so that clusters form, deletes shift
+    /// entries back, and the table grows several times.
+    @Test("agrees with a Dictionary through inserts, replacements, deletes and growth")
+    func matchesDictionary() {
+        var rng = SplitMix(seed: 42)
+        for keySpace in [40, 3000] {
+            var map = IDMap()
+            var reference: [String: RowLocation] = [:]
+            for step in 0..<20_000 {
+                let key = "k\(rng.next() % UInt64(keySpace))"
+                let value = RowLocation(segment: rng.next() % 5, row: UInt32(step))
+                switch rng.next() % 10 {
+                case 0..<5:
+                    #expect(map.updateValue(value, forKey: key) == reference.updateValue(value, forKey: key))
+                case 5..<8:
+                    #expect(map.removeValue(forKey: key) == reference.removeValue(forKey: key))
+                case 8:
+                    map[key] = value
+                    reference[key] = value
+                default:
+                    #expect(map[key] == reference[key])
+                }
+                #expect(map.count == reference.count)
+            }
+            var seen: [String: RowLocation] = [:]
+            map.forEach { seen[$0] = $1 }
+            #expect(seen == reference)
+            for (key, value) in reference { #expect(map[key] == value) }
+            for key in reference.keys { map[key] = nil }
+            #expect(map.isEmpty && map["k1"] == nil)
+        }
+    }
+
+    @Test("ids that are not plain ASCII, and the empty table")
+    func unusualKeys() {
+        var map = IDMap()
+        #expect(map["x"] == nil && map.removeValue(forKey: "x") == nil)
+        let keys = ["é", "e\u{301}", "日本語", String(repeating: "z", count: 300), "🙂"]
+        for (i, k) in keys.enumerated() { map[k] = RowLocation(segment: 1, row: UInt32(i)) }
+        for (i, k) in keys.enumerated() { #expect(map[k] == RowLocation(segment: 1, row: UInt32(i)), "\(k)") }
+        #expect(map.count == keys.count, "ids are bytes: precomposed and decomposed é are two ids, as in placement")
+    }
+}
+
+/// A small deterministic generator for the test.
+private struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
