@@ -195,8 +195,7 @@ final class HTTP2ClientConnection: Sendable {
     }
 
     private static func submit(_ submission: Submission, to handler: HTTP2ClientHandler) {
-        handler.submit(submission.request, requestID: submission.requestID, deadline: submission.deadline) { result in
-            submission.continuation.resume(with: result.mapError { $0 as any Error })
-        }
+        handler.submit(submission.request, requestID: submission.requestID, deadline: submission.deadline,
+                       completion: .continuation(submission.continuation))
     }
 }

@@ -3,9 +3,23 @@ import CNGHTTP2
 import NIOCore
 import NIOHTTP1
 
-/// One request in flight on a client connection.
+/// How a request's result is delivered: straight to the awaiting task, or to a callback.
+enum HTTP2ClientCompletion {
+    case continuation(UnsafeContinuation<ClientResponse, any Error>)
+    case callback((Result<ClientResponse, HTTPClientError>) -> Void)
+
+    func callAsFunction(_ result: Result<ClientResponse, HTTPClientError>) {
+        switch self {
+        case .continuation(let continuation): continuation.resume(with: result.mapError { $0 as any Error })
+        case .callback(let callback): callback(result)
+        }
+    }
+}
+
+/// One request in flight on a client connection. Recycled by the handler once its stream has
+/// closed (see `HTTP2ClientHandler.recycle`).
 final class HTTP2ClientStream {
-    let requestID: UInt64
+    var requestID: UInt64
     var streamID: Int32 = -1
     var status = 0
     /// Response header and trailer fields as nghttp2 delivered them (validated: lower-case ASCII
@@ -14,12 +28,24 @@ final class HTTP2ClientStream {
     var trailers: [(String, String)] = []
     var body = ByteBuffer()
     var requestBody: ByteBuffer
-    var completion: ((Result<ClientResponse, HTTPClientError>) -> Void)?
-    let deadline: NIODeadline
+    var completion: HTTP2ClientCompletion?
+    var deadline: NIODeadline
 
-    init(requestID: UInt64, requestBody: ByteBuffer, deadline: NIODeadline,
-         completion: @escaping (Result<ClientResponse, HTTPClientError>) -> Void) {
+    init(requestID: UInt64, requestBody: ByteBuffer, deadline: NIODeadline, completion: HTTP2ClientCompletion) {
         self.requestID = requestID
+        self.requestBody = requestBody
+        self.deadline = deadline
+        self.completion = completion
+    }
+
+    /// Makes a closed stream's object ready for another request.
+    func reuse(requestID: UInt64, requestBody: ByteBuffer, deadline: NIODeadline, completion: HTTP2ClientCompletion) {
+        self.requestID = requestID
+        streamID = -1
+        status = 0
+        headers = []
+        trailers = []
+        body = ByteBuffer()
         self.requestBody = requestBody
         self.deadline = deadline
         self.completion = completion
@@ -30,7 +56,7 @@ final class HTTP2ClientStream {
     func complete(_ result: Result<ClientResponse, HTTPClientError>) {
         let completion = self.completion
         self.completion = nil
-        completion?(result)
+        completion?.callAsFunction(result)
     }
 }
 
@@ -48,6 +74,14 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var streams: [Int32: HTTP2ClientStream] = [:]
     private var byRequestID: [UInt64: HTTP2ClientStream] = [:]
+    /// The stream the last callback looked up: nghttp2 delivers a response's header fields, data
+    /// and close one after another for the same stream, so most lookups skip the dictionary.
+    /// Cleared whenever a stream leaves `streams`.
+    private var lastStream: HTTP2ClientStream?
+    /// Objects of closed streams, reused for new requests (at most `maxSpareStreams`).
+    private var spareStreams: [HTTP2ClientStream] = []
+    static let maxSpareStreams = 128
+    private let headerEncoder: RequestHeaderEncoder
     private var fieldCache = HeaderFieldCache()
     /// Reused for every flush (see `HTTP2ServerHandler.output`).
     private var output = ByteBuffer()
@@ -66,6 +100,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         self.limits = limits
         self.authority = authority
         self.scheme = scheme
+        self.headerEncoder = RequestHeaderEncoder(scheme: scheme, authority: authority)
         self.outstanding = outstanding
         self.draining = draining
     }
@@ -143,24 +178,27 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
 
     func submit(_ request: ClientRequest, requestID: UInt64, deadline: NIODeadline,
                 completion: @escaping (Result<ClientResponse, HTTPClientError>) -> Void) {
+        submit(request, requestID: requestID, deadline: deadline, completion: .callback(completion))
+    }
+
+    func submit(_ request: ClientRequest, requestID: UInt64, deadline: NIODeadline, completion: HTTP2ClientCompletion) {
         guard let session, let context, failure == nil, !draining.load(ordering: .relaxed) else {
             completion(.failure(failure ?? .http2(.refusedStream)))
             return
         }
-        let stream = HTTP2ClientStream(requestID: requestID, requestBody: request.body ?? ByteBuffer(), deadline: deadline,
-                                       completion: completion)
-        var block = HeaderBlock(capacity: request.headers.count + 5)
-        block.add(":method", request.method)
-        block.add(":scheme", scheme)
-        block.add(":authority", authority)
-        block.add(":path", request.path)
-        if let body = request.body { block.add("content-length", String(body.readableBytes)) }
-        block.add(headers: request.headers)
         let reader: vs_body_reader? = request.body == nil ? nil : clientBodyReader
-        let id = block.withNV { vs_submit_request(session.raw, $0, $1, reader, nil) }
+        let id = headerEncoder.withHeaderList(for: request) { vs_submit_request(session.raw, $0, $1, reader, nil) }
         guard id > 0 else {
             completion(.failure(.http2(.connection(String(cString: nghttp2_strerror(id))))))
             return
+        }
+        let stream: HTTP2ClientStream
+        if let spare = spareStreams.popLast() {
+            spare.reuse(requestID: requestID, requestBody: request.body ?? ByteBuffer(), deadline: deadline, completion: completion)
+            stream = spare
+        } else {
+            stream = HTTP2ClientStream(requestID: requestID, requestBody: request.body ?? ByteBuffer(), deadline: deadline,
+                                       completion: completion)
         }
         stream.streamID = id
         streams[id] = stream
@@ -168,6 +206,14 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         outstanding.wrappingIncrement(ordering: .relaxed)
         if armedDeadline.map({ deadline < $0 }) ?? true { armDeadlineTimer(for: deadline, context: context) }
         scheduleFlush()
+    }
+
+    @inline(__always)
+    private func stream(_ id: Int32) -> HTTP2ClientStream? {
+        if let lastStream, lastStream.streamID == id { return lastStream }
+        let found = streams[id]
+        lastStream = found
+        return found
     }
 
     private func armDeadlineTimer(for deadline: NIODeadline, context: ChannelHandlerContext) {
@@ -208,7 +254,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
 
     fileprivate func onHeader(_ frame: UnsafePointer<nghttp2_frame>, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
                               _ value: UnsafePointer<UInt8>?, _ valueLen: Int) -> Int32 {
-        guard let stream = streams[frame.pointee.hd.stream_id], let name, nameLen > 0 else { return 0 }
+        guard let stream = stream(frame.pointee.hd.stream_id), let name, nameLen > 0 else { return 0 }
         let cat = frame.pointee.headers.cat
         if name[0] == UInt8(ascii: ":") {
             if nameLen == 7, let status = parseStatus(value, valueLen), status >= 200 { stream.status = status }
@@ -226,7 +272,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     }
 
     fileprivate func onData(_ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
-        guard let stream = streams[streamID] else { return 0 }
+        guard let stream = stream(streamID) else { return 0 }
         stream.body.writeBytes(UnsafeRawBufferPointer(start: data, count: len))
         return 0
     }
@@ -240,6 +286,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
 
     fileprivate func onStreamClose(_ streamID: Int32, _ code: UInt32) -> Int32 {
         guard let stream = streams.removeValue(forKey: streamID) else { return 0 }
+        lastStream = nil
         byRequestID.removeValue(forKey: stream.requestID)
         outstanding.wrappingDecrement(ordering: .relaxed)
         if code == NGHTTP2_NO_ERROR.rawValue && stream.status >= 200 {
@@ -250,12 +297,24 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         } else {
             stream.complete(.failure(.http2(.streamReset(code: code))))
         }
+        recycle(stream)
         return 0
+    }
+
+    /// Keeps a closed stream's object for a later request. Only streams that left `streams` and
+    /// `byRequestID` come here, so nothing else refers to them.
+    private func recycle(_ stream: HTTP2ClientStream) {
+        guard spareStreams.count < Self.maxSpareStreams else { return }
+        stream.headers = []
+        stream.trailers = []
+        stream.body = ByteBuffer()
+        stream.requestBody = ByteBuffer()
+        spareStreams.append(stream)
     }
 
     fileprivate func readBody(_ streamID: Int32, _ buf: UnsafeMutablePointer<UInt8>, _ length: Int,
                               _ flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        guard let stream = stream(streamID) else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         let n = min(length, stream.requestBody.readableBytes)
         if n > 0 {
             stream.requestBody.withUnsafeReadableBytes { UnsafeMutableRawPointer(buf).copyMemory(from: $0.baseAddress!, byteCount: n) }
@@ -302,6 +361,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         let all = streams.values
         streams.removeAll()
         byRequestID.removeAll()
+        lastStream = nil
         outstanding.store(0, ordering: .relaxed)
         for stream in all { stream.complete(.failure(error)) }
     }

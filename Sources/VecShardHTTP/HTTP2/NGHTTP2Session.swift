@@ -134,7 +134,7 @@ struct HeaderBlock {
 
     private static let connectionSpecific: [[UInt8]] = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"].map { Array($0.utf8) }
 
-    private static func isConnectionSpecific(_ name: String) -> Bool {
+    static func isConnectionSpecific(_ name: String) -> Bool {
         let n = name.utf8.count
         guard n == 7 || n == 10 || n == 16 || n == 17 else { return false }
         return connectionSpecific.contains { candidate in
