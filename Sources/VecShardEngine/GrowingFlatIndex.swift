@@ -136,13 +136,6 @@ public final class GrowingFlatIndex: VectorIndex, @unchecked Sendable {
         return UInt32(first)
     }
 
-    /// Appends one checked row.
-    @discardableResult
-    public func append(_ vector: UnsafeBufferPointer<Float>) -> UInt32 {
-        precondition(vector.count == dimension)
-        return appendRows(1) { _, d in d.update(from: vector.baseAddress!, count: dimension) }
-    }
-
     public func add(_ vectors: UnsafeBufferPointer<Float>) throws -> Range<UInt32> {
         let rows = try input.validate(vectors)
         let first = appendRows(rows) { i, d in d.update(from: vectors.baseAddress! + i * dimension, count: dimension) }

@@ -40,7 +40,7 @@ final class RequestHeaderEncoder {
         var spans: [Bytes] = []
         var offset = 0
         for part in parts {
-            let count = Self.copy(part, to: constants + offset, lowercasing: false)
+            let count = HeaderBlock.copy(part, to: constants + offset, lowercasing: false)
             spans.append((constants + offset, count))
             offset += count
         }
@@ -70,14 +70,14 @@ final class RequestHeaderEncoder {
         reserve(bytes: needed, fields: fields)
         var used = 0
         var count = 0
-        set(count, name: methodName, value: scratch, Self.copy(request.method, to: scratch, lowercasing: false))
+        set(count, name: methodName, value: scratch, HeaderBlock.copy(request.method, to: scratch, lowercasing: false))
         used += nv[count].valuelen
         count += 1
         set(count, name: schemeName, value: scheme.start, scheme.count)
         count += 1
         set(count, name: authorityName, value: authority.start, authority.count)
         count += 1
-        set(count, name: pathName, value: scratch + used, Self.copy(request.path, to: scratch + used, lowercasing: false))
+        set(count, name: pathName, value: scratch + used, HeaderBlock.copy(request.path, to: scratch + used, lowercasing: false))
         used += nv[count].valuelen
         count += 1
         if let requestBody = request.body {
@@ -88,10 +88,10 @@ final class RequestHeaderEncoder {
         }
         for (name, value) in request.headers where !HeaderBlock.isConnectionSpecific(name) {
             let nameStart = scratch + used
-            let nameCount = Self.copy(name, to: nameStart, lowercasing: true)
+            let nameCount = HeaderBlock.copy(name, to: nameStart, lowercasing: true)
             used += nameCount
             let valueStart = scratch + used
-            let valueCount = Self.copy(value, to: valueStart, lowercasing: false)
+            let valueCount = HeaderBlock.copy(value, to: valueStart, lowercasing: false)
             used += valueCount
             (nv + count).initialize(to: nghttp2_nv(name: nameStart, value: valueStart, namelen: nameCount, valuelen: valueCount,
                                                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
@@ -145,18 +145,5 @@ final class RequestHeaderEncoder {
             rest /= 10
         }
         return digits
-    }
-
-    @inline(__always)
-    private static func copy(_ string: String, to destination: UnsafeMutablePointer<UInt8>, lowercasing: Bool) -> Int {
-        var string = string
-        return string.withUTF8 { utf8 in
-            guard let source = utf8.baseAddress, utf8.count > 0 else { return 0 }
-            destination.update(from: source, count: utf8.count)
-            if lowercasing {
-                for i in 0..<utf8.count where destination[i] >= 65 && destination[i] <= 90 { destination[i] |= 0x20 }
-            }
-            return utf8.count
-        }
     }
 }

@@ -180,8 +180,11 @@ struct HeaderBlock {
         }
     }
 
+    /// Copies `string`'s UTF-8 to `destination` (ASCII upper case lowered when `lowercasing`,
+    /// as HTTP/2 field names must be); returns the bytes written. Shared with the client's
+    /// `RequestHeaderEncoder`.
     @inline(__always)
-    private static func copy(_ string: String, to destination: UnsafeMutablePointer<UInt8>, lowercasing: Bool) -> Int {
+    static func copy(_ string: String, to destination: UnsafeMutablePointer<UInt8>, lowercasing: Bool) -> Int {
         var string = string
         return string.withUTF8 { utf8 in
             guard let source = utf8.baseAddress, utf8.count > 0 else { return 0 }

@@ -38,8 +38,6 @@ struct IDMap {
         mask = slots - 1
     }
 
-    var isEmpty: Bool { count == 0 }
-
     @inline(__always) static func hash(_ key: String) -> UInt64 {
         var key = key
         let h = key.withUTF8 { XXH64.hash(UnsafeRawBufferPointer($0), seed: seed) }
