@@ -194,12 +194,20 @@ public final class ClusterRouter: Sendable {
         }
         let writes = perShard, stale = staleDeletes
         try refuseIfBlocked(Array(writes.keys) + Array(stale.keys))
-        let written = try await onShards(Array(writes.keys)) { shard in
+        let written = try await writeOnShards(Array(writes.keys)) { shard in
             try await shard.upsert(UpsertRequest(collection: collection, points: writes[shard.name]!))
         }
         if !stale.isEmpty {
-            _ = try await onShards(Array(stale.keys)) { shard in
-                try await shard.delete(IDsRequest(collection: collection, ids: stale[shard.name]!))
+            do {
+                _ = try await writeOnShards(Array(stale.keys)) { shard in
+                    try await shard.delete(IDsRequest(collection: collection, ids: stale[shard.name]!))
+                }
+            } catch var error as ShardCallError {
+                // The points were written to their owners; only old copies in other groups remain.
+                error.message = "the points were written (shards \(writes.keys.sorted().joined(separator: ", "))), but removing their "
+                    + "copies from other shard groups failed: \(error.message)"
+                error.appliedShards = Array(Set(error.appliedShards).union(writes.keys)).sorted()
+                throw error
             }
         }
         return WriteResponse(lsn: written.map(\.lsn).max() ?? 0, applied: UInt32(unique.count),
@@ -221,7 +229,7 @@ public final class ClusterRouter: Sendable {
         }
         let deletes = perShard
         try refuseIfBlocked(Array(deletes.keys))
-        let results = try await onShards(Array(deletes.keys)) { shard in
+        let results = try await writeOnShards(Array(deletes.keys)) { shard in
             try await shard.delete(IDsRequest(collection: collection, ids: deletes[shard.name]!))
         }
         return WriteResponse(lsn: results.map(\.lsn).max() ?? 0, applied: results.reduce(0) { $0 + $1.applied },
@@ -274,13 +282,17 @@ public final class ClusterRouter: Sendable {
             params.k = UInt32(Placement.perShardK(k: k, exact: exact, oversample: oversample ?? defaultOversample, maxK: maxSearchK))
             var shardQuery = query
             shardQuery.params = params
-            shardQuery.includeMetadata = true // the merge returns metadata; the REST layer drops it if not asked
             let pinned = routing?.shardKey.flatMap { key in query.filter?.must[key] }.map { $0.map(Self.shardKeyText) }
             for group in table.groupsToSearch(collection: collection, pinnedValues: pinned) {
                 for shard in table.groups[group].shards {
                     shardQueries[shard.name, default: []].append((qi, shardQuery))
                 }
             }
+        }
+        let wanted = ks.reduce(0, +)
+        guard wanted <= SearchLimits.maxResultsPerRequest else {
+            throw ShardCallError(.invalidArgument, code: "limit_exceeded",
+                                 "the queries ask for \(wanted) results in all (the sum of k); the limit is \(SearchLimits.maxResultsPerRequest) per request")
         }
         let names = Array(shardQueries.keys)
         let slots = ReplicaSlots<SearchResponse>(count: names.count)
@@ -311,7 +323,11 @@ public final class ClusterRouter: Sendable {
             throw ShardCallError(.unavailable, code: "shards_unavailable",
                                  "shards \(missing.sorted().joined(separator: ", ")) did not answer (\(firstFailure?.message ?? "")); set allow_partial to accept partial results")
         }
-        return SearchOutcome(results: mergers.map { $0.result() }, shardsAsked: names.count,
+        let results = mergers.map { $0.result() }
+        // Each shard kept its answer under the limit; the merged answer must fit it too.
+        let bytes = results.reduce(0) { $0 + $1.reduce(0) { $0 + $1.byteCount } }
+        guard bytes <= SearchLimits.maxResponseBytes else { throw shardError(StorageError.responseTooLarge(limit: SearchLimits.maxResponseBytes)) }
+        return SearchOutcome(results: results, shardsAsked: names.count,
                              shardsAnswered: names.count - missing.count, missingShards: missing.sorted())
     }
 
@@ -354,6 +370,33 @@ public final class ClusterRouter: Sendable {
 
     /// Runs `body` on the named shards concurrently; the first failure (by shard name) is thrown
     /// after every call has finished.
+    /// A write on several shards. When some shards fail, the error says which shards applied the
+    /// write and which did not (each shard applies its part atomically), so a client knows the
+    /// request was partly applied; the status and code are those of the first failure.
+    private func writeOnShards<T: Sendable>(_ names: [String], _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> [T] {
+        let sorted = names.sorted()
+        let slots = ReplicaSlots<T>(count: sorted.count)
+        await withTaskGroup(of: Void.self) { group in
+            for (index, name) in sorted.enumerated() {
+                let shard = client(name)
+                group.addTask {
+                    do { slots.succeed(index, try await body(shard)) } catch { slots.fail(index, shardError(error)) }
+                }
+            }
+        }
+        let (values, errors) = slots.take()
+        guard var error = errors.compactMap({ $0 }).first else { return values.map { $0! } }
+        guard sorted.count > 1 else { throw error }
+        let applied = sorted.indices.filter { values[$0] != nil }.map { sorted[$0] }
+        let failed = sorted.indices.filter { values[$0] == nil }.map { sorted[$0] }
+        let reasons = failed.indices.map { "\(failed[$0]): \(errors[sorted.firstIndex(of: failed[$0])!]!.message)" }
+        error.message = (applied.isEmpty ? "the write was applied on no shard" : "the write was applied on shards \(applied.joined(separator: ", "))")
+            + " and not on \(failed.joined(separator: ", ")) (\(reasons.joined(separator: "; "))); retrying the request is safe"
+        error.appliedShards = applied
+        error.failedShards = failed
+        throw error
+    }
+
     private func onShards<T: Sendable>(_ names: [String], _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> [T] {
         let sorted = names.sorted()
         let slots = ReplicaSlots<T>(count: sorted.count)

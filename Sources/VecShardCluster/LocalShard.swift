@@ -74,10 +74,15 @@ public final class LocalShard: ShardClient {
 
     public func search(_ request: SearchRequest) async throws -> SearchResponse {
         let target = try collection(request.collection)
+        // One budget for the whole answer (the router checks the sum of k; a shard is asked for
+        // k × oversample per query, so it bounds bytes, not counts): its queries run concurrently
+        // and share it.
+        let budget = ResponseBudget()
         @Sendable func run(_ query: QueryMessage) throws -> [ScoredPointMessage] {
             do {
                 let hits = try target.search(query.vector, parameters: (query.params ?? SearchParamsMessage()).parameters(),
-                                             filter: query.filter?.storageFilter ?? [:], includeVectors: query.includeVector)
+                                             filter: query.filter?.storageFilter ?? [:], includeVectors: query.includeVector,
+                                             includeMetadata: query.includeMetadata, budget: budget)
                 return hits.map {
                     ScoredPointMessage(id: $0.id, score: $0.score, metadata: query.includeMetadata ? metadataMessage($0.metadata) : [:],
                                        vector: $0.vector ?? [])

@@ -46,6 +46,11 @@ public struct ShardCallError: Error, Sendable, Equatable, CustomStringConvertibl
     public var statusCode: GRPCStatusCode
     public var code: String
     public var message: String
+    /// A write that spans shards and failed on some of them: the shards that applied it and
+    /// those that did not (both empty for any other error). Retrying the whole request is safe:
+    /// upserts and deletes by id are idempotent.
+    public var appliedShards: [String] = []
+    public var failedShards: [String] = []
 
     public init(_ status: GRPCStatusCode, code: String, _ message: String) {
         self.statusCode = status

@@ -16,6 +16,7 @@ extension StorageError {
         case .resourceExhausted: status = .resourceExhausted
         case .unavailable: status = .unavailable
         case .internalError: status = .internal
+        case .cancelled: status = .cancelled
         }
         return ShardCallError(status, code: code, description)
     }
@@ -51,6 +52,19 @@ extension MetadataValue {
 }
 
 func metadata(_ m: [String: MetadataValueMessage]) -> Metadata { m.mapValues(MetadataValue.init) }
+
+extension ScoredPointMessage {
+    /// Bytes this hit counts for in a response budget, as `SearchHit.byteCount` counts them.
+    var byteCount: Int {
+        metadata.reduce(id.utf8.count + 4 + 4 * vector.count) { total, field in
+            switch field.value {
+            case .string(let s): return total + field.key.utf8.count + s.utf8.count
+            case .int, .double: return total + field.key.utf8.count + 8
+            case .bool: return total + field.key.utf8.count + 1
+            }
+        }
+    }
+}
 func metadataMessage(_ m: Metadata) -> [String: MetadataValueMessage] { m.mapValues(\.message) }
 
 extension FilterMessage {

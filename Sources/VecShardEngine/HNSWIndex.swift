@@ -241,7 +241,12 @@ final class HNSWIndex: VectorIndex, @unchecked Sendable {
         if building || gate.isOpen || gate.admits(UInt32(entry)) { results.push(HeapKey.make(entryDistance, entry)) }
         var bound: Float = results.count > 0 ? entryDistance : .infinity
         let buf = scratch.linkBuffer, dist = scratch.distanceBuffer
+        var expanded = 0
         while candidates.count > 0 {
+            // A query's walk stops when its task is cancelled (checked every 1,024 expansions;
+            // the caller then throws). Index builds are never cancelled half-way.
+            expanded &+= 1
+            if !building, expanded & 1023 == 0, Task.isCancelled { break }
             let top = ~candidates.top
             let d = HeapKey.distance(top)
             if d > bound && results.count >= ef { break }

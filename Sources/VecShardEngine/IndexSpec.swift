@@ -100,18 +100,20 @@ public struct IndexSpec: Sendable, Codable, Equatable {
     /// Largest nlist accepted.
     public static let maxNlist = 1 << 20
 
-    /// Checks every knob against its range for vectors of `dimension` components.
+    /// Checks every knob that applies to `kind` against its range for vectors of `dimension`
+    /// components; knobs of other index types are ignored (an HNSW spec may carry a `pq_m`).
     /// Throws `EngineError.invalidParameter` naming the knob and the limit.
     public func validate(dimension: Int) throws {
         func bad(_ s: String) -> EngineError { .invalidParameter(s) }
         guard (1...maxDimension).contains(dimension) else {
             throw bad("dimension \(dimension) is out of range; it must be between 1 and \(maxDimension)")
         }
-        if let nlist, !(1...Self.maxNlist).contains(nlist) {
+        let ivf = kind == .ivfFlat || kind == .ivfPQ
+        if ivf, let nlist, !(1...Self.maxNlist).contains(nlist) {
             throw bad("nlist \(nlist) is out of range; it must be between 1 and \(Self.maxNlist)")
         }
         guard nprobe >= 1 else { throw bad("nprobe \(nprobe) must be at least 1") }
-        if let pqM {
+        if kind == .ivfPQ, let pqM {
             guard pqM >= 1, pqM <= dimension else {
                 throw bad("pq_m \(pqM) is out of range; it must be between 1 and the dimension \(dimension)")
             }

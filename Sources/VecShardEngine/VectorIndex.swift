@@ -84,6 +84,11 @@ public func loadIndex(from path: String) throws -> any VectorIndex {
 
 /// The exact scan behind FLAT, `exact: true` and small filters: scores every admitted
 /// row of `store` (rows 0..<rows) and keeps the best k.
+/// Scans look at the calling task's cancellation every 65,536 rows (a mask on the row number; a
+/// few milliseconds of scoring) and stop early when it is set. What they return then is
+/// incomplete: the caller (storage) sees the same cancellation and throws instead of answering.
+let cancellationCheckRows = 0xFFFF
+
 func exactScan(query q: UnsafePointer<Float>, store: VectorStore, rows: Int, kernel: ScoreKernel, gate: RowGate,
                filterCount: Int?, k: Int) -> [Neighbor] {
     var heap = TopKHeap(k: k)
@@ -116,6 +121,7 @@ func exactScan(query q: UnsafePointer<Float>, store: VectorStore, rows: Int, ker
         let out = buf.baseAddress!
         var start = 0
         while start < rows {
+            if start & cancellationCheckRows == 0, start > 0, Task.isCancelled { break }
             let n = min(chunk, rows - start)
             kernel.scoreRows(q, store.row(start), dim: dim, count: n, into: out)
             var threshold = heap.threshold

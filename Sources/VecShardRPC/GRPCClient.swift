@@ -9,10 +9,13 @@ import VecShardProto
 public struct GRPCClient: Sendable {
     public let http: HTTP2Client
     public var maxMessageBytes: Int
+    /// Sent as `authorization: Bearer <key>` on every call (the shard role checks it on gRPC too).
+    public var apiKey: String?
 
-    public init(http: HTTP2Client, maxMessageBytes: Int = 64 * 1024 * 1024) {
+    public init(http: HTTP2Client, maxMessageBytes: Int = 64 * 1024 * 1024, apiKey: String? = nil) {
         self.http = http
         self.maxMessageBytes = maxMessageBytes
+        self.apiKey = apiKey.flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// `path` is `/package.Service/Method`.
@@ -40,11 +43,12 @@ public struct GRPCClient: Sendable {
     }
 
     private func call<Request: ProtoMessage>(_ path: String, _ request: Request, to peer: Peer, timeout: TimeAmount) async throws -> [ByteBuffer] {
-        let headers: HTTPHeaders = [
+        var headers: HTTPHeaders = [
             "content-type": "application/grpc",
             "te": "trailers",
             "grpc-timeout": GRPCTimeout.encode(nanoseconds: timeout.nanoseconds),
         ]
+        if let apiKey { headers.add(name: "authorization", value: "Bearer \(apiKey)") }
         let response: ClientResponse
         do {
             // A little slack so the server's DEADLINE_EXCEEDED, which says more, usually wins.

@@ -2,8 +2,9 @@ import VecShardHTTP
 
 /// API keys: with a key configured, requests need `Authorization: Bearer <key>`. The read-only
 /// key may search and read but not write or use /admin. Probes and metrics stay open (kubelet and
-/// Prometheus scrape them without credentials); the shard role's gRPC service is protected by the
-/// network policy, not by keys.
+/// Prometheus scrape them without credentials). The shard role's gRPC service (`/vecshard.v1.Shard/*`)
+/// takes the same keys: routers and peer replicas send theirs (`--shard-api-key`, default `--api-key`);
+/// the read-only key may call the reading RPCs only.
 public struct AccessPolicy: Sendable {
     public var apiKey: String?
     public var readOnlyAPIKey: String?
@@ -17,15 +18,20 @@ public struct AccessPolicy: Sendable {
 
     static let openRoutes: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
+    /// The shard service's RPCs that change nothing.
+    static let readRPCs: Set<String> = ["/vecshard.v1.Shard/Search", "/vecshard.v1.Shard/Get", "/vecshard.v1.Shard/Scan",
+                                        "/vecshard.v1.Shard/Stats", "/vecshard.v1.Shard/DescribeCollection"]
+
     /// Searches are POSTs but only read.
     static func isRead(_ request: ServerRequest) -> Bool {
         if request.routePattern.hasPrefix("/admin/") { return false }
+        if request.routePattern.hasPrefix("/vecshard.v1.") { return readRPCs.contains(request.path) }
         if request.method == "GET" { return true }
         return request.method == "POST" && (request.routePattern.hasSuffix("/search") || request.routePattern.hasSuffix("/search/batch"))
     }
 
     func check(_ request: ServerRequest) -> (any HTTPResponseError)? {
-        guard isEnabled, !Self.openRoutes.contains(request.routePattern), !request.routePattern.hasPrefix("/vecshard.v1.") else { return nil }
+        guard isEnabled, !Self.openRoutes.contains(request.routePattern) else { return nil }
         guard let header = request.headers.first(name: "authorization") else {
             return HTTPError(.unauthorized, code: "unauthorized", message: "this service needs an API key: send Authorization: Bearer <key>",
                              headers: ["www-authenticate": "Bearer"])

@@ -36,8 +36,11 @@ public struct ServiceConfiguration: Sendable {
     public var shardCount = 4
     /// Storage knobs of every local shard (segment thresholds, WAL size).
     public var storage = StorageOptions()
-    /// API keys for the data and admin API (none: open).
+    /// API keys for the data and admin API, and for the shard role's gRPC service (none: open).
     public var access = AccessPolicy()
+    /// Router and shard roles: the key sent as `Authorization: Bearer` on gRPC calls to shards and
+    /// to peer replicas (nil: `access.apiKey`).
+    public var shardAPIKey: String?
     /// Router role: write quorum and hedged reads over each shard's replicas.
     public var replication = ReplicatedShard.Policy()
     /// Default deadline of a data-API request (the `x-request-timeout-ms` header overrides it);
@@ -143,7 +146,7 @@ public final class VecShardService: Service, Sendable {
                 // Peers are reached over gRPC for replica repair (a Scan of one of them).
                 let client = HTTP2Client(group: group)
                 remoteClient = client
-                let grpc = GRPCClient(http: client)
+                let grpc = GRPCClient(http: client, apiKey: configuration.shardAPIKey ?? configuration.access.apiKey)
                 let repairable = RepairableShard(shard, awaitSync: configuration.awaitSync) { address in
                     RemoteShard(name: id, peer: Peer(address) ?? Peer(host: address, port: 0), client: grpc, timeout: .hours(2))
                 }
@@ -154,7 +157,7 @@ public final class VecShardService: Service, Sendable {
                 let topology = try TopologyFile.load(path: file)
                 let client = HTTP2Client(group: group)
                 remoteClient = client
-                let grpc = GRPCClient(http: client)
+                let grpc = GRPCClient(http: client, apiKey: configuration.shardAPIKey ?? configuration.access.apiKey)
                 let policy = configuration.replication
                 cluster.set(try ClusterRouter(table: try RoutingTable(topology), shards: Self.remoteShards(topology, client: grpc, policy: policy)),
                             connect: { try Self.remoteShard($0, client: grpc, policy: policy) })

@@ -46,10 +46,14 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case io(path: String, operation: String, errno: Int32)
     /// An error of the vector engine that is not the caller's fault (a bug or a damaged index).
     case engine(String)
+    /// A search's answer would exceed `limit` bytes (`SearchLimits.maxResponseBytes`); nothing is returned.
+    case responseTooLarge(limit: Int)
+    /// The caller went away or its deadline passed (its task was cancelled); the work stopped.
+    case cancelled
 
     /// How far an error reaches and who is at fault; the HTTP/gRPC layers map this to a status.
     public enum Kind: String, Sendable {
-        case invalidArgument, notFound, alreadyExists, resourceExhausted, unavailable, internalError
+        case invalidArgument, notFound, alreadyExists, resourceExhausted, unavailable, internalError, cancelled
     }
 
     public var kind: Kind {
@@ -57,8 +61,9 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .collectionNotFound, .pointNotFound: return .notFound
         case .collectionAlreadyExists: return .alreadyExists
         case .invalidCollectionName, .invalidSchema, .dimensionMismatch, .nonFiniteComponent, .zeroVector,
-             .invalidPointID, .invalidMetadata, .invalidFilter, .invalidSearch, .batchTooLarge:
+             .invalidPointID, .invalidMetadata, .invalidFilter, .invalidSearch, .batchTooLarge, .responseTooLarge:
             return .invalidArgument
+        case .cancelled: return .cancelled
         case .diskFull: return .resourceExhausted
         case .unavailable: return .unavailable
         case .corrupt, .io, .engine: return .internalError
@@ -86,6 +91,8 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .corrupt: return "corrupt"
         case .io: return "io_error"
         case .engine: return "engine_error"
+        case .responseTooLarge: return "response_too_large"
+        case .cancelled: return "cancelled"
         }
     }
 
@@ -114,6 +121,9 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .corrupt(path, reason): return "\(path) is corrupt: \(reason)"
         case let .io(path, operation, errno): return "\(operation) \(path) failed (errno \(errno))"
         case let .engine(message): return "vector engine: \(message)"
+        case let .responseTooLarge(limit):
+            return "the answer would exceed \(limit) bytes; ask for a smaller k or fewer queries, or set include_metadata to false"
+        case .cancelled: return "the search was cancelled (the caller went away or its deadline passed)"
         }
     }
 

@@ -40,6 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("inject-search-delay-ms"), help: .hidden) var injectSearchDelayMS: Int?
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer <key>' (env VECSHARD_API_KEY).") var apiKey: String?
     @Option(name: .customLong("read-only-api-key"), help: "A key that may read and search only (env VECSHARD_READ_ONLY_API_KEY).") var readOnlyAPIKey: String?
+    @Option(name: .customLong("shard-api-key"), help: "--role router|shard: the key sent on gRPC calls to shards and peer replicas (env VECSHARD_SHARD_API_KEY; default: --api-key).") var shardAPIKey: String?
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -86,6 +87,7 @@ struct ServeCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         configuration.access = AccessPolicy(apiKey: apiKey ?? environment["VECSHARD_API_KEY"],
                                             readOnlyAPIKey: readOnlyAPIKey ?? environment["VECSHARD_READ_ONLY_API_KEY"])
+        configuration.shardAPIKey = shardAPIKey ?? environment["VECSHARD_SHARD_API_KEY"]
         switch role {
         case "shard": configuration.role = .shard(id: shardID ?? PodIdentity.shardID(fromPodName: podName!)!)
         case "router": configuration.role = .router(topologyFile: topology!)

@@ -3,6 +3,8 @@ import NIOCore
 import NIOHTTP1
 import Testing
 import VecShardHTTP
+import VecShardProto
+import VecShardRPC
 @testable import VecShardServer
 
 @Suite struct AccessControlTests {
@@ -34,6 +36,35 @@ import VecShardHTTP
                 #expect(try await call(client, peer, "GET", "/admin/shards", key: "ro-secret").0 == 403)
                 #expect(try await call(client, peer, "DELETE", "/v1/collections/c", key: "ro-secret").0 == 403)
                 #expect(try await call(client, peer, "GET", "/admin/shards", key: "rw-secret").0 == 200)
+            }
+        }
+    }
+
+    /// The shard role's gRPC service takes the same keys: none or a wrong one is UNAUTHENTICATED,
+    /// the read-only key may call the reading RPCs only.
+    @Test func shardRoleChecksTheKeyOnGRPC() async throws {
+        try await withService(shards: 1, access: AccessPolicy(apiKey: "rw-secret", readOnlyAPIKey: "ro-secret"), role: .shard(id: "s0")) { _, peer in
+            try await withClient { http in
+                func code(_ key: String?, _ body: (GRPCClient) async throws -> Void) async -> GRPCStatusCode {
+                    do { try await body(GRPCClient(http: http, apiKey: key)); return .ok } catch let e as GRPCError { return e.code } catch { return .unknown }
+                }
+                let create = { (c: GRPCClient) in
+                    _ = try await c.unary("/vecshard.v1.Shard/CreateCollection", CreateCollectionRequest(name: "c", dimension: 2, metric: "l2"),
+                                          to: peer, timeout: .seconds(10), as: CollectionInfoMessage.self)
+                }
+                let stats = { (c: GRPCClient) in
+                    _ = try await c.unary("/vecshard.v1.Shard/Stats", StatsRequest(), to: peer, timeout: .seconds(10), as: StatsResponse.self)
+                }
+                #expect(await code(nil, create) == .unauthenticated)
+                #expect(await code("guess", create) == .unauthenticated)
+                #expect(await code("ro-secret", create) == .permissionDenied)
+                #expect(await code("ro-secret", stats) == .ok)
+                #expect(await code("rw-secret", create) == .ok)
+                #expect(await code(nil, stats) == .unauthenticated)
+                // Nothing was created by the refused calls: the one collection is the key holder's.
+                let c = GRPCClient(http: http, apiKey: "rw-secret")
+                let s = try await c.unary("/vecshard.v1.Shard/Stats", StatsRequest(), to: peer, timeout: .seconds(10), as: StatsResponse.self)
+                #expect(s.collections.map(\.name) == ["c"])
             }
         }
     }

@@ -9,7 +9,7 @@ import VecShardHTTP
 
 /// Runs the service on an ephemeral port under a ServiceGroup and shuts it down gracefully after.
 func withService<T>(shards: Int = 4, dataDirectory: String? = nil, access: AccessPolicy = AccessPolicy(),
-                    _ body: (VecShardService, Peer) async throws -> T) async throws -> T {
+                    role: ServiceRole = .standalone, _ body: (VecShardService, Peer) async throws -> T) async throws -> T {
     let dataDir = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-svc-\(UUID().uuidString)").path
     defer { if dataDirectory == nil { try? FileManager.default.removeItem(atPath: dataDir) } }
     var configuration = ServiceConfiguration()
@@ -18,6 +18,7 @@ func withService<T>(shards: Int = 4, dataDirectory: String? = nil, access: Acces
     configuration.shutdownGracePeriod = .seconds(2)
     configuration.shardCount = shards
     configuration.access = access
+    configuration.role = role
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let service = try VecShardService(configuration: configuration, group: group)
     let serviceGroup = ServiceGroup(services: [service], logger: Logger(label: "test"))

@@ -523,6 +523,17 @@ def local_args(c: dict, env: dict[str, str], port: int, data_dir: Path, replace:
     return args
 
 
+def secret_values(overlay, c) -> dict[str, str]:
+    """The container's environment variables that come from the overlay's Secrets, decoded."""
+    values = {}
+    for e in c.get("env", []):
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            secret = one(overlay, "Secret", ref["name"])
+            values[e["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+    return values
+
+
 def test_dev_overlay_runs_locally(tmp_path):
     """Starts every pod of the dev overlay as a local process with the manifests' own arguments and
     environment (pod names from the downward API, keys from the Secret), on 127.0.0.1 ports instead
@@ -539,9 +550,10 @@ def test_dev_overlay_runs_locally(tmp_path):
             for ordinal in range(sts["spec"]["replicas"]):
                 pod = f"{sts['metadata']['name']}-{ordinal}"
                 env = {e["name"]: pod for e in c["env"] if e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name"}
+                secret_env = secret_values(overlay, c)
                 port = free_port()
                 args = local_args(c, env, port, tmp_path / pod)
-                processes.append(start(binary, args, tmp_path / f"{pod}.log"))
+                processes.append(start(binary, args, tmp_path / f"{pod}.log", env={**os.environ, **secret_env}))
                 shard_processes.append((processes[-1], port, c))
                 addresses[f"{pod}.{sts['spec']['serviceName']}:{flag(c['args'], '--port')}"] = f"127.0.0.1:{port}"
         for process, port, c in shard_processes:
@@ -556,11 +568,7 @@ def test_dev_overlay_runs_locally(tmp_path):
         (tmp_path / key).write_text(text)
         router = one(overlay, "Deployment", "vecshard-router")
         c = container(router)
-        secret_env = {}
-        for e in c["env"]:
-            ref = e["valueFrom"]["secretKeyRef"]
-            secret = one(overlay, "Secret", ref["name"])
-            secret_env[e["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+        secret_env = secret_values(overlay, c)
         router_port = free_port()
         args = local_args(c, {}, router_port, tmp_path / "router", {"--topology": str(tmp_path / key)})
         processes.append(start(binary, args, tmp_path / "router.log", env={**os.environ, **secret_env}))

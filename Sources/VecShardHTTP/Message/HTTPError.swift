@@ -11,6 +11,9 @@ public protocol HTTPResponseError: Error {
     var message: String { get }
     /// Extra response headers (e.g. `allow` on 405).
     var headers: HTTPHeaders { get }
+    /// The whole answer; by default `{"error":{"code":...,"message":...}}` with `status` and `headers`.
+    /// An error with more to say (the shards a write reached) renders its own.
+    func response() -> ServerResponse
 }
 
 extension HTTPResponseError {

@@ -101,6 +101,10 @@ enum DataRoutes {
             }
             guard !body.queries.isEmpty else { throw LimitError(message: "field queries is empty") }
             let queries = try body.queries.enumerated().map { try queryMessage($1, field: "queries[\($0)].") }
+            let wanted = queries.reduce(0) { $0 + Int($1.params?.k ?? 10) }
+            guard wanted <= APILimits.maxResultsPerRequest else {
+                throw LimitError(message: "field queries asks for \(wanted) results in all (the sum of k); the limit is \(APILimits.maxResultsPerRequest) per request")
+            }
             let oversamples = Set(body.queries.map { $0.params?.oversample })
             guard oversamples.count <= 1 else { throw LimitError(message: "queries of one batch must use the same params.oversample") }
             let outcome = try await cluster.search(collection: request.pathParameters["name"]!, queries: queries,
@@ -205,24 +209,25 @@ enum DataRoutes {
 
     private static func decode<T: Decodable>(_ type: T.Type, _ request: ServerRequest) throws -> T {
         guard request.body.readableBytes > 0 else { throw RequestBodyError(message: "request body is empty; this endpoint takes JSON") }
-        // The fast decoder first; when it refuses the body, Foundation's decides and names the problem.
-        if let value = try? request.body.withUnsafeReadableBytes({ try FastJSON.decode(T.self, from: $0) }) { return value }
+        // The fast decoder first; when it refuses the body, Foundation's decides. The fast decoder's
+        // type and range errors name the field and the range; Foundation reports an unrepresentable
+        // number (1e39 as a float32, 2^63 as an Int) as invalid JSON without the field.
+        let fastError: any Error
+        do { return try request.body.withUnsafeReadableBytes { try FastJSON.decode(T.self, from: $0) } } catch { fastError = error }
         do {
             return try request.body.withUnsafeReadableBytes { try JSONDecoder().decode(T.self, from: Data($0)) }
         } catch {
+            if case DecodingError.typeMismatch(_, let context) = fastError, context.debugDescription != "type mismatch" {
+                throw RequestBodyError(fastError)
+            }
             throw RequestBodyError(error)
         }
     }
 
     private static func queryMessage(_ body: SearchBody, field: String) throws -> QueryMessage {
-        let k = body.k ?? 10
-        guard (1...APILimits.maxK).contains(k) else {
-            throw LimitError(message: "field \(field)k is \(k); it must be between 1 and \(APILimits.maxK)")
-        }
-        func positive(_ v: Int?, _ name: String) throws -> UInt32 {
-            guard let v else { return 0 }
-            guard (1...1_000_000).contains(v) else { throw LimitError(message: "field \(field)params.\(name) is \(v); it must be between 1 and 1000000") }
-            return UInt32(v)
+        let k = try wholeNumber(body.k, field: "\(field)k", in: 1...APILimits.maxK) ?? 10
+        func positive(_ v: Double?, _ name: String) throws -> UInt32 {
+            UInt32(try wholeNumber(v, field: "\(field)params.\(name)", in: 1...1_000_000) ?? 0)
         }
         if let o = body.params?.oversample, !(1...APILimits.maxOversample).contains(o) {
             throw LimitError(message: "field \(field)params.oversample is \(o); it must be between 1 and \(APILimits.maxOversample)")
@@ -237,8 +242,22 @@ enum DataRoutes {
                             includeMetadata: body.includeMetadata ?? true)
     }
 
+    /// A count the client sent as a JSON number: nil when absent, else a whole number in `range`;
+    /// otherwise 400 naming the field, the value and the range (1.5, 2^63 and -1 alike).
+    static func wholeNumber(_ value: Double?, field: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let value else { return nil }
+        guard value == value.rounded(.towardZero), value >= Double(range.lowerBound), value <= Double(range.upperBound) else {
+            let shown = value == value.rounded(.towardZero) && abs(value) < 1e15 ? String(Int64(value)) : "\(value)"
+            throw LimitError(message: "field \(field) is \(shown); it must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return Int(value)
+    }
+
     private static func indexMessage(_ spec: VecShardEngineIndexSpec) -> IndexSpecMessage {
-        IndexSpecMessage(type: spec.kind.rawValue, nlist: UInt32(clamping: spec.nlist ?? 0), pqM: UInt32(clamping: spec.pqM ?? 0),
+        // Knobs of other index types are dropped, not stored: an HNSW schema never carries a pq_m.
+        let ivf = spec.kind == .ivfFlat || spec.kind == .ivfPQ
+        return IndexSpecMessage(type: spec.kind.rawValue, nlist: ivf ? UInt32(clamping: spec.nlist ?? 0) : 0,
+                         pqM: spec.kind == .ivfPQ ? UInt32(clamping: spec.pqM ?? 0) : 0,
                          m: UInt32(clamping: spec.m), efConstruction: UInt32(clamping: spec.efConstruction), nprobe: UInt32(clamping: spec.nprobe),
                          efSearch: UInt32(clamping: spec.efSearch), refine: UInt32(clamping: spec.refine))
     }

@@ -10,9 +10,10 @@ import Darwin
 ///
 /// It parses the body into a small tree (numbers stay byte ranges and are converted only when a
 /// field asks for a type: `strtof` for `Float`, `strtod` for `Double`, exact digits for integers),
-/// then serves the `Decodable` types through the ordinary `Decoder` protocol. It never produces
-/// the client's error message: on any failure the caller decodes again with Foundation's
-/// `JSONDecoder`, whose messages name the offending field (and which then agrees the body is bad).
+/// then serves the `Decodable` types through the ordinary `Decoder` protocol. On any failure the
+/// caller decodes again with Foundation's `JSONDecoder`; when that fails too, a type or range
+/// error of this decoder is reported (it names the field and the range, e.g. a float32 component
+/// of 1e39), a syntax error Foundation's.
 enum FastJSON {
     static func decode<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer) throws -> T {
         let source = JSONSource(bytes)
@@ -280,8 +281,8 @@ private struct FastJSONDecoder: Decoder {
     }
 }
 
-private func mismatch(_ type: Any.Type, _ path: [any CodingKey]) -> DecodingError {
-    .typeMismatch(type, .init(codingPath: path, debugDescription: "type mismatch"))
+private func mismatch(_ type: Any.Type, _ path: [any CodingKey], _ why: String = "type mismatch") -> DecodingError {
+    .typeMismatch(type, .init(codingPath: path, debugDescription: why))
 }
 
 /// Conversions of one node to the primitive types.
@@ -301,6 +302,16 @@ private struct Scalar {
 
     var codingPath: [any CodingKey] { last.map { parentPath + [$0] } ?? parentPath }
 
+    /// The number as the client wrote it (for error messages), at most 64 bytes long.
+    private var numberText: String {
+        guard case .number(let start, let end, _) = value else { return "" }
+        return String(decoding: source.bytes[Int(start)..<Int(end)], as: UTF8.self)
+    }
+
+    private func outOfRange<T>(_ type: T.Type, _ range: String) -> DecodingError {
+        mismatch(T.self, codingPath, "\(numberText) is out of range: \(range)")
+    }
+
     func bool() throws -> Bool {
         guard case .bool(let b) = value else { throw mismatch(Bool.self, codingPath) }
         return b
@@ -317,7 +328,8 @@ private struct Scalar {
         guard case .number(let start, let end, let integral) = value else { throw mismatch(T.self, codingPath) }
         if !integral {
             let d = try double()
-            guard d == d.rounded(.towardZero), let v = T(exactly: d) else { throw mismatch(T.self, codingPath) }
+            guard d == d.rounded(.towardZero) else { throw mismatch(T.self, codingPath, "\(numberText) is not a whole number") }
+            guard let v = T(exactly: d) else { throw outOfRange(T.self, "an integer from \(T.min) to \(T.max)") }
             return v
         }
         let b = source.bytes
@@ -329,7 +341,7 @@ private struct Scalar {
             let d = T(b[k] - UInt8(ascii: "0"))
             let (m, o1) = v.multipliedReportingOverflow(by: 10)
             let (s, o2) = negative ? m.subtractingReportingOverflow(d) : m.addingReportingOverflow(d)
-            guard !o1, !o2 else { throw mismatch(T.self, codingPath) }
+            guard !o1, !o2 else { throw outOfRange(T.self, "an integer from \(T.min) to \(T.max)") }
             v = s
             k += 1
         }
@@ -345,13 +357,13 @@ private struct Scalar {
 
     func double() throws -> Double {
         let d = try withCString { strtod($0, nil) }
-        guard d.isFinite else { throw mismatch(Double.self, codingPath) }
+        guard d.isFinite else { throw outOfRange(Double.self, "a 64-bit float's magnitude is at most \(Double.greatestFiniteMagnitude)") }
         return d
     }
 
     func float() throws -> Float {
         let f = try withCString { strtof($0, nil) }
-        guard f.isFinite else { throw mismatch(Float.self, codingPath) }
+        guard f.isFinite else { throw outOfRange(Float.self, "a float32's magnitude is at most \(Float.greatestFiniteMagnitude)") }
         return f
     }
 

@@ -22,6 +22,20 @@ extension ShardCallError: HTTPResponseError {
         case .ok, .unknown, .internal, .dataLoss: return .internalServerError
         }
     }
+
+    /// A write that some shards applied and some did not lists both in the error object.
+    public func response() -> ServerResponse {
+        guard !appliedShards.isEmpty || !failedShards.isEmpty else {
+            return errorResponse(status: status, code: code, message: message, headers: headers)
+        }
+        var text = #"{"error":{"code":"#
+        JSONString.append(code, to: &text)
+        text += #","message":"#
+        JSONString.append(message, to: &text)
+        text += #","applied_shards":["# + appliedShards.map(JSONString.quoted).joined(separator: ",")
+        text += #"],"failed_shards":["# + failedShards.map(JSONString.quoted).joined(separator: ",") + "]}}"
+        return .json(status, text, headers: headers)
+    }
 }
 
 /// A request body that is not the JSON the endpoint takes, with the field that is wrong.

@@ -1,5 +1,6 @@
 import VecShardEngine
 import VecShardProto
+import VecShardStorage
 
 /// Request bodies of the REST data API (../shared/DESIGN.md, section Wire; openapi.yaml).
 
@@ -15,6 +16,10 @@ public enum APILimits {
     public static let maxK = VecShardEngine.maxSearchK
     /// Oversampling factor of approximate searches.
     public static let maxOversample = 100.0
+    /// Results one search request may ask for: the sum of k over a batch's queries.
+    public static let maxResultsPerRequest = SearchLimits.maxResultsPerRequest
+    /// Largest search answer, in bytes of ids, scores, metadata and vectors.
+    public static let maxResponseBytes = SearchLimits.maxResponseBytes
 }
 
 /// A JSON scalar of point metadata.
@@ -72,17 +77,19 @@ struct DeleteBody: Decodable {
     var ids: [String]
 }
 
+// Counts (k, ef, nprobe, refine) are read as numbers and checked as whole numbers in range by
+// `DataRoutes.wholeNumber`, so 1.5 or 2^63 get a message naming the field and the range.
 struct SearchParamsBody: Decodable {
-    var ef: Int?
-    var nprobe: Int?
-    var refine: Int?
+    var ef: Double?
+    var nprobe: Double?
+    var refine: Double?
     var oversample: Double?
     var exact: Bool?
 }
 
 struct SearchBody: Decodable {
     var vector: [Float]
-    var k: Int?
+    var k: Double?
     var filter: [String: FilterValue]?
     var params: SearchParamsBody?
     var includeVector: Bool?

@@ -56,6 +56,10 @@ enum PointValidation {
         if metadata.count > PointLimits.maxMetadataFields {
             throw bad("has \(metadata.count) fields; the limit is \(PointLimits.maxMetadataFields)")
         }
+        let bytes = metadata.byteCount
+        if bytes > PointLimits.maxMetadataBytes {
+            throw bad("is \(bytes) bytes (keys and values); the limit is \(PointLimits.maxMetadataBytes) per point")
+        }
         for (key, value) in metadata {
             if key.isEmpty { throw bad("has an empty key") }
             if key.utf8.count > PointLimits.maxMetadataKeyBytes {

@@ -579,8 +579,15 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
     /// The k nearest live points to `query` that match `filter`, best first (higher score
     /// is closer). `parameters` carries k and the index knobs (its `filter` is ignored:
     /// storage builds allow lists from `filter`). Never returns an id twice.
+    ///
+    /// The hits are charged to `budget` as they are gathered (`SearchHit.byteCount`); one that
+    /// does not fit fails the search with `responseTooLarge` before more metadata is read.
+    /// Without `includeMetadata` the hits carry none (and none is read). A cancelled task
+    /// (caller gone, deadline passed) stops the search between segments and inside the scans,
+    /// and it throws `cancelled`.
     public func search(_ query: [Float], parameters: SearchParameters, filter: MetadataFilter = [:],
-                       includeVectors: Bool = false) throws -> [SearchHit] {
+                       includeVectors: Bool = false, includeMetadata: Bool = true,
+                       budget: ResponseBudget? = nil) throws -> [SearchHit] {
         try PointValidation.check(vector: query, schema: schema, pointID: nil)
         try PointValidation.check(filter: filter)
         guard (1...maxSearchK).contains(parameters.k) else {
@@ -589,6 +596,7 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         let snap = snapshot()
         var found: [(score: Float, id: String, view: Int, row: UInt32)] = []
         for (v, view) in snap.views.enumerated() where view.rows > 0 {
+            if Task.isCancelled { throw StorageError.cancelled }
             let candidates = view.segment.candidates(matching: filter, below: view.rows)
             if let candidates, candidates.isEmpty { continue }
             var p = parameters
@@ -602,13 +610,16 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
             }
             for n in neighbors { found.append((n.score, view.segment.pointID(at: n.id), v, n.id)) }
         }
+        if Task.isCancelled { throw StorageError.cancelled }
         found.sort { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
         var seen = Set<String>()
         var hits: [SearchHit] = []
         for f in found where hits.count < parameters.k && seen.insert(f.id).inserted {
             let segment = snap.views[f.view].segment
-            hits.append(SearchHit(id: f.id, score: f.score, metadata: segment.metadata(at: f.row),
-                                  vector: includeVectors ? segment.vector(at: f.row) : nil))
+            let hit = SearchHit(id: f.id, score: f.score, metadata: includeMetadata ? segment.metadata(at: f.row) : [:],
+                                vector: includeVectors ? segment.vector(at: f.row) : nil)
+            if let budget, !budget.take(hit.byteCount) { throw StorageError.responseTooLarge(limit: budget.limit) }
+            hits.append(hit)
         }
         return hits
     }

@@ -7,6 +7,15 @@ public enum MetadataValue: Sendable, Hashable, CustomStringConvertible {
     case double(Double)
     case bool(Bool)
 
+    /// Bytes this value counts for in `PointLimits.maxMetadataBytes` and response budgets.
+    public var byteCount: Int {
+        switch self {
+        case let .string(s): return s.utf8.count
+        case .int, .double: return 8
+        case .bool: return 1
+        }
+    }
+
     public var description: String {
         switch self {
         case let .string(s): return "\"\(s)\""
@@ -84,6 +93,47 @@ public enum PointLimits {
     public static let maxMetadataStringBytes = 65_536
     /// Most metadata fields per point.
     public static let maxMetadataFields = 256
+    /// Largest metadata of one point, in bytes: keys and string values in UTF-8, 8 per number,
+    /// 1 per boolean. A search answer holds at most `SearchLimits.maxResponseBytes`, so at least
+    /// a thousand points with full metadata fit in one.
+    public static let maxMetadataBytes = 65_536
     /// Most points (or ids) in one upsert (or delete) call.
     public static let maxBatchPoints = 100_000
+}
+
+/// Bounds on what one search request may make a shard hold and send.
+public enum SearchLimits {
+    /// Largest answer to one search request (all its queries), in bytes of ids, scores, metadata
+    /// and vectors as `SearchHit.byteCount` counts them. A search over it fails with
+    /// `StorageError.responseTooLarge` before the rest is gathered.
+    public static let maxResponseBytes = 64 * 1024 * 1024
+    /// Most hits one request may ask for: the sum of k over its queries.
+    public static let maxResultsPerRequest = 100_000
+}
+
+extension Metadata {
+    /// Bytes of keys and values, as `PointLimits.maxMetadataBytes` counts them.
+    public var byteCount: Int { reduce(0) { $0 + $1.key.utf8.count + $1.value.byteCount } }
+}
+
+extension SearchHit {
+    /// Bytes this hit counts for in a response budget: id, score, metadata and vector.
+    public var byteCount: Int { id.utf8.count + 4 + metadata.byteCount + 4 * (vector?.count ?? 0) }
+}
+
+/// The bytes a search request may still gather, shared by its queries (they run concurrently).
+public final class ResponseBudget: Sendable {
+    public let limit: Int
+    private let used = Locked(0)
+
+    public init(limit: Int = SearchLimits.maxResponseBytes) { self.limit = limit }
+
+    /// Takes `bytes` from the budget; false (and nothing taken) when they do not fit.
+    public func take(_ bytes: Int) -> Bool {
+        used.withLock { used in
+            guard used + bytes <= limit else { return false }
+            used += bytes
+            return true
+        }
+    }
 }
