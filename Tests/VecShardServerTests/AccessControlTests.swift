@@ -69,6 +69,26 @@ import VecShardRPC
         }
     }
 
+    /// The same with a real gRPC client (grpcio, raw bytes: an empty StatsRequest).
+    @Test func grpcioSeesUnauthenticatedWithoutTheShardKey() async throws {
+        try await withService(shards: 1, access: AccessPolicy(apiKey: "rw-secret"), role: .shard(id: "s0")) { _, peer in
+            let script = """
+            import grpc, sys
+            channel = grpc.insecure_channel("127.0.0.1:\(peer.port)")
+            stats = channel.unary_unary("/vecshard.v1.Shard/Stats")
+            def code(metadata):
+                try:
+                    stats(b"", metadata=metadata, timeout=10)
+                    return "OK"
+                except grpc.RpcError as e:
+                    return e.code().name
+            print(code(None), code([("authorization", "Bearer wrong")]), code([("authorization", "Bearer rw-secret")]))
+            """
+            let result = try await runTool(["python3", "-c", script], timeout: 60)
+            #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "UNAUTHENTICATED UNAUTHENTICATED OK", "\(result.output)")
+        }
+    }
+
     @Test func shardIDFromPodName() {
         #expect(PodIdentity.shardID(fromPodName: "shard-main-s0-1") == "shard-main-s0")
         #expect(PodIdentity.shardID(fromPodName: "s3-0") == "s3")
