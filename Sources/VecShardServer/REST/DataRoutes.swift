@@ -146,7 +146,11 @@ enum DataRoutes {
                 w.raw(",\"collections\":[")
                 for (j, c) in s.collections.enumerated() {
                     if j > 0 { w.raw(",") }
-                    w.collection(c)
+                    w.collection(c, admin: true)
+                }
+                for (j, c) in s.refusedCollections.enumerated() {
+                    if j > 0 || !s.collections.isEmpty { w.raw(",") }
+                    w.refusedCollection(c)
                 }
                 w.raw("]}")
             }

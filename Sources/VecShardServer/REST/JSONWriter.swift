@@ -98,7 +98,9 @@ struct JSONWriter {
         raw("]")
     }
 
-    mutating func collection(_ c: CollectionInfoMessage) {
+    /// With `admin` (`/admin/shards`), also the collection's `state`, `disk_full` and
+    /// `maintenance` object (last error, failed seals and compactions, quarantined points).
+    mutating func collection(_ c: CollectionInfoMessage, admin: Bool = false) {
         raw("{\"name\":")
         string(c.name)
         raw(",\"dimension\":")
@@ -126,6 +128,24 @@ struct JSONWriter {
         raw(",\"memory_bytes\":"); number(c.memoryBytes)
         raw(",\"disk_bytes\":"); number(c.diskBytes)
         raw(",\"index_state\":"); string(c.indexState)
+        if admin {
+            raw(",\"state\":\""); raw(c.diskFull ? "read_only" : "ready")
+            raw("\",\"disk_full\":"); raw(c.diskFull ? "true" : "false")
+            raw(",\"maintenance\":{\"last_error\":")
+            if c.maintenanceError.isEmpty { raw("null") } else { string(c.maintenanceError) }
+            raw(",\"failed_seals\":"); number(c.failedSeals)
+            raw(",\"failed_compactions\":"); number(c.failedCompactions)
+            raw(",\"quarantined_points\":"); number(c.quarantinedPoints)
+            raw("}")
+        }
         raw("}")
+    }
+
+    /// A collection its shard could not open: `{"name","state":"refused","error":{code,message}}`.
+    mutating func refusedCollection(_ c: CollectionInfoMessage) {
+        raw("{\"name\":"); string(c.name)
+        raw(",\"state\":\"refused\",\"error\":{\"code\":"); string(c.errorCode)
+        raw(",\"message\":"); string(c.errorMessage)
+        raw("}}")
     }
 }
