@@ -12,7 +12,12 @@
 /// `[1e-45, 0]`): they have no direction to normalize to; or whose squared norm overflows.
 public enum VectorCheck {
     /// The largest |component| accepted: its float32 square is still finite.
-    public static let maxComponentMagnitude: Float = Float.greatestFiniteMagnitude.squareRoot()
+    public static let maxComponentMagnitude: Float = {
+        // The rounded square root may square to infinity: step down to the largest that does not.
+        var m = Float.greatestFiniteMagnitude.squareRoot()
+        while !(m * m).isFinite { m = m.nextDown }
+        return m
+    }()
     /// The smallest float32 squared norm accepted under cosine.
     public static let minCosineSquaredNorm: Float = Float.leastNormalMagnitude
 

@@ -6,9 +6,11 @@ import ServiceLifecycle
 import Testing
 import VecShardHTTP
 @testable import VecShardServer
+import VecShardStorage
 
 /// Runs the service on an ephemeral port under a ServiceGroup and shuts it down gracefully after.
 func withService<T>(shards: Int = 4, dataDirectory: String? = nil, access: AccessPolicy = AccessPolicy(),
+                    storage: ((inout StorageOptions) -> Void)? = nil,
                     _ body: (VecShardService, Peer) async throws -> T) async throws -> T {
     let dataDir = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-svc-\(UUID().uuidString)").path
     defer { if dataDirectory == nil { try? FileManager.default.removeItem(atPath: dataDir) } }
@@ -18,6 +20,7 @@ func withService<T>(shards: Int = 4, dataDirectory: String? = nil, access: Acces
     configuration.shutdownGracePeriod = .seconds(2)
     configuration.shardCount = shards
     configuration.access = access
+    storage?(&configuration.storage)
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let service = try VecShardService(configuration: configuration, group: group)
     let serviceGroup = ServiceGroup(services: [service], logger: Logger(label: "test"))

@@ -98,9 +98,7 @@ struct JSONWriter {
         raw("]")
     }
 
-    /// With `admin` (`/admin/shards`), also the collection's `state`, `disk_full` and
-    /// `maintenance` object (last error, failed seals and compactions, quarantined points).
-    mutating func collection(_ c: CollectionInfoMessage, admin: Bool = false) {
+    mutating func collection(_ c: CollectionInfoMessage) {
         raw("{\"name\":")
         string(c.name)
         raw(",\"dimension\":")
@@ -128,23 +126,25 @@ struct JSONWriter {
         raw(",\"memory_bytes\":"); number(c.memoryBytes)
         raw(",\"disk_bytes\":"); number(c.diskBytes)
         raw(",\"index_state\":"); string(c.indexState)
-        if admin {
-            raw(",\"state\":\""); raw(c.diskFull ? "read_only" : "ready")
-            raw("\",\"disk_full\":"); raw(c.diskFull ? "true" : "false")
-            raw(",\"maintenance\":{\"last_error\":")
-            if c.maintenanceError.isEmpty { raw("null") } else { string(c.maintenanceError) }
-            raw(",\"failed_seals\":"); number(c.failedSeals)
-            raw(",\"failed_compactions\":"); number(c.failedCompactions)
-            raw(",\"quarantined_points\":"); number(c.quarantinedPoints)
-            raw("}")
-        }
         raw("}")
     }
 
-    /// A collection its shard could not open: `{"name","state":"refused","error":{code,message}}`.
+    /// `/admin/shards`: a collection's background work on one shard (`last_error`,
+    /// `failed_seals`, `failed_compactions`, `quarantined_points`) and `disk_full`.
+    mutating func maintenance(_ c: CollectionInfoMessage) {
+        raw("{\"last_error\":")
+        if c.maintenanceError.isEmpty { raw("null") } else { string(c.maintenanceError) }
+        raw(",\"failed_seals\":"); number(c.failedSeals)
+        raw(",\"failed_compactions\":"); number(c.failedCompactions)
+        raw(",\"quarantined_points\":"); number(c.quarantinedPoints)
+        raw(",\"disk_full\":"); raw(c.diskFull ? "true" : "false")
+        raw("}")
+    }
+
+    /// A collection its shard could not open: `{"name":...,"error":{"code":...,"message":...}}`.
     mutating func refusedCollection(_ c: CollectionInfoMessage) {
         raw("{\"name\":"); string(c.name)
-        raw(",\"state\":\"refused\",\"error\":{\"code\":"); string(c.errorCode)
+        raw(",\"error\":{\"code\":"); string(c.errorCode)
         raw(",\"message\":"); string(c.errorMessage)
         raw("}}")
     }
