@@ -120,7 +120,16 @@ public final class ClusterRouter: Sendable {
         // Which shards have it already: a create that fails on some shard (a full disk) is
         // undone on the others it created it on, so no half-created name is left behind.
         let name = schema.name
-        let existed = try? await onEveryShard { shard -> Bool in (try? await shard.describeCollection(name)) != nil }
+        let existed = try? await onEveryShard { shard -> Bool in
+            do {
+                _ = try await shard.describeCollection(name)
+                return true
+            } catch let error as ShardCallError where error.statusCode == .notFound {
+                return false
+            } catch {
+                return true // there in some form (e.g. refused for a damaged log): never drop it
+            }
+        }
         let infos: [CollectionInfoMessage]
         do {
             infos = try await onEveryShard { try await $0.createCollection(request) }
