@@ -116,3 +116,66 @@ struct StorageSafetyTests {
         }
     }
 }
+
+/// Disk use and a full disk, through the service.
+@Suite("Disk use and a full disk through the service", .serialized)
+struct DiskThroughServiceTests {
+    @Test func aNewCollectionHoldsAboutOneMiBOfLogPerShard() async throws {
+        try await withService(shards: 4) { _, peer in
+            try await withClient { client in
+                let api = JSONClient(client: client, peer: peer)
+                let created = try await api.call("PUT", "/v1/collections/small", ["dimension": 4, "metric": "cosine"])
+                let bytes = created.json["disk_bytes"] as? Int ?? -1
+                #expect(bytes > 0 && bytes <= 4 << 20, "4 shards x at most 1 MiB, not 4 x 64 MiB: \(bytes)")
+            }
+        }
+    }
+
+    func run(_ command: [String]) async throws -> Int32 { try await runTool(command, timeout: 30).status }
+
+    /// A real full file system: an 8 MiB tmpfs (skipped where mounting is not allowed).
+    @Test func aServiceWhoseDiskFilledStillStartsServesReadsAndAnswers507() async throws {
+        let mountPoint = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-svc-tmpfs-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: mountPoint) }
+        guard try await run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint]) == 0 else { return }
+        defer {
+            // Synchronously, before the mount point is removed (also when an expectation threw).
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            umount.arguments = ["umount", mountPoint]
+            if (try? umount.run()) != nil { umount.waitUntilExit() }
+        }
+        let dataDir = mountPoint + "/data", filler = mountPoint + "/filler"
+        let points = (0..<20).map { ["id": "p\($0)", "vector": [Double($0), 1, 0, 1]] as [String: Any] }
+        try await withService(shards: 1, dataDirectory: dataDir) { _, peer in
+            try await withClient { client in
+                let api = JSONClient(client: client, peer: peer)
+                #expect(try await api.call("PUT", "/v1/collections/c", ["dimension": 4, "metric": "l2"]).status == 200)
+                #expect(try await api.call("POST", "/v1/collections/c/points", ["points": points]).status == 200)
+                _ = try await run(["dd", "if=/dev/zero", "of=\(filler)", "bs=64k", "count=200"])
+                var answer = 200
+                for i in 0..<100 where answer == 200 {
+                    let batch = (0..<500).map { ["id": "f\(i)-\($0)", "vector": [1, 2, 3, Double($0)]] as [String: Any] }
+                    answer = try await api.call("POST", "/v1/collections/c/points", ["points": batch]).status
+                }
+                #expect(answer == 507)
+            }
+        }
+        // Restarting on the full disk: it starts, reads work, writes and creates answer 507.
+        try await withService(shards: 1, dataDirectory: dataDir) { _, peer in
+            try await withClient { client in
+                let api = JSONClient(client: client, peer: peer)
+                let got = try await api.call("GET", "/v1/collections/c/points/p3")
+                #expect(got.status == 200, "\(got)")
+                let created = try await api.call("PUT", "/v1/collections/more", ["dimension": 4, "metric": "l2"])
+                #expect(created.status == 507 && errorCode(created.json) == "disk_full", "\(created)")
+                let list = try await api.call("GET", "/v1/collections")
+                #expect((list.json["collections"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["c"])
+                try FileManager.default.removeItem(atPath: filler)
+                #expect(try await api.call("POST", "/v1/collections/c/points", ["points": [["id": "after", "vector": [1, 1, 1, 1]]]]).status == 200)
+                #expect(try await api.call("PUT", "/v1/collections/more", ["dimension": 4, "metric": "l2"]).status == 200)
+            }
+        }
+    }
+}
