@@ -192,6 +192,24 @@ struct WALDamageTests {
         await accepted.close()
     }
 
+    @Test func zerosOverTheEndOfAnEarlierFileAreAnLSNGapNotACleanEnd() async throws {
+        let dir = TemporaryDirectory("wal-gap")
+        try await writeLog(dir, records: 60, pointsPerRecord: 40)
+        let files = walFiles(dir)
+        #expect(files.count >= 2)
+        let first = try records(files[0])
+        // The first file's last record and everything after it read as zeros (its room):
+        // the scanner sees a clean end there, but the next file starts one LSN later.
+        var bytes = try FileIO.read(files[0])
+        for i in first.last!.offset..<bytes.count { bytes[i] = 0 }
+        try FileIO.writeFile(files[0], bytes)
+        let shard = try await Shard.open(directory: dir.path, options: options())
+        let damage = expectRefused(shard, file: (files[1] as NSString).lastPathComponent, offset: 0)
+        #expect(damage?.reason.contains("records \(first.last!.lsn)...\(first.last!.lsn) are missing") == true,
+                "\(String(describing: damage))")
+        await shard.close()
+    }
+
     @Test func tornTailIsStillCutSilentlyAndLoggedAsATailCut() async throws {
         let dir = TemporaryDirectory("wal-torn")
         let ids = try await writeLog(dir, records: 10)
