@@ -36,7 +36,7 @@ public enum VectorCheck {
             case let .nonFinite(component):
                 return "component \(component) is NaN or infinite; components must be finite"
             case let .componentTooLarge(component, value):
-                return "component \(component) is \(value), whose float32 square overflows; components must be at most \(VectorCheck.maxComponentMagnitude) in magnitude"
+                return "component \(component)\(value.isFinite ? " is \(value), whose" : "'s") float32 square overflows; components must be at most \(VectorCheck.maxComponentMagnitude) in magnitude"
             case let .noDirection(squaredNorm, allZero):
                 if allZero { return "the vector is all zeros, which has no cosine similarity" }
                 if !squaredNorm.isFinite {

@@ -144,12 +144,20 @@ extension ShardCollection {
         }
         var contents = SegmentContents(ids: [], vectors: [], metadata: [], postings: MetadataPostings())
         var origin: [RowLocation] = []
+        // Rows the index cannot take (a segment sealed before the vector check refused
+        // them) are left out, like a seal's quarantine, rather than failing every compaction.
+        var quarantined: [(id: String, from: RowLocation, problem: VectorCheck.Problem)] = []
         for source in sources {
             let dead = deadAtStart[source.id] ?? DeadRows()
             for row in 0..<UInt32(source.rows) where !dead.contains(row) {
+                let vector = source.vector(at: row)
+                if let problem = VectorCheck.problem(vector, metric: schema.metric) {
+                    quarantined.append((source.pointID(at: row), RowLocation(segment: source.id, row: row), problem))
+                    continue
+                }
                 contents.postings.add(row: UInt32(contents.ids.count), source.metadata(at: row))
                 contents.ids.append(source.pointID(at: row))
-                contents.vectors += source.vector(at: row)
+                contents.vectors += vector
                 contents.metadata.append(source.metadata(at: row))
                 origin.append(RowLocation(segment: source.id, row: row))
             }
@@ -170,7 +178,13 @@ extension ShardCollection {
                 return
             }
         }
+        var dropped: [String] = []
         let actions = state.withLock { s -> [SegmentLifecycle.Action] in
+            for q in quarantined where s.idMap[q.id] == q.from {
+                s.idMap.removeValue(forKey: q.id)
+                s.quarantinedPoints += 1
+                dropped.append(q.id)
+            }
             var newDead = DeadRows()
             for (j, from) in origin.enumerated() {
                 let id = contents.ids[j]
@@ -186,6 +200,10 @@ extension ShardCollection {
             for id in segments { s.dead[id] = nil }
             if newDead.count > 0 { s.dead[into] = newDead }
             return s.lifecycle.compactionFinished(replaced: segments, into: into, rows: origin.count, dead: newDead.count)
+        }
+        for q in quarantined where dropped.contains(q.id) {
+            report(.pointQuarantined, "point '\(q.id)' (segment \(q.from.segment), row \(q.from.row)) cannot be indexed: \(q.problem); "
+                   + "it is quarantined (dropped from the collection) so the compaction into segment \(into) goes through")
         }
         performNow(actions)
     }
