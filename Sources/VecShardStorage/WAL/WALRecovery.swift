@@ -272,7 +272,14 @@ extension WriteAheadLog {
         for name in names {
             let from = directory + "/" + name
             report.bytesCut += FileIO.fileSize(from) ?? 0
-            try FileIO.rename(from, from + ".damaged-" + stamp)
+            // Never over an earlier set-aside copy (a second accepted loss within a second).
+            var to = from + ".damaged-" + stamp
+            var n = 1
+            while FileIO.exists(to) {
+                to = from + ".damaged-" + stamp + "-" + String(n)
+                n += 1
+            }
+            try FileIO.rename(from, to)
         }
         try FileIO.fsyncDirectory(directory)
     }
