@@ -52,8 +52,11 @@ public final class Shard: @unchecked Sendable {
             } catch {
                 let e = error as? StorageError ?? .engine("\(error)")
                 refused[name] = e
-                options.eventHandler?(StorageEvent(kind: .collectionRefused, collection: name,
-                                                   message: "not opened, the shard's other collections serve: \(e)"))
+                // (A damaged log was reported by the collection itself, as `walDamageRefused`.)
+                if case .walDamaged = e {} else {
+                    options.eventHandler?(StorageEvent(kind: .collectionRefused, collection: name,
+                                                       message: "not opened, the shard's other collections serve: \(e)"))
+                }
             }
         }
         return Shard(directory: directory, options: options, collections: found, refused: refused, lock: lock)

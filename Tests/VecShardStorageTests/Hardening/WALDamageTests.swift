@@ -210,6 +210,22 @@ struct WALDamageTests {
         await shard.close()
     }
 
+    @Test func anyCollectionThatCannotOpenIsRefusedAloneAndCanBeDropped() async throws {
+        let dir = TemporaryDirectory("refused-manifest")
+        try await writeLog(dir, records: 3)
+        try FileIO.writeFile(dir.path + "/collections/c/MANIFEST", Array("not a manifest".utf8))
+        let events = Events()
+        let shard = try await Shard.open(directory: dir.path, options: options(events))
+        #expect(throws: StorageError.corrupt(path: dir.path + "/collections/c/MANIFEST", reason: "not a manifest (bad magic or too short)")) {
+            try shard.collection("c")
+        }
+        #expect(try shard.collection("other").count == 5)
+        #expect(events.all.contains { $0.kind == .collectionRefused && $0.collection == "c" })
+        try await shard.dropCollection("c")
+        #expect(shard.refusedCollections.isEmpty && !FileIO.exists(dir.path + "/collections/c"))
+        await shard.close()
+    }
+
     @Test func tornTailIsStillCutSilentlyAndLoggedAsATailCut() async throws {
         let dir = TemporaryDirectory("wal-torn")
         let ids = try await writeLog(dir, records: 10)
