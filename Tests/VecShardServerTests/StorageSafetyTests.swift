@@ -73,6 +73,41 @@ struct StorageSafetyTests {
         }
     }
 
+    @Test func serveLogsTheDamageAsAWarningAndAcceptWALDamageOpensTheCollection() async throws {
+        let dataDir = temporaryDataDirectory("accept-flag")
+        defer {
+            try? FileManager.default.removeItem(atPath: dataDir)
+            try? FileManager.default.removeItem(atPath: dataDir + ".log")
+        }
+        try await withService(shards: 1, dataDirectory: dataDir) { _, peer in
+            try await withClient { client in
+                let api = JSONClient(client: client, peer: peer)
+                _ = try await api.call("PUT", "/v1/collections/bad", ["dimension": 2, "metric": "l2", "index": ["type": "flat"]])
+                for b in 0..<3 { _ = try await api.call("POST", "/v1/collections/bad/points", ["points": [["id": "b\(b)", "vector": [Double(b), 1]]]]) }
+            }
+        }
+        let wal = dataDir + "/shards/s0/collections/bad/wal"
+        let file = try FileManager.default.contentsOfDirectory(atPath: wal).filter { $0.hasPrefix("wal-") && $0.hasSuffix(".log") }.sorted().last!
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: wal + "/" + file))
+        bytes[32 + 30] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: wal + "/" + file))
+        for accept in [false, true] {
+            let (process, port, log) = try await ProcessTests.startServer(dataDir: dataDir, extra: ["--shards", "1"] + (accept ? ["--accept-wal-damage"] : []))
+            let answer = try await runTool(["curl", "-s", "-w", " %{http_code}", "--max-time", "5", "http://127.0.0.1:\(port)/v1/collections/bad"], timeout: 10).stdout
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+            let text = try String(contentsOf: log, encoding: .utf8)
+            let warnings = text.split(separator: "\n").filter { $0.contains("warning") && $0.contains(file) }
+            if accept {
+                #expect(answer.hasSuffix(" 200") && answer.contains(#""count":0"#), "\(answer)")
+                #expect(warnings.contains { $0.contains("wal_damage_accepted") }, "\(text)")
+            } else {
+                #expect(answer.hasSuffix(" 500") && answer.contains("data_loss"), "\(answer)")
+                #expect(warnings.contains { $0.contains("wal_damage_refused") }, "\(text)")
+            }
+        }
+    }
+
     @Test func vectorsTheIndexCannotTakeAre400WithTheExistingCodes() async throws {
         try await withService(shards: 2) { _, peer in
             try await withClient { client in
