@@ -112,7 +112,7 @@ enum WALTailDecision: Equatable {
     /// - Parameters:
     ///   - damage: why the scanner stopped (nil: it met zeros or the end).
     ///   - after: valid records after the prefix in this file; `later`: in each later file.
-    static func decide(path: String, validLength: Int, fileBytes: Int, damage: String?,
+    static func decide(path: String, validLength: Int, damage: String?,
                        after: WALRecordsFound, later: [(name: String, found: WALRecordsFound)]) -> WALTailDecision {
         let laterRecords = later.reduce(0) { $0 + $1.found.count }
         if after.count == 0 {
@@ -220,7 +220,7 @@ extension WriteAheadLog {
                         later.append((laterName, WALRecordsFound.scan(m.bytes, from: 0)))
                     }
                 }
-                decision = WALTailDecision.decide(path: p, validLength: validLength, fileBytes: bytes.count,
+                decision = WALTailDecision.decide(path: p, validLength: validLength,
                                                   damage: validLength == 0 ? (damage ?? "missing or corrupt file header") : damage,
                                                   after: after, later: later)
             }

@@ -251,18 +251,18 @@ struct WALDamageTests {
         some.count = 2
         some.firstLSN = 5
         some.lastLSN = 6
-        #expect(WALTailDecision.decide(path: "f", validLength: 100, fileBytes: 4096, damage: nil, after: none, later: []) == .cleanEnd)
-        #expect(WALTailDecision.decide(path: "f", validLength: 100, fileBytes: 4096, damage: nil, after: none,
+        #expect(WALTailDecision.decide(path: "f", validLength: 100, damage: nil, after: none, later: []) == .cleanEnd)
+        #expect(WALTailDecision.decide(path: "f", validLength: 100, damage: nil, after: none,
                                        later: [("g", some)]) == .cleanEnd, "a rotated file's room")
-        #expect(WALTailDecision.decide(path: "f", validLength: 100, fileBytes: 4096, damage: "torn", after: none, later: []) == .cutTornTail)
-        #expect(WALTailDecision.decide(path: "f", validLength: 0, fileBytes: 4096, damage: "header", after: none, later: []) == .cutTornTail)
-        guard case let .damage(d) = WALTailDecision.decide(path: "f", validLength: 100, fileBytes: 4096, damage: "checksum",
+        #expect(WALTailDecision.decide(path: "f", validLength: 100, damage: "torn", after: none, later: []) == .cutTornTail)
+        #expect(WALTailDecision.decide(path: "f", validLength: 0, damage: "header", after: none, later: []) == .cutTornTail)
+        guard case let .damage(d) = WALTailDecision.decide(path: "f", validLength: 100, damage: "checksum",
                                                            after: some, later: [("g", some)]) else {
             Issue.record("records after the damage must make it damage")
             return
         }
         #expect(d.recordsAfter == 4 && d.lsnsAfter == 5...6 && d.laterFiles == ["g"])
-        if case .damage = WALTailDecision.decide(path: "f", validLength: 100, fileBytes: 4096, damage: "torn", after: none,
+        if case .damage = WALTailDecision.decide(path: "f", validLength: 100, damage: "torn", after: none,
                                                  later: [("g", some)]) {} else {
             Issue.record("a torn end followed by a file with records is damage")
         }
