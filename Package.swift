@@ -147,6 +147,7 @@ let package = Package(
         ]),
         .testTarget(name: "VecShardServerTests", dependencies: [
             "VecShardServer",
+            "VecShardStorage", // storage options of the in-process service (collection limit)
             "VecShardHTTP",
             "VecShardEngine",
             "VecShardCluster",

@@ -117,7 +117,29 @@ public final class ClusterRouter: Sendable {
             schema = try CollectionSchema(message: request)
             try schema.validate()
         } catch { throw shardError(error) }
-        let infos = try await onEveryShard { try await $0.createCollection(request) }
+        // Which shards have it already: a create that fails on some shard (a full disk) is
+        // undone on the others it created it on, so no half-created name is left behind.
+        let name = schema.name
+        let existed = try? await onEveryShard { shard -> Bool in
+            do {
+                _ = try await shard.describeCollection(name)
+                return true
+            } catch let error as ShardCallError where error.statusCode == .notFound {
+                return false
+            } catch {
+                return true // there in some form (e.g. refused for a damaged log): never drop it
+            }
+        }
+        let infos: [CollectionInfoMessage]
+        do {
+            infos = try await onEveryShard { try await $0.createCollection(request) }
+        } catch {
+            if let existed {
+                let created = zip(allShardNames.sorted(), existed).filter { !$0.1 }.map(\.0)
+                _ = try? await onShards(created) { _ = try? await $0.dropCollection(name) }
+            }
+            throw error
+        }
         state.withLock { $0.schemas[schema.name] = schema }
         return summed(infos)
     }

@@ -111,6 +111,13 @@ public final class LocalShard: ShardClient {
         stats.collections = storage.listCollections().compactMap { try? storage.collection($0.name).describe().message }
         stats.memoryBytes = stats.collections.reduce(0) { $0 + $1.memoryBytes }
         stats.diskBytes = stats.collections.reduce(0) { $0 + $1.diskBytes }
+        stats.refusedCollections = storage.refusedCollections.map { refused in
+            var info = CollectionInfoMessage()
+            info.name = refused.name
+            info.errorCode = refused.error.code
+            info.errorMessage = refused.error.description
+            return info
+        }
         return stats
     }
 

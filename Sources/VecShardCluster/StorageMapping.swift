@@ -17,6 +17,7 @@ extension StorageError {
         case .unavailable: status = .unavailable
         case .internalError: status = .internal
         case .cancelled: status = .cancelled
+        case .dataLoss: status = .dataLoss
         }
         return ShardCallError(status, code: code, description)
     }
@@ -127,6 +128,11 @@ extension CollectionDescription {
         info.diskBytes = UInt64(diskBytes)
         info.lsn = lsn
         info.indexState = segments.contains { $0.state != .sealed && $0.rows > 0 && $0.state != .growing } ? "building" : "ready"
+        info.maintenanceError = maintenanceError ?? ""
+        info.failedSeals = UInt64(maintenance.failedSeals)
+        info.failedCompactions = UInt64(maintenance.failedCompactions + maintenance.failedPublishes)
+        info.quarantinedPoints = UInt64(maintenance.quarantinedPoints)
+        info.diskFull = diskFull
         return info
     }
 }

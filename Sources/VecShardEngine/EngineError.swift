@@ -8,8 +8,11 @@ public enum EngineError: Error, Equatable, Sendable, CustomStringConvertible {
     case ragged(floats: Int, dimension: Int)
     /// A component is NaN or infinite (`row` is the row within the call, `component` its index).
     case nonFiniteComponent(row: Int, component: Int)
-    /// A zero vector under the cosine metric, which has no direction.
+    /// Under the cosine metric, a vector with no direction: its float32 squared norm is 0
+    /// or below `Float.leastNormalMagnitude` (see `VectorCheck`), or overflows.
     case zeroVector(row: Int)
+    /// A finite component whose float32 square overflows (|x| > `VectorCheck.maxComponentMagnitude`).
+    case componentTooLarge(row: Int, component: Int)
     /// k outside 1...maxK.
     case invalidK(Int, max: Int)
     /// A construction or search parameter out of range; the message says which and why.
@@ -32,7 +35,9 @@ public enum EngineError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .nonFiniteComponent(row, component):
             return "vector \(row) has a NaN or infinite component at index \(component); components must be finite"
         case let .zeroVector(row):
-            return "vector \(row) is all zeros, which has no cosine similarity; cosine needs a non-zero vector"
+            return "vector \(row) is all zeros or too small (float32 squared norm below \(VectorCheck.minCosineSquaredNorm)), which has no cosine similarity; cosine needs a non-zero vector"
+        case let .componentTooLarge(row, component):
+            return "vector \(row) has a component at index \(component) whose float32 square overflows; components must be at most \(VectorCheck.maxComponentMagnitude) in magnitude"
         case let .invalidK(k, max):
             return "k \(k) is out of range; k must be between 1 and \(max)"
         case let .invalidParameter(message):

@@ -98,8 +98,9 @@ struct VectorInput {
     let metric: DistanceMetric
     let dimension: Int
 
-    /// Throws unless `floats` holds whole rows of finite components (and no zero row
-    /// under cosine). Returns the row count.
+    /// Throws unless `floats` holds whole rows that `VectorCheck` accepts (finite
+    /// components whose squares are finite; under cosine a squared norm of at least
+    /// `Float.leastNormalMagnitude`). Returns the row count.
     func validate(_ floats: UnsafeBufferPointer<Float>) throws -> Int {
         guard floats.count % dimension == 0 else {
             if floats.count < dimension || floats.count > 0 && floats.count < 2 * dimension {
@@ -109,13 +110,13 @@ struct VectorInput {
         }
         let rows = floats.count / dimension
         for r in 0..<rows {
-            var sumsq: Float = 0
-            for c in 0..<dimension {
-                let v = floats[r * dimension + c]
-                guard v.isFinite else { throw EngineError.nonFiniteComponent(row: r, component: c) }
-                sumsq += v * v
+            let row = UnsafeBufferPointer(rebasing: floats[(r * dimension)..<((r + 1) * dimension)])
+            switch VectorCheck.problem(row, metric: metric) {
+            case nil: continue
+            case let .nonFinite(c)?: throw EngineError.nonFiniteComponent(row: r, component: c)
+            case let .componentTooLarge(c, _)?: throw EngineError.componentTooLarge(row: r, component: c)
+            case .noDirection?: throw EngineError.zeroVector(row: r)
             }
-            if metric == .cosine && sumsq == 0 { throw EngineError.zeroVector(row: r) }
         }
         return rows
     }

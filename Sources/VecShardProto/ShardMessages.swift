@@ -266,6 +266,16 @@ public struct CollectionInfoMessage: ProtoMessage, Equatable {
     public var diskBytes: UInt64 = 0
     public var lsn: UInt64 = 0
     public var indexState = ""
+    /// Why the collection is not open ("" when it is): a stable code and a message.
+    public var errorCode = ""
+    public var errorMessage = ""
+    /// Background work since the collection was opened.
+    public var maintenanceError = ""
+    public var failedSeals: UInt64 = 0
+    public var failedCompactions: UInt64 = 0
+    public var quarantinedPoints: UInt64 = 0
+    /// The last write found the disk full: read-only until there is room.
+    public var diskFull = false
 
     public init() {}
 
@@ -283,6 +293,13 @@ public struct CollectionInfoMessage: ProtoMessage, Equatable {
             case 9: diskBytes = try reader.readUInt64(type)
             case 10: lsn = try reader.readUInt64(type)
             case 11: indexState = try reader.readString(type)
+            case 12: errorCode = try reader.readString(type)
+            case 13: errorMessage = try reader.readString(type)
+            case 14: maintenanceError = try reader.readString(type)
+            case 15: failedSeals = try reader.readUInt64(type)
+            case 16: failedCompactions = try reader.readUInt64(type)
+            case 17: quarantinedPoints = try reader.readUInt64(type)
+            case 18: diskFull = try reader.readBool(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -300,6 +317,13 @@ public struct CollectionInfoMessage: ProtoMessage, Equatable {
         writer.writeUInt64(9, diskBytes)
         writer.writeUInt64(10, lsn)
         writer.writeString(11, indexState)
+        writer.writeString(12, errorCode)
+        writer.writeString(13, errorMessage)
+        writer.writeString(14, maintenanceError)
+        writer.writeUInt64(15, failedSeals)
+        writer.writeUInt64(16, failedCompactions)
+        writer.writeUInt64(17, quarantinedPoints)
+        writer.writeBool(18, diskFull)
     }
 }
 
@@ -598,6 +622,9 @@ public struct StatsResponse: ProtoMessage, Equatable {
     public var diskBytes: UInt64 = 0
     /// `serving`, `awaiting_sync` or `syncing` ("" from a shard that predates replica repair: serving).
     public var replicaState = ""
+    /// Collections on disk that the shard could not open (a damaged write-ahead log...):
+    /// name, `errorCode` and `errorMessage` set.
+    public var refusedCollections: [CollectionInfoMessage] = []
 
     public init() {}
 
@@ -611,6 +638,9 @@ public struct StatsResponse: ProtoMessage, Equatable {
             case 3: memoryBytes = try reader.readUInt64(type)
             case 4: diskBytes = try reader.readUInt64(type)
             case 5: replicaState = try reader.readString(type)
+            case 6:
+                try reader.checkRepeated(refusedCollections.count + 1)
+                refusedCollections.append(try reader.readMessage(type))
             default: try reader.skip(type, field: field)
             }
         }
@@ -622,6 +652,7 @@ public struct StatsResponse: ProtoMessage, Equatable {
         writer.writeUInt64(3, memoryBytes)
         writer.writeUInt64(4, diskBytes)
         writer.writeString(5, replicaState)
+        writer.writeRepeatedMessages(6, refusedCollections)
     }
 }
 

@@ -129,18 +129,35 @@ public final class VecShardService: Service, Sendable {
         }
     }
 
+    /// The storage options of local shards: the configured ones, with storage's warnings
+    /// (WAL cuts and damage, quarantined points, failed maintenance, a full disk) logged.
+    private var storageOptions: StorageOptions {
+        var options = configuration.storage
+        if options.eventHandler == nil {
+            let logger = self.logger
+            options.eventHandler = { event in
+                logger.warning("storage: \(event.message)", metadata: ["collection": "\(event.collection)", "event": "\(event.kind.rawValue)"])
+            }
+        }
+        return options
+    }
+
     public func run() async throws {
         var shards: [LocalShard] = []
         var remoteClient: HTTP2Client?
+        // Standalone: the data directory's lock (a shard role's storage takes the same lock itself).
+        var dataLock: DataDirectoryLock?
+        defer { dataLock?.release() }
         do {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
             switch configuration.role {
             case .standalone:
+                dataLock = try DataDirectoryLock.acquire(configuration.dataDirectory)
                 shards = try await openLocalShards()
                 cluster.set(try ClusterRouter(table: try RoutingTable(Self.standaloneTopology(shardCount: shards.count)),
                                               shards: Dictionary(uniqueKeysWithValues: shards.map { ($0.name, $0 as any ShardClient) })))
             case .shard(let id):
-                let storage = try await Shard.open(directory: configuration.dataDirectory, options: configuration.storage)
+                let storage = try await Shard.open(directory: configuration.dataDirectory, options: storageOptions)
                 let shard = LocalShard(name: id, storage: storage)
                 shards = [shard]
                 // Peers are reached over gRPC for replica repair (a Scan of one of them).
@@ -169,6 +186,7 @@ public final class VecShardService: Service, Sendable {
             try await server.start()
         } catch {
             for shard in shards { await shard.storage.close() }
+            logger.critical("vecshard could not start: \(error)", metadata: ["data-dir": "\(configuration.dataDirectory)"])
             setPhase(.draining).forEach { $0.resume(throwing: error) }
             throw error
         }
@@ -195,7 +213,13 @@ public final class VecShardService: Service, Sendable {
         var shards: [LocalShard] = []
         for i in 0..<configuration.shardCount {
             let name = "s\(i)"
-            let storage = try await Shard.open(directory: configuration.dataDirectory + "/shards/" + name, options: configuration.storage)
+            let storage: Shard
+            do {
+                storage = try await Shard.open(directory: configuration.dataDirectory + "/shards/" + name, options: storageOptions)
+            } catch {
+                for shard in shards { await shard.storage.close() }
+                throw error
+            }
             shards.append(LocalShard(name: name, storage: storage))
         }
         logger.info("opened local shards", metadata: ["count": "\(shards.count)"])

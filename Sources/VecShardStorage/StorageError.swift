@@ -22,6 +22,20 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case nonFiniteComponent(pointID: String?, component: Int)
     /// A zero vector under the cosine metric (no direction). `pointID` is nil for a query.
     case zeroVector(pointID: String?)
+    /// A finite component whose float32 square overflows (|x| above
+    /// `VectorCheck.maxComponentMagnitude`); code `non_finite_component`. `pointID` is nil for a query.
+    case componentTooLarge(pointID: String?, component: Int, value: Float)
+    /// Under cosine, a vector that is not all zeros but whose float32 squared norm is below
+    /// `Float.leastNormalMagnitude` (or overflows): it has no direction; code `zero_vector`.
+    case vectorWithoutDirection(pointID: String?, squaredNorm: Float)
+    /// The collection's write-ahead log is damaged before its end (not a torn tail):
+    /// opening it would lose acknowledged writes, so it is not opened until an operator
+    /// accepts the loss (`vecshard recover --accept-data-loss`). The files are kept.
+    case walDamaged(WALDamage)
+    /// Another process (or another open in this one) holds the data directory's lock.
+    case dataDirectoryLocked(path: String, holderPID: Int32?)
+    /// A new collection would exceed the shard's limit on collections (`--max-collections`).
+    case collectionLimitReached(name: String, limit: Int)
     /// A point id is empty or longer than `maxPointIDBytes` bytes of UTF-8.
     case invalidPointID(String, reason: String)
     /// A metadata key or value breaks a limit (key length, value size, field count).
@@ -54,6 +68,8 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     /// How far an error reaches and who is at fault; the HTTP/gRPC layers map this to a status.
     public enum Kind: String, Sendable {
         case invalidArgument, notFound, alreadyExists, resourceExhausted, unavailable, internalError, cancelled
+        /// Acknowledged data is unreadable (a damaged write-ahead log).
+        case dataLoss
     }
 
     public var kind: Kind {
@@ -61,11 +77,14 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .collectionNotFound, .pointNotFound: return .notFound
         case .collectionAlreadyExists: return .alreadyExists
         case .invalidCollectionName, .invalidSchema, .dimensionMismatch, .nonFiniteComponent, .zeroVector,
-             .invalidPointID, .invalidMetadata, .invalidFilter, .invalidSearch, .batchTooLarge, .responseTooLarge:
+             .componentTooLarge, .vectorWithoutDirection,
+             .invalidPointID, .invalidMetadata, .invalidFilter, .invalidSearch, .batchTooLarge, .collectionLimitReached,
+             .responseTooLarge:
             return .invalidArgument
         case .cancelled: return .cancelled
         case .diskFull: return .resourceExhausted
-        case .unavailable: return .unavailable
+        case .unavailable, .dataDirectoryLocked: return .unavailable
+        case .walDamaged: return .dataLoss
         case .corrupt, .io, .engine: return .internalError
         }
     }
@@ -78,8 +97,11 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidCollectionName: return "invalid_collection_name"
         case .invalidSchema: return "invalid_schema"
         case .dimensionMismatch: return "dimension_mismatch"
-        case .nonFiniteComponent: return "non_finite_component"
-        case .zeroVector: return "zero_vector"
+        case .nonFiniteComponent, .componentTooLarge: return "non_finite_component"
+        case .zeroVector, .vectorWithoutDirection: return "zero_vector"
+        case .walDamaged: return "data_loss"
+        case .dataDirectoryLocked: return "data_directory_locked"
+        case .collectionLimitReached: return "limit_exceeded"
         case .invalidPointID: return "invalid_point_id"
         case .invalidMetadata: return "invalid_metadata"
         case .invalidFilter: return "invalid_filter"
@@ -109,6 +131,18 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(point(id)): component \(component) is NaN or infinite; components must be finite"
         case let .zeroVector(id):
             return "\(point(id)): the vector is all zeros, which has no cosine similarity"
+        case let .componentTooLarge(id, component, value):
+            return "\(point(id)): " + VectorCheck.Problem.componentTooLarge(component: component, value: value).description
+        case let .vectorWithoutDirection(id, squaredNorm):
+            return "\(point(id)): " + VectorCheck.Problem.noDirection(squaredNorm: squaredNorm, allZero: false).description
+        case let .walDamaged(damage):
+            return "\(damage); the collection is not opened (its files are kept). To open it without the records after the "
+                + "damage, stop the service and run `vecshard recover --data-dir <dir> --accept-data-loss` (or start it with --accept-wal-damage)"
+        case let .dataDirectoryLocked(path, pid):
+            return "data directory \(path) is in use by another vecshard process\(pid.map { " (pid \($0))" } ?? "") (lock \(path)/LOCK); "
+                + "two processes must not share a --data-dir"
+        case let .collectionLimitReached(name, limit):
+            return "collection '\(name)' cannot be created: this shard has \(limit) collections, the limit (--max-collections \(limit))"
         case let .invalidPointID(id, reason):
             return "point id '\(id.prefix(64))\(id.utf8.count > 64 ? "…" : "")' is invalid: \(reason)"
         case let .invalidMetadata(id, reason): return "point '\(id)': metadata \(reason)"
@@ -137,6 +171,7 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
             return .dimensionMismatch(collection: collection, got: got, expected: expected, pointID: pointID)
         case let .nonFiniteComponent(_, component): return .nonFiniteComponent(pointID: pointID, component: component)
         case .zeroVector: return .zeroVector(pointID: pointID)
+        case let .componentTooLarge(_, component): return .componentTooLarge(pointID: pointID, component: component, value: .infinity)
         case .invalidK, .invalidParameter: return .invalidSearch(e.description)
         case let .io(path, operation, errno):
             return isDiskFull(errno) ? .diskFull(path: path) : .io(path: path, operation: operation, errno: errno)

@@ -38,6 +38,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-searches-in-flight"), help: "--role router: searches in flight per shard; more wait and share one call (0: no limit, no coalescing).")
     var maxSearchesInFlight = 4
     @Option(name: .customLong("inject-search-delay-ms"), help: .hidden) var injectSearchDelayMS: Int?
+    @Option(name: .customLong("max-collections"), help: "Collections each shard may hold; creating one more answers 400 limit_exceeded.") var maxCollections = 1000
+    @Flag(name: .customLong("accept-wal-damage"), help: "Open collections whose write-ahead log is damaged by cutting it at the damage: the records after it are lost (the damaged files are renamed aside, not deleted). Without it such a collection answers 500 data_loss; see `vecshard recover`.") var acceptWALDamage = false
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer <key>' (env VECSHARD_API_KEY).") var apiKey: String?
     @Option(name: .customLong("read-only-api-key"), help: "A key that may read and search only (env VECSHARD_READ_ONLY_API_KEY).") var readOnlyAPIKey: String?
     @Option(name: .customLong("shard-api-key"), help: "--role router|shard: the key sent on gRPC calls to shards and peer replicas (env VECSHARD_SHARD_API_KEY; default: --api-key).") var shardAPIKey: String?
@@ -78,6 +80,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.limits.maxConcurrentStreams = maxConcurrentStreams
         configuration.shutdownGracePeriod = .seconds(Int64(shutdownGraceSeconds))
         configuration.shardCount = shards
+        configuration.storage.maxCollections = max(1, maxCollections)
+        configuration.storage.acceptWALDamage = acceptWALDamage
         configuration.replication = ReplicatedShard.Policy(writeQuorum: writeQuorum, hedging: !noHedging,
                                                            maxSearchesInFlight: maxSearchesInFlight > 0 ? maxSearchesInFlight : nil)
         configuration.requestTimeout = .milliseconds(max(1, requestTimeoutMS))

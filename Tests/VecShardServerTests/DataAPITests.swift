@@ -157,9 +157,11 @@ private struct Rng: RandomNumberGenerator {
                 let nonFinite = try await api.raw("POST", "/v1/collections/c/points", #"{"points":[{"id":"x","vector":[1,2,3,1e999]}]}"#)
                 #expect(nonFinite.status == 400, "\(nonFinite.json)")
                 // Scores that overflow float32 still make valid JSON (clamped to the largest finite value).
+                // (Components are at most 1.8446743e19, whose square is still finite; the squared
+                // distance of these two is not.)
                 _ = try await api.call("PUT", "/v1/collections/huge", ["dimension": 2, "metric": "l2", "index": ["type": "flat"]])
-                _ = try await api.call("POST", "/v1/collections/huge/points", ["points": [["id": "p", "vector": [3e38, 3e38]]]])
-                let overflow = try await api.raw("POST", "/v1/collections/huge/search", #"{"vector":[-3e38,-3e38],"k":1}"#)
+                _ = try await api.call("POST", "/v1/collections/huge/points", ["points": [["id": "p", "vector": [1.8e19, 1.8e19]]]])
+                let overflow = try await api.raw("POST", "/v1/collections/huge/search", #"{"vector":[-1.8e19,-1.8e19],"k":1}"#)
                 #expect(overflow.status == 200 && (overflow.json["results"] as? [[String: Any]])?.first?["id"] as? String == "p", "\(overflow)")
                 _ = try await api.call("DELETE", "/v1/collections/huge")
                 // Nothing was written by any of them.

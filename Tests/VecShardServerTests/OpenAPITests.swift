@@ -76,7 +76,7 @@ import VecShardHTTP
 }
 
 /// The service as `withService` runs it, with small write-ahead-log files: schemathesis creates
-/// many collections, and each preallocates a WAL file on every shard (64 MiB by default).
+/// many collections, and each has a WAL file on every shard (1 MiB at first, growing up to the rotation size).
 private func withSpecService(_ body: (Peer) async throws -> Void) async throws {
     let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-openapi-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: dataDir) }

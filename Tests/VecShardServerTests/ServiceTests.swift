@@ -6,10 +6,12 @@ import ServiceLifecycle
 import Testing
 import VecShardHTTP
 @testable import VecShardServer
+import VecShardStorage
 
 /// Runs the service on an ephemeral port under a ServiceGroup and shuts it down gracefully after.
 func withService<T>(shards: Int = 4, dataDirectory: String? = nil, access: AccessPolicy = AccessPolicy(),
-                    role: ServiceRole = .standalone, _ body: (VecShardService, Peer) async throws -> T) async throws -> T {
+                    role: ServiceRole = .standalone, storage: ((inout StorageOptions) -> Void)? = nil,
+                    _ body: (VecShardService, Peer) async throws -> T) async throws -> T {
     let dataDir = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-svc-\(UUID().uuidString)").path
     defer { if dataDirectory == nil { try? FileManager.default.removeItem(atPath: dataDir) } }
     var configuration = ServiceConfiguration()
@@ -19,6 +21,7 @@ func withService<T>(shards: Int = 4, dataDirectory: String? = nil, access: Acces
     configuration.shardCount = shards
     configuration.access = access
     configuration.role = role
+    storage?(&configuration.storage)
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let service = try VecShardService(configuration: configuration, group: group)
     let serviceGroup = ServiceGroup(services: [service], logger: Logger(label: "test"))

@@ -152,6 +152,16 @@ enum DataRoutes {
                     if j > 0 { w.raw(",") }
                     w.collection(c)
                 }
+                w.raw("],\"maintenance\":{")
+                for (j, c) in s.collections.enumerated() {
+                    if j > 0 { w.raw(",") }
+                    w.string(c.name); w.raw(":"); w.maintenance(c)
+                }
+                w.raw("},\"refused_collections\":[")
+                for (j, c) in s.refusedCollections.enumerated() {
+                    if j > 0 { w.raw(",") }
+                    w.refusedCollection(c)
+                }
                 w.raw("]}")
             }
             w.raw("]}")

@@ -128,4 +128,24 @@ struct JSONWriter {
         raw(",\"index_state\":"); string(c.indexState)
         raw("}")
     }
+
+    /// `/admin/shards`: a collection's background work on one shard (`last_error`,
+    /// `failed_seals`, `failed_compactions`, `quarantined_points`) and `disk_full`.
+    mutating func maintenance(_ c: CollectionInfoMessage) {
+        raw("{\"last_error\":")
+        if c.maintenanceError.isEmpty { raw("null") } else { string(c.maintenanceError) }
+        raw(",\"failed_seals\":"); number(c.failedSeals)
+        raw(",\"failed_compactions\":"); number(c.failedCompactions)
+        raw(",\"quarantined_points\":"); number(c.quarantinedPoints)
+        raw(",\"disk_full\":"); raw(c.diskFull ? "true" : "false")
+        raw("}")
+    }
+
+    /// A collection its shard could not open: `{"name":...,"error":{"code":...,"message":...}}`.
+    mutating func refusedCollection(_ c: CollectionInfoMessage) {
+        raw("{\"name\":"); string(c.name)
+        raw(",\"error\":{\"code\":"); string(c.errorCode)
+        raw(",\"message\":"); string(c.errorMessage)
+        raw("}}")
+    }
 }

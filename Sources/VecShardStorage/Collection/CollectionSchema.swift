@@ -71,10 +71,33 @@ public struct StorageOptions: Sendable {
     /// (nothing of it is written then).
     public var sealWaitSeconds: Double
 
+    /// A new WAL file is preallocated with this many bytes and grows (fallocate, in steps
+    /// doubling up to 16 MiB) as records fill it, up to about `walFileBytes`; so an idle
+    /// collection holds about this much log per shard.
+    public var walInitialFileBytes: Int
+    /// The most collections a shard holds; creating one more fails with
+    /// `collectionLimitReached` (400 `limit_exceeded`). Refused (damaged) collections count.
+    public var maxCollections: Int
+    /// Open collections whose WAL is damaged before its end by cutting the log at the
+    /// damage (records after it are lost; the damaged files are renamed aside, not
+    /// deleted). Off: such a collection is refused with `walDamaged` and stays untouched.
+    public var acceptWALDamage: Bool
+    /// The same, for these collections only (`vecshard recover --collection`).
+    public var acceptWALDamageCollections: Set<String> = []
+    /// Receives the storage's warnings (WAL cuts and damage, quarantined points, failed
+    /// maintenance, a full disk); storage logs nothing itself. Called on storage threads.
+    public var eventHandler: (@Sendable (StorageEvent) -> Void)?
+
     public init(thresholds: SegmentThresholds = SegmentThresholds(), walFileBytes: Int = 64 << 20,
-                automaticMaintenance: Bool = true, maxSealingSegments: Int = 2, sealWaitSeconds: Double = 30) {
+                automaticMaintenance: Bool = true, maxSealingSegments: Int = 2, sealWaitSeconds: Double = 30,
+                walInitialFileBytes: Int = 1 << 20, maxCollections: Int = 1000, acceptWALDamage: Bool = false,
+                eventHandler: (@Sendable (StorageEvent) -> Void)? = nil) {
         self.thresholds = thresholds
         self.walFileBytes = walFileBytes
+        self.walInitialFileBytes = walInitialFileBytes
+        self.maxCollections = maxCollections
+        self.acceptWALDamage = acceptWALDamage
+        self.eventHandler = eventHandler
         self.automaticMaintenance = automaticMaintenance
         self.maxSealingSegments = maxSealingSegments
         self.sealWaitSeconds = sealWaitSeconds
@@ -104,7 +127,7 @@ public struct CollectionDescription: Sendable, Equatable {
     public var memoryBytes: Int
     /// Bytes on disk: segment files and WAL.
     public var diskBytes: Int
-    /// Bytes of WAL files on disk (files are preallocated in 64 MiB steps by default).
+    /// Bytes of WAL files on disk (files start at 1 MiB and grow as records fill them, by default).
     public var walBytes: Int
     /// Record bytes appended to the WAL since the collection was opened.
     public var walBytesAppended: Int
@@ -115,6 +138,59 @@ public struct CollectionDescription: Sendable, Equatable {
     public var walApplySeconds: Double = 0
     /// The last background error (a failed seal or compaction), if any.
     public var maintenanceError: String?
+    /// Failed maintenance and quarantined rows since the collection was opened.
+    public var maintenance = MaintenanceCounters()
+    /// The last write was refused because the disk is full: the collection is read-only
+    /// (reads work) until a write finds room again.
+    public var diskFull = false
+}
+
+/// Background work that went wrong since a collection was opened.
+public struct MaintenanceCounters: Sendable, Equatable {
+    public var failedSeals = 0
+    public var failedCompactions = 0
+    public var failedPublishes = 0
+    /// Rows dropped by seals because the index could not take their vector (see `VectorCheck`).
+    public var quarantinedPoints = 0
+
+    public init(failedSeals: Int = 0, failedCompactions: Int = 0, failedPublishes: Int = 0, quarantinedPoints: Int = 0) {
+        self.failedSeals = failedSeals
+        self.failedCompactions = failedCompactions
+        self.failedPublishes = failedPublishes
+        self.quarantinedPoints = quarantinedPoints
+    }
+}
+
+/// A warning of the storage layer for the service's log (storage itself logs nothing).
+public struct StorageEvent: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// A torn WAL tail (the unacknowledged last write of a crash) was cut.
+        case walTailCut = "wal_tail_cut"
+        /// A damaged WAL made the collection refuse to open (`walDamaged`).
+        case walDamageRefused = "wal_damage_refused"
+        /// A damaged WAL was cut because the operator accepted the loss.
+        case walDamageAccepted = "wal_damage_accepted"
+        /// A seal dropped a row whose vector the index cannot take.
+        case pointQuarantined = "point_quarantined"
+        /// A seal, compaction or manifest publish failed (it is retried).
+        case maintenanceFailed = "maintenance_failed"
+        /// A collection could not be opened; the others serve.
+        case collectionRefused = "collection_refused"
+        /// No room for the WAL: the collection is read-only for now.
+        case diskFull = "disk_full"
+    }
+
+    public var kind: Kind
+    public var collection: String
+    public var message: String
+
+    public init(kind: Kind, collection: String, message: String) {
+        self.kind = kind
+        self.collection = collection
+        self.message = message
+    }
+
+    public var description: String { "collection '\(collection)': \(message)" }
 }
 
 public struct SegmentDescription: Sendable, Equatable {

@@ -14,14 +14,18 @@ enum PointValidation {
         guard vector.count == schema.dimension else {
             throw StorageError.dimensionMismatch(collection: schema.name, got: vector.count, expected: schema.dimension, pointID: pointID)
         }
-        let (finite, nonZero) = scan(vector)
-        if !finite {
-            let i = vector.firstIndex { !$0.isFinite }!
-            throw StorageError.nonFiniteComponent(pointID: pointID, component: i)
+        // The engine's own check (the one every index applies), so nothing accepted here
+        // can be refused when a segment is sealed.
+        switch VectorCheck.problem(vector, metric: schema.metric) {
+        case nil: return
+        case let .nonFinite(c)?: throw StorageError.nonFiniteComponent(pointID: pointID, component: c)
+        case let .componentTooLarge(c, value)?: throw StorageError.componentTooLarge(pointID: pointID, component: c, value: value)
+        case let .noDirection(squaredNorm, allZero)?:
+            throw allZero ? StorageError.zeroVector(pointID: pointID) : StorageError.vectorWithoutDirection(pointID: pointID, squaredNorm: squaredNorm)
         }
-        if schema.metric == .cosine && !nonZero { throw StorageError.zeroVector(pointID: pointID) }
     }
 
+    /// (A bit-level pre-scan, kept for its tests; validation uses `VectorCheck`.)
     /// Whether every component is finite and whether any is non-zero, eight lanes at a
     /// time on the bit patterns: a float is NaN or infinite exactly when its exponent bits
     /// are all ones, and non-zero when any bit but the sign is set.

@@ -21,9 +21,9 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
     public var name: String { schema.name }
     let directory: String
     let options: StorageOptions
-    private var walDirectory: String { directory + "/wal" }
-    private var segmentsDirectory: String { directory + "/segments" }
-    private var manifestPath: String { directory + "/MANIFEST" }
+    var walDirectory: String { directory + "/wal" }
+    var segmentsDirectory: String { directory + "/segments" }
+    var manifestPath: String { directory + "/MANIFEST" }
 
     struct State {
         var lifecycle: SegmentLifecycle
@@ -39,6 +39,11 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         var lsn: UInt64 = 0
         var needsPublish = false
         var maintenanceError: String?
+        /// Maintenance failures since the collection was opened, and rows quarantined by seals.
+        var failedSeals = 0
+        var failedCompactions = 0
+        var failedPublishes = 0
+        var quarantinedPoints = 0
         var closed = false
         /// When a paused writer last asked for another seal attempt (after a failed seal,
         /// nothing else would retry it while writes are paused).
@@ -48,17 +53,22 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
     /// Test hook: runs before each seal writes its files; a thrown error fails the seal.
     let sealHook = Locked<(@Sendable () throws -> Void)?>(nil)
 
-    private let state: Locked<State>
-    private var wal: WriteAheadLog!
-    private let maintenance = DispatchQueue(label: "vecshard.storage.maintenance")
+    let state: Locked<State>
+    var wal: WriteAheadLog!
+    let maintenance = DispatchQueue(label: "vecshard.storage.maintenance")
     /// What recovery found when the collection was opened.
     public private(set) var recovery = WALRecoveryReport()
 
-    private init(schema: CollectionSchema, directory: String, options: StorageOptions, state: State) {
+    init(schema: CollectionSchema, directory: String, options: StorageOptions, state: State) {
         self.schema = schema
         self.directory = directory
         self.options = options
         self.state = Locked(state)
+    }
+
+    /// Hands an event to `options.eventHandler` (the service logs it as a warning).
+    func report(_ kind: StorageEvent.Kind, _ message: String) {
+        options.eventHandler?(StorageEvent(kind: kind, collection: name, message: message))
     }
 
     // MARK: - Creating and opening
@@ -76,8 +86,11 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
 
     /// Opens a collection: reads the manifest, maps its sealed segments, removes files no
     /// manifest lists (interrupted seals and compactions), then replays the WAL records
-    /// above the manifest's checkpoint (cutting a torn or garbage tail). Blocking.
-    static func open(directory: String, options: StorageOptions) throws -> ShardCollection {
+    /// above the manifest's checkpoint (cutting a torn tail; damage elsewhere throws
+    /// `walDamaged` unless `options.acceptWALDamage`). Appends go on in the newest WAL file.
+    /// With `requireWritable` (a new collection) a full disk fails the open; otherwise the
+    /// collection opens read-only until there is room (see `WriteAheadLog.init`). Blocking.
+    static func open(directory: String, options: StorageOptions, requireWritable: Bool = false) throws -> ShardCollection {
         let schema = try decodeJSONFile(directory + "/collection.json", as: CollectionSchema.self)
         let manifest = try ManifestCodec.decode(try FileIO.read(directory + "/MANIFEST"), path: directory + "/MANIFEST")
         let segmentsDirectory = directory + "/segments"
@@ -130,10 +143,11 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         // queue, records handed over in file order). At most `inFlight` decoded records wait.
         let replayQueue = DispatchQueue(label: "vecshard.storage.replay")
         let inFlight = DispatchSemaphore(value: 4)
-        let recovered: (files: [UInt64], report: WALRecoveryReport)
+        let recovered: WriteAheadLog.Recovered
         do {
             defer { replayQueue.sync {} }
-            recovered = try WriteAheadLog.recover(directory: directory + "/wal", checkpoint: manifest.checkpointLSN) { record in
+            recovered = try WriteAheadLog.recover(directory: directory + "/wal", checkpoint: manifest.checkpointLSN,
+                                                  acceptDataLoss: options.acceptWALDamage || options.acceptWALDamageCollections.contains(schema.name)) { record in
                 inFlight.wait()
                 let handoff = UncheckedSendable(record)
                 replayQueue.async {
@@ -141,12 +155,22 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
                     inFlight.signal()
                 }
             }
+        } catch let error as StorageError {
+            if case .walDamaged = error { collection.report(.walDamageRefused, "\(error)") }
+            throw error
         }
-        let (files, report) = recovered
+        let report = recovered.report
         collection.recovery = report
+        for line in report.damage {
+            collection.report(report.acceptedLoss != nil && line == report.damage.last ? .walDamageAccepted : .walTailCut, line)
+        }
         let nextLSN = max(report.lastLSN, manifest.checkpointLSN) + 1
-        collection.wal = try WriteAheadLog(directory: directory + "/wal", existingFiles: files, nextLSN: nextLSN,
-                                           fileBytesLimit: options.walFileBytes, applier: collection)
+        collection.wal = try WriteAheadLog(directory: directory + "/wal", existingFiles: recovered.files, nextLSN: nextLSN,
+                                           fileBytesLimit: options.walFileBytes, initialFileBytes: options.walInitialFileBytes,
+                                           reuse: recovered.tail, requireFile: requireWritable, applier: collection)
+        if collection.wal.diskFull.withLock({ $0 }) {
+            collection.report(.diskFull, "no room for a write-ahead-log file: the collection is read-only (writes answer disk_full) until space is freed")
+        }
         collection.state.withLock { $0.lsn = max($0.lsn, report.lastLSN) }
         if options.automaticMaintenance {
             collection.maintenance.async { collection.sealFrozen() }
@@ -316,18 +340,18 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
     }
 
     /// Stages and publishes records at once (recovery replay).
-    private func apply(_ records: [WALRecord], replaying: Bool) -> [Int] {
+    func apply(_ records: [WALRecord], replaying: Bool) -> [Int] {
         publish(records, staged: stage(records), replaying: replaying)
     }
 
-    private func deadChanged(_ s: inout State, _ touched: Set<UInt64>) -> [SegmentLifecycle.Action] {
+    func deadChanged(_ s: inout State, _ touched: Set<UInt64>) -> [SegmentLifecycle.Action] {
         var out: [SegmentLifecycle.Action] = []
         for segment in touched { out += s.lifecycle.deadRowsChanged(segment: segment, dead: s.dead[segment]?.count ?? 0) }
         return out
     }
 
     /// Performs freeze actions in place (under the state lock) and returns the others.
-    private func perform(freezes actions: [SegmentLifecycle.Action], in s: inout State) -> [SegmentLifecycle.Action] {
+    func perform(freezes actions: [SegmentLifecycle.Action], in s: inout State) -> [SegmentLifecycle.Action] {
         var rest: [SegmentLifecycle.Action] = []
         for action in actions {
             guard case let .freeze(_, _, newGrowing) = action else {
@@ -344,7 +368,7 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
     }
 
     /// Dispatches lifecycle actions to the maintenance queue.
-    private func performBackground(_ actions: [SegmentLifecycle.Action]) {
+    func performBackground(_ actions: [SegmentLifecycle.Action]) {
         for action in actions {
             switch action {
             case .freeze:
@@ -359,195 +383,6 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
                 maintenance.async { self.performNow([action]) }
             }
         }
-    }
-
-    // MARK: - Maintenance (runs on the maintenance queue)
-
-    /// Seals frozen segments, oldest first; stops at the first failure (retried later).
-    private func sealFrozen() {
-        while true {
-            let next = state.withLock { s -> GrowingSegment? in s.closed ? nil : s.frozen.first }
-            guard let frozen = next else { return }
-            let sealed: SealedSegment
-            do {
-                try sealHook.withLock { $0 }?()
-                sealed = try SegmentWriter.write(id: frozen.id, contents: frozen.frozenContents(), dimension: schema.dimension,
-                                                 metric: schema.metric, spec: schema.index, into: segmentsDirectory)
-            } catch {
-                state.withLock { $0.maintenanceError = "sealing segment \(frozen.id): \(error)" }
-                return
-            }
-            let actions = state.withLock { s -> [SegmentLifecycle.Action] in
-                s.frozen.removeFirst()
-                s.sealed.append(sealed)
-                return s.lifecycle.sealFinished(segment: sealed.id, rows: sealed.rows, dead: s.dead[sealed.id]?.count ?? 0)
-            }
-            performNow(actions)
-        }
-    }
-
-    /// Performs actions on the maintenance queue.
-    private func performNow(_ actions: [SegmentLifecycle.Action]) {
-        for action in actions {
-            switch action {
-            case let .publish(manifest):
-                publish(manifest)
-            case let .checkpointWAL(lsn):
-                wal?.checkpoint(through: lsn)
-            case let .deleteSegmentFiles(ids):
-                for id in ids { FileIO.removeTree(segmentsDirectory + "/" + SealedSegment.fileName(id)) }
-                try? FileIO.fsyncDirectory(segmentsDirectory)
-            case let .compact(segments, into):
-                compact(segments, into: into)
-            case .freeze:
-                sealFrozen()
-            }
-        }
-    }
-
-    /// Writes the tombstone files the manifest names, then the manifest; on success the
-    /// WAL is checkpointed and retired files removed.
-    private func publish(_ manifest: Manifest) {
-        let file = SegmentLifecycle.tombstoneFile(version: manifest.version)
-        let captures = state.withLock { s in
-            manifest.segments.filter { $0.tombstones == file }.map { ($0.id, s.dead[$0.id] ?? DeadRows()) }
-        }
-        do {
-            for (id, dead) in captures {
-                let dir = segmentsDirectory + "/" + SealedSegment.fileName(id)
-                try FileIO.writeFile(dir + "/" + file, dead.encoded())
-                try FileIO.fsyncDirectory(dir)
-            }
-            try FileIO.replaceAtomically(manifestPath, ManifestCodec.encode(manifest))
-        } catch {
-            state.withLock {
-                $0.maintenanceError = "publishing manifest \(manifest.version): \(error)"
-                $0.needsPublish = true
-                $0.lifecycle.publishFailed()
-            }
-            return
-        }
-        let actions = state.withLock { s -> [SegmentLifecycle.Action] in
-            s.needsPublish = false
-            return s.lifecycle.manifestPublished(manifest)
-        }
-        for (id, _) in captures {
-            let dir = segmentsDirectory + "/" + SealedSegment.fileName(id)
-            for name in FileIO.list(dir) where name.hasPrefix("tombstones-") && name != file { unlink(dir + "/" + name) }
-        }
-        if options.automaticMaintenance {
-            performNow(actions)
-        } else {
-            performNow(actions.filter { if case .compact = $0 { return false }; return true })
-            let dropped = actions.compactMap { a -> [UInt64]? in if case let .compact(s, _) = a { return s }; return nil }
-            state.withLock { s in for d in dropped { s.lifecycle.compactionFailed(replaced: d) } }
-        }
-    }
-
-    /// Rewrites `segments` (their live rows) as segment `into` and swaps it in.
-    private func compact(_ segments: [UInt64], into: UInt64) {
-        let (sources, deadAtStart, closed) = state.withLock { s in
-            (s.sealed.filter { segments.contains($0.id) }, s.dead, s.closed)
-        }
-        guard !closed, sources.count == segments.count else {
-            state.withLock { $0.lifecycle.compactionFailed(replaced: segments) }
-            return
-        }
-        var contents = SegmentContents(ids: [], vectors: [], metadata: [], postings: MetadataPostings())
-        var origin: [RowLocation] = []
-        for source in sources {
-            let dead = deadAtStart[source.id] ?? DeadRows()
-            for row in 0..<UInt32(source.rows) where !dead.contains(row) {
-                contents.postings.add(row: UInt32(contents.ids.count), source.metadata(at: row))
-                contents.ids.append(source.pointID(at: row))
-                contents.vectors += source.vector(at: row)
-                contents.metadata.append(source.metadata(at: row))
-                origin.append(RowLocation(segment: source.id, row: row))
-            }
-        }
-        var merged: SealedSegment?
-        if !contents.ids.isEmpty {
-            do {
-                merged = try SegmentWriter.write(id: into, contents: contents, dimension: schema.dimension,
-                                                 metric: schema.metric, spec: schema.index, into: segmentsDirectory)
-            } catch {
-                state.withLock {
-                    $0.maintenanceError = "compacting segments \(segments) into \(into): \(error)"
-                    $0.lifecycle.compactionFailed(replaced: segments)
-                }
-                return
-            }
-        }
-        let actions = state.withLock { s -> [SegmentLifecycle.Action] in
-            var newDead = DeadRows()
-            for (j, from) in origin.enumerated() {
-                let id = contents.ids[j]
-                if s.idMap[id] == from {
-                    s.idMap[id] = RowLocation(segment: into, row: UInt32(j))
-                } else {
-                    newDead.insert(UInt32(j))
-                }
-            }
-            let at = s.sealed.firstIndex { segments.contains($0.id) }!
-            s.sealed.removeAll { segments.contains($0.id) }
-            if let merged { s.sealed.insert(merged, at: at) }
-            for id in segments { s.dead[id] = nil }
-            if newDead.count > 0 { s.dead[into] = newDead }
-            return s.lifecycle.compactionFinished(replaced: segments, into: into, rows: origin.count, dead: newDead.count)
-        }
-        performNow(actions)
-    }
-
-    private func scheduleCompaction(force: Bool) {
-        let action = state.withLock { $0.lifecycle.planCompaction(force: force) }
-        if let action { performBackground([action]) }
-    }
-
-    /// Seals the growing segment now (even if small) and waits until every frozen segment
-    /// is sealed and published. Throws the background error if a seal failed.
-    public func flush() async throws {
-        try await wal.perform {
-            let actions = self.state.withLock { s -> [SegmentLifecycle.Action] in
-                self.perform(freezes: s.lifecycle.forceFreeze(rows: s.growingVisible, lsn: s.lsn), in: &s)
-            }
-            self.wal.requestRotationIf(!actions.isEmpty)
-        }
-        try await runBlocking {
-            self.maintenance.sync {
-                self.sealFrozen()
-                let retry = self.state.withLock { s -> Manifest? in
-                    s.needsPublish ? s.lifecycle.redraft() : nil
-                }
-                if let retry { self.publish(retry) }
-            }
-            if let error = self.state.withLock({ s in s.frozen.isEmpty && !s.needsPublish ? nil : s.maintenanceError }) {
-                throw StorageError.unavailable("flush did not complete: \(error)")
-            }
-        }
-    }
-
-    /// Runs compactions until none is due: with `force`, every sealed segment with a
-    /// deleted row is rewritten and small neighbours merged. Waits for them.
-    public func compact(force: Bool = true) async throws {
-        try await runBlocking {
-            try self.maintenance.sync {
-                while let action = self.state.withLock({ $0.lifecycle.planCompaction(force: force) }) {
-                    guard case let .compact(segments, into) = action else { break }
-                    self.compact(segments, into: into)
-                    if let error = self.state.withLock({ $0.lifecycle.compacting.isEmpty ? nil : $0.maintenanceError }) {
-                        throw StorageError.unavailable("compaction did not complete: \(error)")
-                    }
-                    if self.state.withLock({ $0.sealed.contains { segments.contains($0.id) } }) {
-                        throw StorageError.unavailable("compaction did not complete: \(self.state.withLock { $0.maintenanceError ?? "" })")
-                    }
-                }
-            }
-        }
-    }
-
-    /// Waits until the background queue is idle (seals and compactions queued so far).
-    public func waitForMaintenance() async {
-        await runBlocking { self.maintenance.sync {} }
     }
 
     // MARK: - Reads
@@ -634,7 +469,7 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         return Point(id: id, vector: segment.vector(at: row), metadata: segment.metadata(at: row))
     }
 
-    private func segment(_ id: UInt64, in s: State) -> (any Segment)? {
+    func segment(_ id: UInt64, in s: State) -> (any Segment)? {
         if s.growing.id == id { return s.growing }
         if let f = s.frozen.first(where: { $0.id == id }) { return f }
         return s.sealed.first { $0.id == id }
@@ -645,54 +480,6 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
 
     /// LSN of the last applied write.
     public var lsn: UInt64 { state.withLock { $0.lsn } }
-
-    /// Calls `body` with batches of at most `batchSize` live points from one snapshot (in
-    /// segment order), optionally only those whose id passes `idPredicate` (e.g. "its
-    /// placement hash now maps to another shard"). Points written after the call began
-    /// may or may not be included; none is included twice.
-    public func forEachLivePoint(batchSize: Int = 1000, where idPredicate: (@Sendable (String) -> Bool)? = nil,
-                                 _ body: ([Point]) async throws -> Void) async throws {
-        let snap = snapshot()
-        var batch: [Point] = []
-        batch.reserveCapacity(max(1, batchSize))
-        for view in snap.views {
-            for row in 0..<UInt32(view.rows) where !view.dead.contains(row) {
-                let id = view.segment.pointID(at: row)
-                if let idPredicate, !idPredicate(id) { continue }
-                batch.append(Point(id: id, vector: view.segment.vector(at: row), metadata: view.segment.metadata(at: row)))
-                if batch.count >= max(1, batchSize) {
-                    try await body(batch)
-                    batch.removeAll(keepingCapacity: true)
-                }
-            }
-        }
-        if !batch.isEmpty { try await body(batch) }
-    }
-
-    /// Counts, segments, memory and disk use, LSNs.
-    public func describe() -> CollectionDescription {
-        let (snap, checkpoint, error, frozenIDs) = state.withLock { s in
-            (s.lsn, s.lifecycle.published.checkpointLSN, s.maintenanceError, Set(s.frozen.map(\.id)))
-        }
-        _ = snap
-        let views = snapshot()
-        var segments: [SegmentDescription] = []
-        for view in views.views {
-            let sealed = view.segment as? SealedSegment
-            let state: SegmentState = sealed != nil ? .sealed : (frozenIDs.contains(view.segment.id) ? .sealing : .growing)
-            segments.append(SegmentDescription(
-                id: view.segment.id, state: state, rows: view.rows, liveRows: view.rows - view.dead.count,
-                indexKind: view.segment.index.kind, memoryBytes: view.segment.memoryBytes + view.dead.words.count * 8,
-                diskBytes: sealed?.diskBytes ?? 0))
-        }
-        let walBytes = wal?.diskBytes ?? 0
-        return CollectionDescription(
-            schema: schema, pointCount: count, lsn: views.lsn, checkpointLSN: checkpoint, segments: segments,
-            memoryBytes: segments.reduce(0) { $0 + $1.memoryBytes }, diskBytes: segments.reduce(walBytes) { $0 + $1.diskBytes },
-            walBytes: walBytes, walBytesAppended: wal?.appendedBytes.withLock { $0 } ?? 0,
-            walIOSeconds: wal?.ioSeconds.withLock { $0 } ?? 0, walApplySeconds: wal?.applySeconds.withLock { $0 } ?? 0,
-            maintenanceError: error)
-    }
 
     func publish(_ records: [WALRecord], staged: StagedRows) -> [Int] {
         publish(records, staged: staged, replaying: false)

@@ -13,6 +13,21 @@ func ioError(_ path: String, _ operation: String, _ code: Int32 = errno) -> Stor
     isDiskFull(code) ? .diskFull(path: path) : .io(path: path, operation: operation, errno: code)
 }
 
+/// Test seam for a full disk: while a path prefix is registered, the storage's writes,
+/// allocations (fallocate) and directory creations under it fail with ENOSPC, as they do
+/// on a full file system. Costs one lock and an empty-array check per write otherwise.
+enum DiskFaults {
+    private static let prefixes = Locked<[String]>([])
+
+    static func fillDisk(under prefix: String) { prefixes.withLock { $0.append(prefix) } }
+    static func freeDisk(under prefix: String) { prefixes.withLock { $0.removeAll { $0 == prefix } } }
+
+    /// ENOSPC when `path` is under a registered prefix.
+    static func check(_ path: String) -> Int32? {
+        prefixes.withLock { list in list.isEmpty || !list.contains { path.hasPrefix($0) } ? nil : ENOSPC }
+    }
+}
+
 /// Thin POSIX file helpers that throw `StorageError`. Every function here blocks: call
 /// them from the maintenance queue, the WAL's queue or a thread, not from the
 /// cooperative pool in a loop.
@@ -27,6 +42,7 @@ enum FileIO {
     }
 
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+        if let code = DiskFaults.check(path) { throw ioError(path, "write", code) }
         var done = 0
         while done < bytes.count {
             let n = Glibc.write(fd, bytes.baseAddress! + done, min(bytes.count - done, 1 << 30))
@@ -40,6 +56,12 @@ enum FileIO {
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
         try bytes.withUnsafeBytes { try writeAll(fd, $0, path: path) }
+    }
+
+    /// posix_fallocate of `bytes` from `offset`: 0 or the error number (not errno).
+    static func allocate(_ fd: Int32, from offset: Int, bytes: Int, path: String) -> Int32 {
+        if let code = DiskFaults.check(path) { return code }
+        return posix_fallocate(fd, off_t(offset), off_t(bytes))
     }
 
     static func fsync(_ fd: Int32, path: String) throws {
@@ -121,6 +143,7 @@ enum FileIO {
     }
 
     static func makeDirectory(_ path: String) throws {
+        if !exists(path), let code = DiskFaults.check(path) { throw ioError(path, "mkdir", code) }
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw ioError(path, "mkdir") }
     }
 

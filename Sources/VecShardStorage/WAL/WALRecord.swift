@@ -265,8 +265,9 @@ struct WALFileScanner {
         case let .torn(reason), let .corrupt(reason):
             done = true
             // Zeros where the next record would start are the preallocated (or block-padded)
-            // rest of the file: a clean end, not damage. (Bytes further on cannot hold an
-            // acknowledged record: a group is acknowledged only once all of it is written.)
+            // rest of the file: a clean end for the scanner. Recovery then scans the rest of
+            // the file (and later files) for valid records before it believes that: zeros
+            // with acknowledged records behind them are damage (see `WALTailDecision`).
             let probe = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(bytes.count, offset + 4096)])
             return .end(validLength: offset, damage: probe.allSatisfy { $0 == 0 } ? nil : reason)
         }

@@ -36,20 +36,6 @@ enum WALCheckpointPlan {
     }
 }
 
-/// What recovery found in the WAL files.
-public struct WALRecoveryReport: Sendable, Equatable {
-    /// Records read (including those at or below the checkpoint, which are skipped).
-    public var recordsRead = 0
-    /// Records applied (above the checkpoint).
-    public var recordsReplayed = 0
-    /// Bytes cut from damaged tails.
-    public var bytesCut = 0
-    /// One line per damaged tail: file, offset and reason.
-    public var damage: [String] = []
-    /// Largest LSN seen (0 if none).
-    public var lastLSN: UInt64 = 0
-}
-
 /// A collection's write-ahead log: append-only files of checksummed records in
 /// `directory`, group commit (concurrent writers share one fsync; a writer is answered
 /// only after the fsync of its record), rotation and checkpoint truncation.
@@ -98,9 +84,17 @@ final class WriteAheadLog: @unchecked Sendable {
     /// O_DIRECT mode: writes go from `tail` (the bytes of the file's last, partial 4 KiB
     /// block, rewritten with each group) straight to the device, bypassing the page cache
     /// (on this class of VM buffered writes + fsync reach ~200 MB/s, direct ones ~1.2 GB/s).
-    /// Files are preallocated to `fileBytesLimit`; the zeros after the last record read as
-    /// a clean end. Falls back to buffered writes where O_DIRECT is refused (tmpfs).
+    /// Files are preallocated with fallocate, `initialFileBytes` at creation and then in
+    /// growing steps (up to about `fileBytesLimit`) as groups need room, so a new or idle
+    /// log holds little disk; the zeros after the last record read as a clean end. Falls
+    /// back to buffered writes where O_DIRECT is refused (tmpfs).
     private var direct = false
+    /// Bytes of the open file that are allocated (its size after fallocate).
+    private var allocated = 0
+    let initialFileBytes: Int
+    /// Whether the last group was refused because the disk is full (the log is read-only
+    /// until a write finds room again; every write retries).
+    let diskFull = Locked(false)
     private var tail: [UInt8] = []
     static let blockBytes = 4096
     /// Set by the apply queue (publish, `perform`), read by the log's queue.
@@ -115,11 +109,18 @@ final class WriteAheadLog: @unchecked Sendable {
     /// written; a non-nil errno makes the write fail as if the OS returned it.
     var injectedWriteError: (@Sendable (Int) -> Int32?)?
 
-    /// Opens the log for appending after recovery: a new file starting at `nextLSN`.
+    /// Opens the log for appending after recovery. With `reuse` (the newest file and its
+    /// valid length, from `recover`), appends go on in that file while it is below
+    /// `fileBytesLimit`; otherwise a new file starting at `nextLSN` is created. When that
+    /// creation finds the disk full and `requireFile` is false, the log opens without a
+    /// file: writes are refused with `diskFull` (reads are unaffected) and each write tries
+    /// again to create it.
     init<A: WALApplier>(directory: String, existingFiles: [UInt64], nextLSN: UInt64, fileBytesLimit: Int,
-                        applier: A) throws {
+                        initialFileBytes: Int = 1 << 20, reuse: (firstLSN: UInt64, validLength: Int)? = nil,
+                        requireFile: Bool = true, applier: A) throws {
         self.directory = directory
         self.fileBytesLimit = fileBytesLimit
+        self.initialFileBytes = max(Self.blockBytes, min(initialFileBytes, fileBytesLimit))
         self.queue = DispatchQueue(label: "vecshard.wal")
         self.applyQueue = DispatchQueue(label: "vecshard.wal.apply")
         self.state = Locked(GroupCommit(nextLSN: nextLSN))
@@ -134,7 +135,49 @@ final class WriteAheadLog: @unchecked Sendable {
             applier.abandon(records, staged: staged)
         }
         self.files = Locked(existingFiles)
-        try openFile(firstLSN: nextLSN)
+        if let reuse, reuse.validLength >= WALFileHeader.bytes, reuse.validLength < fileBytesLimit,
+           existingFiles.last == reuse.firstLSN {
+            try reopenFile(firstLSN: reuse.firstLSN, validLength: reuse.validLength)
+            return
+        }
+        do {
+            try openFile(firstLSN: nextLSN)
+        } catch StorageError.diskFull where !requireFile {
+            diskFull.withLock { $0 = true }
+        }
+    }
+
+    /// Opens an existing file to append after its valid prefix (its last partial block is
+    /// read back for O_DIRECT rewrites). The bytes after the prefix are zeros or nothing
+    /// (recovery cut or refused anything else), so no allocation is needed.
+    private func reopenFile(firstLSN: UInt64, validLength: Int) throws {
+        let p = directory + "/" + WALFileName.make(firstLSN: firstLSN)
+        var newFD: Int32
+        var newDirect = true
+        do {
+            newFD = try FileIO.open(p, O_WRONLY | directIOFlag)
+        } catch StorageError.io(_, _, EINVAL) {
+            newFD = try FileIO.open(p, O_WRONLY)
+            newDirect = false
+        }
+        let blockStart = validLength / Self.blockBytes * Self.blockBytes
+        var partial = [UInt8](repeating: 0, count: validLength - blockStart)
+        do {
+            let reader = try FileIO.open(p, O_RDONLY)
+            defer { Glibc.close(reader) }
+            let n = partial.withUnsafeMutableBytes { pread(reader, $0.baseAddress, $0.count, off_t(blockStart)) }
+            guard n == partial.count else { throw ioError(p, "read") }
+            if !newDirect { guard lseek(newFD, off_t(validLength), SEEK_SET) == off_t(validLength) else { throw ioError(p, "seek") } }
+        } catch {
+            Glibc.close(newFD)
+            throw error
+        }
+        fd = newFD
+        direct = newDirect
+        path = p
+        size = validLength
+        allocated = FileIO.fileSize(p) ?? validLength
+        tail = partial
     }
 
     deinit {
@@ -153,11 +196,14 @@ final class WriteAheadLog: @unchecked Sendable {
             newFD = try FileIO.open(newPath, O_WRONLY | O_CREAT | O_TRUNC)
             newDirect = false
         }
+        var newAllocated = 0
         do {
             let header = WALFileHeader.encode(firstLSN: firstLSN)
             if newDirect {
-                let rc = posix_fallocate(newFD, 0, off_t(fileBytesLimit))
+                let rc = FileIO.allocate(newFD, from: 0, bytes: initialFileBytes, path: newPath)
                 if rc != 0 && isDiskFull(rc) { throw ioError(newPath, "fallocate", rc) }
+                newAllocated = rc == 0 ? initialFileBytes : 0
+                if let code = DiskFaults.check(newPath) { throw ioError(newPath, "write", code) }
                 try Self.writeBlocks(newFD, header, at: 0, path: newPath)
             } else {
                 try FileIO.writeAll(newFD, header, path: newPath)
@@ -175,6 +221,7 @@ final class WriteAheadLog: @unchecked Sendable {
         direct = newDirect
         path = newPath
         size = WALFileHeader.bytes
+        allocated = max(newAllocated, Self.blockBytes)
         files.withLock { if !$0.contains(firstLSN) { $0.append(firstLSN) } }
     }
 
@@ -284,12 +331,16 @@ final class WriteAheadLog: @unchecked Sendable {
             defer { requested = false }
             return requested
         }
-        if rotate || size > fileBytesLimit {
+        if fd < 0 || rotate || size > fileBytesLimit {
             do {
                 try openFile(firstLSN: group.firstLSN)
             } catch {
                 if rotate { rotateRequested.withLock { $0 = true } } // still wanted: try again next group
-                if let error = error as? StorageError { return isRefusal(error) ? .refused(error) : .failed(error) }
+                if let error = error as? StorageError {
+                    if isRefusal(error) { diskFull.withLock { $0 = true } }
+                    // Without a file (opened on a full disk), nothing can be written yet: refuse.
+                    return isRefusal(error) || fd < 0 ? .refused(error) : .failed(error)
+                }
                 return .failed(.unavailable("\(error)"))
             }
         }
@@ -313,8 +364,9 @@ final class WriteAheadLog: @unchecked Sendable {
         if padded > total { (out + total).initializeMemory(as: UInt8.self, repeating: 0, count: padded - total) }
         let start = size
         do {
-            if let code = injectedWriteError?(recordBytes) { throw ioError(path, "write", code) }
+            if let code = injectedWriteError?(recordBytes) ?? DiskFaults.check(path) { throw ioError(path, "write", code) }
             if direct {
+                try grow(toCover: size - tail.count + padded)
                 try Self.pwriteAll(fd, UnsafeRawBufferPointer(start: out, count: padded), at: size - tail.count, path: path)
                 let keep = (size + recordBytes) % Self.blockBytes
                 tail = Array(UnsafeRawBufferPointer(start: out + (total - keep), count: keep))
@@ -322,10 +374,14 @@ final class WriteAheadLog: @unchecked Sendable {
                 try FileIO.writeAll(fd, UnsafeRawBufferPointer(start: out, count: total), path: path)
             }
         } catch {
+            if let e = error as? StorageError, isRefusal(e) { diskFull.withLock { $0 = true } }
             if direct {
                 // Drop whatever part of the group reached the file (and the preallocation
                 // after it): no record of a refused group may survive.
-                if ftruncate(fd, off_t(start)) == 0 { return .refused(error as? StorageError ?? .unavailable("\(error)")) }
+                if ftruncate(fd, off_t(start)) == 0 {
+                    allocated = min(allocated, start)
+                    return .refused(error as? StorageError ?? .unavailable("\(error)"))
+                }
             }
             // Cut the partial write so later records do not follow garbage.
             let storageError = error as? StorageError ?? .unavailable("\(error)")
@@ -340,7 +396,22 @@ final class WriteAheadLog: @unchecked Sendable {
         }
         size += recordBytes
         appendedBytes.withLock { $0 += recordBytes }
+        diskFull.withLock { $0 = false }
         return .durable
+    }
+
+    /// Lazy growth (O_DIRECT files): makes the file's allocation cover `end` bytes, in
+    /// steps that double up to 16 MiB (never beyond what `fileBytesLimit` and the group
+    /// need). A full disk refuses the group before anything of it is written.
+    private func grow(toCover end: Int) throws {
+        guard end > allocated else { return }
+        let step = min(max(allocated, 1 << 20), 16 << 20)
+        var target = max(end, min(allocated + step, max(fileBytesLimit, end)))
+        target = (target + Self.blockBytes - 1) / Self.blockBytes * Self.blockBytes
+        let rc = FileIO.allocate(fd, from: allocated, bytes: target - allocated, path: path)
+        if rc != 0 && isDiskFull(rc) { throw ioError(path, "fallocate", rc) }
+        // Without fallocate support the write extends the file itself.
+        allocated = rc == 0 ? target : max(allocated, end)
     }
 
     /// The group-framing buffer, block-aligned, reused from group to group (grown as needed).
@@ -424,100 +495,5 @@ final class WriteAheadLog: @unchecked Sendable {
         queue.sync {}
         applyQueue.sync {}
     }
-
-    /// Reads every WAL file in `directory` in order, calls `replay` for each valid record
-    /// with LSN > `checkpoint`, cuts damaged tails (so they are not read again) and
-    /// deletes files whose header is unreadable. Returns the surviving files' first LSNs.
-    static func recover(directory: String, checkpoint: UInt64,
-                        replay: (WALRecord) throws -> Void) throws -> (files: [UInt64], report: WALRecoveryReport) {
-        var report = WALRecoveryReport()
-        var kept: [UInt64] = []
-        let names = FileIO.list(directory).compactMap { name in WALFileName.parse(name).map { ($0, name) } }
-            .sorted { $0.0 < $1.0 }
-        for (first, name) in names {
-            let p = directory + "/" + name
-            // Mapped, not read: preallocated files are mostly zeros the kernel need not read.
-            let mapping = try MappedRegion(path: p)
-            let bytes = mapping.bytes
-            var validLength = 0
-            var damage: String?
-            try { (raw: UnsafeRawBufferPointer) in
-                var scanner = WALFileScanner(raw, skipThrough: checkpoint)
-                loop: while true {
-                    switch scanner.next() {
-                    case let .skipped(lsn):
-                        // At or below the checkpoint: checked, not decoded, not replayed.
-                        report.recordsRead += 1
-                        report.lastLSN = max(report.lastLSN, lsn)
-                    case let .record(record):
-                        report.recordsRead += 1
-                        report.lastLSN = max(report.lastLSN, record.lsn)
-                        if record.lsn > checkpoint {
-                            try replay(record)
-                            report.recordsReplayed += 1
-                        }
-                    case let .end(length, why):
-                        validLength = length
-                        damage = why
-                        break loop
-                    }
-                }
-            }(bytes)
-            if validLength == 0 {
-                // Torn file creation: no readable header, so no acknowledged record.
-                if !bytes.isEmpty { report.damage.append("\(name): \(damage ?? "empty"); file removed") }
-                unlink(p)
-                continue
-            }
-            report.lastLSN = max(report.lastLSN, first > 0 ? first - 1 : 0)
-            if let damage {
-                report.damage.append("\(name): offset \(validLength): \(damage)")
-                report.bytesCut += bytes.count - validLength
-                guard truncate(p, off_t(validLength)) == 0 else { throw ioError(p, "truncate") }
-                let fd = try FileIO.open(p, O_WRONLY)
-                defer { Glibc.close(fd) }
-                try FileIO.fsync(fd, path: p)
-            }
-            kept.append(first)
-        }
-        return (kept, report)
-    }
 }
 
-/// Hands a value to a queue when the compiler cannot see that only one thread uses it.
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
-
-/// Recycled record-payload buffers, shared by every log of the process. A writer encodes
-/// into one; the log gives it back once the group is written. Large buffers that are
-/// allocated fresh for every write cost page faults and kernel zeroing of every page, which
-/// was a tenth of the write path's CPU for 3 MB batches. Bounded: at most `maxBytes` of
-/// capacity is kept, and no buffer above `maxBufferBytes`.
-final class PayloadBuffers: @unchecked Sendable {
-    static let shared = PayloadBuffers()
-    static let maxBytes = 64 << 20
-    static let maxBufferBytes = 16 << 20
-
-    private let free = Locked<(buffers: [[UInt8]], bytes: Int)>(([], 0))
-
-    /// A buffer with some capacity, or an empty array when none is free.
-    func take() -> [UInt8] {
-        free.withLock { f in
-            guard let b = f.buffers.popLast() else { return [] }
-            f.bytes -= b.capacity
-            return b
-        }
-    }
-
-    func give(_ buffer: [UInt8]) {
-        let capacity = buffer.capacity
-        guard capacity >= 4096, capacity <= Self.maxBufferBytes else { return }
-        free.withLock { f in
-            guard f.bytes + capacity <= Self.maxBytes else { return }
-            f.buffers.append(buffer)
-            f.bytes += capacity
-        }
-    }
-}
