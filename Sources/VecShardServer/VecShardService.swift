@@ -317,6 +317,7 @@ final class ShardServiceHandle: Sendable {
 
     func install(into router: inout Router) {
         let handle = self
+        router.rejectionShaper = GRPCService.rejectionShaper
         router.add("POST", "/\(ShardGRPC.serviceName)/{method}", .async { request in
             guard let service = handle.service.withLock({ $0 }) else {
                 return ServerResponse(status: .ok, headers: ["content-type": "application/grpc", "grpc-status": "14",

@@ -7,96 +7,45 @@ import Glibc
 import Darwin
 #endif
 
-/// One request/response exchange on an HTTP/2 connection, owned by the connection handler and
-/// touched only on its event loop. The handler recycles these objects (`recycle()` then
-/// `reuse(id:)`), so every field must be returned to its initial state there.
-final class HTTP2ServerStream {
-    private(set) var id: Int32
-    /// `:method`, `:path` and the regular request header fields as nghttp2 delivered them
-    /// (already validated by it: lower-case ASCII names, no connection-specific fields), as bytes
-    /// until a handler needs a `ServerRequest`; then `HTTPHeaders` need not check them again.
-    var rawHeaders = RawHeaderFields()
-    /// The first `content-length` the client sent, if it parsed as a number.
-    var contentLength: Int?
-    var headerBytes = 0
-    var body: ByteBuffer?
-    /// Set when the request broke a limit; it is answered early with this error.
-    var rejection: HTTPError?
-    /// After an early answer, let the client finish a declared, bounded upload (discarding it)
-    /// instead of resetting the stream: curl 7.88 reports an error when RST_STREAM(NO_ERROR)
-    /// arrives mid-upload, though RFC 9113 section 8.1 allows it.
-    var absorbRemainingUpload = false
-    /// The rejection has been submitted as the response (counted in the handler's `earlyAnswers`).
-    var answeredEarly = false
-    var requestComplete = false
-    var responseSubmitted = false
-    // Response body state (read by the nghttp2 data provider).
-    var pending = HTTP2ServerStream.noBytes
-    var producerFinished = true
-    var trailers: HTTPHeaders?
-    var dataDeferred = false
-    /// A producer waiting for `pending` to drain below the high watermark. Boxed: an optional
-    /// `CheckedContinuation` (a resilient type of the standard library) costs value-witness calls
-    /// on every access, and this field is checked for every response.
-    var writerWaiting: WaitingWriter?
-    /// The next spare stream while this one waits for reuse.
-    var nextSpare: HTTP2ServerStream?
-
-    /// One empty buffer shared by every idle stream, so neither a new nor a recycled stream
-    /// allocates one.
-    static let noBytes = ByteBuffer()
-
-    init(id: Int32) { self.id = id }
-
-    /// Drops what the finished exchange held (request body, response bytes, header storage
-    /// beyond a small capacity), so a spare stream keeps no memory of it.
-    func recycle() {
-        rawHeaders.removeAll()
-        contentLength = nil
-        headerBytes = 0
-        body = nil
-        rejection = nil
-        absorbRemainingUpload = false
-        answeredEarly = false
-        requestComplete = false
-        responseSubmitted = false
-        pending = Self.noBytes
-        producerFinished = true
-        trailers = nil
-        dataDeferred = false
-        writerWaiting = nil
-    }
-
-    /// Starts a new exchange on a recycled object.
-    func reuse(id: Int32) { self.id = id }
-}
-
-/// A streamed-response producer suspended until its stream's queued bytes drain.
-final class WaitingWriter {
-    let continuation: CheckedContinuation<Void, any Error>
-    init(_ continuation: CheckedContinuation<Void, any Error>) { self.continuation = continuation }
-}
-
 /// Serves one HTTP/2 connection with an nghttp2 server session. Requests are dispatched to the
 /// router once complete; async handlers run off the event loop and their responses are submitted
 /// back on it. Limits: concurrent streams (SETTINGS, enforced by nghttp2 with RST_STREAM), header
-/// list size (431), body size (413 then RST_STREAM(NO_ERROR)); none of them affects other streams.
+/// list size (431), body size (413 then RST_STREAM(NO_ERROR)), the route and the API key checked
+/// on the header block before any body is kept (404/405/401/403), concurrent handlers (503), a
+/// stalled body (408); none of them affects other streams. Buffered bodies are bounded per
+/// connection and server-wide by flow control (`HTTP2BodyBudget`); the connection-wide timeouts
+/// (first request, header block, idle) end the connection with GOAWAY
+/// (`HTTP2ServerHandler+Timeouts.swift`). A handler's task is cancelled when its stream is reset
+/// or the connection closes.
 final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let router: Router
-    private let limits: HTTPServerLimits
-    private var session: NGHTTP2Session?
-    private var context: ChannelHandlerContext?
-    private var streams = HTTP2StreamTable()
+    let router: Router
+    let limits: HTTPServerLimits
+    let load: ServerLoad
+    var session: NGHTTP2Session?
+    var context: ChannelHandlerContext?
+    var streams = HTTP2StreamTable()
+    var budget: HTTP2BodyBudget
+    // Timeouts (see HTTP2ServerHandler+Timeouts.swift), in ticks of `ticker`.
+    let ticks: TimeoutTicks
+    var ticker: RepeatedTask?
+    var clock = 0
+    /// The tick of the last stream opened or closed.
+    var lastActivityTick = 0
+    /// The tick at which the header block being received began.
+    var headerBlockStartTick = 0
+    var sawRequest = false
+    /// Streams with `receivingBody` set: only while there are any does a tick look at streams.
+    var bodiesInProgress = 0
     /// The stream whose request header block is being received. A header block arrives in one
     /// piece (HEADERS + CONTINUATION, nothing interleaved: RFC 9113 section 4.3), so its fields
     /// need no look-up in `streams`.
     /// Unretained (the stream table holds the stream while it is open; this is cleared when the
     /// stream closes), so the header-field callback, several per request, neither retains nor
     /// releases it.
-    private var headerStream: Unmanaged<HTTP2ServerStream>?
+    var headerStream: Unmanaged<HTTP2ServerStream>?
     private var fieldCache = HeaderFieldCache()
     /// Closed streams kept for the next requests of this connection, linked through
     /// `nextSpare`: a request then allocates no stream object. At most `maxSpareStreams`.
@@ -112,7 +61,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var output = ByteBuffer()
     private var flushScheduled = false
     private var quiescing = false
-    private var closed = false
+    var closed = false
 
     /// How far beyond the body limit a declared upload may go and still be absorbed (discarded)
     /// rather than reset; bandwidth only, nothing is buffered.
@@ -124,16 +73,26 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Spare stream objects kept per connection (a few hundred bytes each).
     static let maxSpareStreams = 128
 
-    init(router: Router, limits: HTTPServerLimits) {
+    init(router: Router, limits: HTTPServerLimits, load: ServerLoad) {
         self.router = router
         self.limits = limits
+        self.load = load
+        self.ticks = TimeoutTicks(limits)
+        let budgetBytes = limits.effectiveConnectionBodyBytes
+        self.budget = HTTP2BodyBudget(connectionLimit: budgetBytes, globalLimit: limits.maxBufferedBodyBytes,
+                                      window: Self.connectionWindow(limits))
+    }
+
+    /// The connection receive window advertised: never more than the connection's body budget.
+    static func connectionWindow(_ limits: HTTPServerLimits) -> Int {
+        max(65_535, min(limits.connectionWindowBytes, limits.effectiveConnectionBodyBytes))
     }
 
     // MARK: channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let session = NGHTTP2Session(server: true, userData: Unmanaged.passUnretained(self).toOpaque()) { cbs in
+        let session = NGHTTP2Session(server: true, userData: Unmanaged.passUnretained(self).toOpaque(), manualWindowUpdates: true) { cbs in
             nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, user in
                 withServerHandler(user) { $0.onBeginHeaders(frame!) }
             }
@@ -161,12 +120,17 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             (Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), UInt32(limits.maxHeaderListBytes)),
             (Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), 0),
         ])
-        session.setConnectionWindow(Int32(limits.connectionWindowBytes))
+        session.setConnectionWindow(Int32(Self.connectionWindow(limits)))
+        startTicker(context)
         if context.channel.isActive { flush() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        ticker?.cancel()
+        ticker = nil
         failAllWriters()
+        cancelAllHandlers()
+        budget.releaseAll(load: load)
         streams.removeAll()
         while let spare = spareStreams { // unlinked one by one: no deep release chain
             spareStreams = spare.nextSpare
@@ -209,6 +173,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
         failAllWriters()
+        cancelAllHandlers()
         context.fireChannelInactive()
     }
 
@@ -244,6 +209,9 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             streams.insert(stream)
             headerStream = Unmanaged.passUnretained(stream)
+            sawRequest = true
+            lastActivityTick = clock
+            headerBlockStartTick = clock
         }
         return 0
     }
@@ -287,11 +255,19 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     fileprivate func onData(_ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
-        guard let stream = streams[streamID], stream.rejection == nil, !stream.responseSubmitted else { return 0 }
+        guard let session else { return 0 }
+        // Stream windows are given back at once; the connection window is what the budget meters.
+        _ = nghttp2_session_consume_stream(session.raw, streamID, len)
+        guard let stream = streams[streamID], stream.receivingBody else {
+            giveBackWindow(budget.received(len, kept: false, load: load)) // answered early or gone: discarded
+            return 0
+        }
+        stream.lastProgressTick = clock
         let received = (stream.body?.readableBytes ?? 0) + len
         if received > limits.maxBodyBytes {
+            giveBackWindow(budget.received(len, kept: false, load: load))
+            stopReceiving(stream)
             stream.rejection = .payloadTooLarge(limit: limits.maxBodyBytes)
-            stream.body = nil
             respondEarly(stream)
             return 0
         }
@@ -301,7 +277,26 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             stream.body = context!.channel.allocator.buffer(capacity: min(max(expected, len), limits.maxBodyBytes))
         }
         stream.body!.writeBytes(UnsafeRawBufferPointer(start: data, count: len))
+        giveBackWindow(budget.received(len, kept: true, load: load))
         return 0
+    }
+
+    /// Tells nghttp2 that `bytes` of the connection window may be given back (WINDOW_UPDATE).
+    @inline(__always)
+    func giveBackWindow(_ bytes: Int) {
+        if bytes > 0, let session { _ = nghttp2_session_consume_connection(session.raw, bytes) }
+    }
+
+    /// The stream's body is no longer kept: its held bytes leave the budget.
+    func stopReceiving(_ stream: HTTP2ServerStream) {
+        if stream.receivingBody {
+            stream.receivingBody = false
+            bodiesInProgress -= 1
+        }
+        if let body = stream.body {
+            stream.body = nil
+            giveBackWindow(budget.released(body.readableBytes, load: load))
+        }
     }
 
     fileprivate func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
@@ -323,12 +318,32 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 respondEarly(stream)
                 return 0
             }
+            if !endStream && !admit(stream) { return 0 }
         }
         if endStream {
             stream.requestComplete = true
+            if stream.receivingBody {
+                stream.receivingBody = false
+                bodiesInProgress -= 1
+            }
             if !stream.responseSubmitted { dispatch(stream) }
         }
         return 0
+    }
+
+    /// A header block with a body to follow: the route, the method and the key are checked now,
+    /// so a refused request is answered before its body is sent and none of it is kept.
+    private func admit(_ stream: HTTP2ServerStream) -> Bool {
+        let request = makeRequest(stream, body: ByteBuffer())
+        if let refusal = router.admit(request) {
+            respondEarly(stream, with: refusal)
+            return false
+        }
+        stream.request = request
+        stream.receivingBody = true
+        stream.lastProgressTick = clock
+        bodiesInProgress += 1
+        return true
     }
 
     fileprivate func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
@@ -345,7 +360,14 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     fileprivate func onStreamClose(_ streamID: Int32, _ code: UInt32) -> Int32 {
         if headerStream?._withUnsafeGuaranteedRef({ $0.id == streamID }) == true { headerStream = nil }
+        lastActivityTick = clock
         if let stream = streams.remove(streamID) {
+            if let task = stream.handlerTask {
+                // Reset by the client, or closed before its answer completed: stop the handler.
+                stream.handlerTask = nil
+                task.cancel()
+            }
+            if stream.receivingBody || stream.body != nil { stopReceiving(stream) }
             if let waiter = stream.writerWaiting {
                 stream.writerWaiting = nil
                 waiter.continuation.resume(throwing: HTTP2Error.streamReset(code: code))
@@ -405,6 +427,47 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             submit(answer, on: stream)
             return
         }
+        var request: ServerRequest
+        if var admitted = stream.request {
+            stream.request = nil
+            admitted.body = stream.body ?? ByteBuffer()
+            request = admitted
+        } else {
+            request = makeRequest(stream, body: stream.body ?? ByteBuffer())
+        }
+        if let body = stream.body {
+            // Handed to the handler: no longer held by the connection.
+            stream.body = nil
+            giveBackWindow(budget.released(body.readableBytes, load: load))
+        }
+        switch router.dispatch(request) {
+        case .now(let response):
+            submit(response, on: stream)
+        case .later(let work):
+            guard load.acquireRequest(limit: limits.maxConcurrentRequests) else {
+                submit(router.rejection(HTTPError.overloaded(limit: limits.maxConcurrentRequests),
+                                        contentType: request.headers.first(name: "content-type")), on: stream)
+                return
+            }
+            stream.responseSubmitted = true // reserved: no second response may be started
+            let bound = NIOLoopBound(self, eventLoop: context!.eventLoop)
+            let id = stream.id
+            let load = self.load
+            stream.handlerTask = Task {
+                let response = await work()
+                load.releaseRequest()
+                bound.eventLoop.execute {
+                    let handler = bound.value
+                    guard let stream = handler.streams[id] else { return } // reset meanwhile
+                    stream.handlerTask = nil
+                    handler.submit(response, on: stream)
+                    handler.scheduleFlush()
+                }
+            }
+        }
+    }
+
+    private func makeRequest(_ stream: HTTP2ServerStream, body: ByteBuffer) -> ServerRequest {
         let (method, path) = stream.rawHeaders.withMethodAndPath { method, path in
             (pseudoHeaderValue(Self.methodName, method), pseudoHeaderValue(Self.pathName, path))
         }
@@ -413,27 +476,20 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         stream.rawHeaders.forEach { name, nameLength, value, valueLength in
             fields.append(fieldCache.field(name, nameLength, value, valueLength))
         }
-        let request = ServerRequest(method: method, target: path, headers: HTTPHeaders(fields),
-                                    body: stream.body ?? ByteBuffer(), version: .http2)
-        stream.body = nil
-        switch router.dispatch(request) {
-        case .now(let response):
-            submit(response, on: stream)
-        case .later(let work):
-            stream.responseSubmitted = true // reserved: no second response may be started
-            let bound = NIOLoopBound(self, eventLoop: context!.eventLoop)
-            let id = stream.id
-            Task {
-                let response = await work()
-                bound.eventLoop.execute {
-                    let handler = bound.value
-                    guard let stream = handler.streams[id] else { return } // reset meanwhile
-                    handler.submit(response, on: stream)
-                    handler.scheduleFlush()
-                }
-            }
-        }
+        return ServerRequest(method: method, target: path, headers: HTTPHeaders(fields), body: body, version: .http2)
     }
+
+    /// The request's `content-type`, read from its header bytes (for shaping an early answer).
+    private func contentType(of stream: HTTP2ServerStream) -> String? {
+        if let request = stream.request { return request.headers.first(name: "content-type") }
+        var found: String?
+        stream.rawHeaders.forEach { name, nameLength, value, valueLength in
+            if found == nil, nameLength == 12, memcmp(name, Self.contentTypeName, 12) == 0 { found = makeString(value, valueLength) }
+        }
+        return found
+    }
+
+    private static let contentTypeName: [UInt8] = Array("content-type".utf8)
 
     /// A pseudo-header field's value as a string, through the field cache (long paths repeat).
     private func pseudoHeaderValue(_ name: [UInt8], _ value: UnsafeRawBufferPointer) -> String {
@@ -445,14 +501,24 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private static let methodName: [UInt8] = Array(":method".utf8)
     private static let pathName: [UInt8] = Array(":path".utf8)
 
-    private func respondEarly(_ stream: HTTP2ServerStream) {
+    /// Answers `stream.rejection` (413, 431, 408) before the request is complete.
+    func respondEarly(_ stream: HTTP2ServerStream) {
         guard !stream.responseSubmitted, let rejection = stream.rejection else { return }
-        if let declared = stream.contentLength {
+        if let declared = stream.contentLength, rejection.status == .payloadTooLarge {
             stream.absorbRemainingUpload = declared <= limits.maxBodyBytes + Self.absorbableExcessBytes
         }
+        respondEarly(stream, with: router.rejection(rejection, contentType: contentType(of: stream)))
+    }
+
+    /// Answers before the body is read; once the answer is sent, the stream is reset with
+    /// NO_ERROR unless the rest of a declared upload is absorbed (see `onFrameSent`).
+    private func respondEarly(_ stream: HTTP2ServerStream, with response: ServerResponse) {
+        guard !stream.responseSubmitted else { return }
+        stopReceiving(stream)
+        if stream.rejection == nil { stream.rejection = HTTPError(response.status, code: "refused", message: "") }
         stream.answeredEarly = true
         earlyAnswers += 1
-        submit(rejection.response(), on: stream)
+        submit(response, on: stream)
     }
 
     private func submit(_ response: ServerResponse, on stream: HTTP2ServerStream) {
@@ -504,7 +570,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         let bound = NIOLoopBound(self, eventLoop: context!.eventLoop)
         let writer = HTTP2StreamWriter(handler: bound, streamID: stream.id)
         let id = stream.id
-        Task {
+        stream.handlerTask = Task {
             do {
                 let trailers = try await producer(writer)
                 bound.eventLoop.execute { bound.value.finishProducer(id, trailers: trailers, failed: false) }
@@ -514,7 +580,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    fileprivate func append(_ chunk: ByteBuffer, to streamID: Int32, continuation: CheckedContinuation<Void, any Error>) {
+    func append(_ chunk: ByteBuffer, to streamID: Int32, continuation: CheckedContinuation<Void, any Error>) {
         guard let stream = streams[streamID], !closed else {
             continuation.resume(throwing: HTTP2Error.connectionClosed)
             return
@@ -534,6 +600,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         if failed {
             session?.resetStream(streamID, code: NGHTTP2_INTERNAL_ERROR.rawValue)
         } else {
+            stream.handlerTask = nil
             stream.producerFinished = true
             stream.trailers = trailers
             resumeData(stream)
@@ -555,6 +622,15 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// The connection is closing: every running handler and producer is cancelled.
+    private func cancelAllHandlers() {
+        guard !streams.isEmpty else { return }
+        for stream in streams.values {
+            stream.handlerTask?.cancel()
+            stream.handlerTask = nil
+        }
+    }
+
     private func failAllWriters() {
         for stream in streams.values {
             if let waiter = stream.writerWaiting {
@@ -567,7 +643,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: output
 
     /// Coalesces the output of responses that complete in the same event-loop tick into one write.
-    fileprivate func scheduleFlush() {
+    func scheduleFlush() {
         guard !flushScheduled, let context else { return }
         flushScheduled = true
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -577,7 +653,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func flush() {
+    func flush() {
         guard let session, let context, context.channel.isActive else { return }
         while context.channel.isWritable || !session.wantsWrite {
             if output.capacity > Self.retainedOutputBytes {
@@ -612,24 +688,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         closeConnection()
     }
 
-    private func closeConnection() {
+    func closeConnection() {
         guard !closed, let context else { return }
         closed = true
         context.close(promise: nil)
-    }
-}
-
-/// The producer side of a streamed HTTP/2 response body.
-struct HTTP2StreamWriter: ResponseBodyWriter {
-    let handler: NIOLoopBound<HTTP2ServerHandler>
-    let streamID: Int32
-
-    func write(_ chunk: ByteBuffer) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            handler.eventLoop.execute {
-                handler.value.append(chunk, to: streamID, continuation: continuation)
-            }
-        }
     }
 }
 
