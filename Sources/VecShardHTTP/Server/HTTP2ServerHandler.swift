@@ -70,6 +70,11 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// large response grew it beyond `retainedOutputBytes` (so an idle connection holds little).
     static let initialOutputBytes = 16 * 1024
     static let retainedOutputBytes = 256 * 1024
+    /// The longest header field name or value (bytes as HPACK encodes them, literal) that still
+    /// reaches the header callback, so that a block over the limit is answered 431 on its stream:
+    /// nghttp2's HPACK decoder refuses a longer string itself (NGHTTP2_HD_MAX_NV) with a
+    /// connection error, GOAWAY(COMPRESSION_ERROR), before any callback could refuse it.
+    static let largestRefusableFieldBytes = 65_536
     /// Spare stream objects kept per connection (a few hundred bytes each).
     static let maxSpareStreams = 128
 
