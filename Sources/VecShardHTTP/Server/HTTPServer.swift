@@ -79,14 +79,16 @@ public final class HTTPServer: Sendable {
 
     public let configuration: HTTPServerConfiguration
     /// Shared counters and budgets of every connection (`load.stats` for metrics).
-    public let load = ServerLoad()
+    public let load: ServerLoad
     private let router: Router
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
 
-    public init(configuration: HTTPServerConfiguration, router: Router, group: any EventLoopGroup, logger: Logger = Logger(label: "vecshard.http")) {
+    public init(configuration: HTTPServerConfiguration, router: Router, group: any EventLoopGroup, logger: Logger = Logger(label: "vecshard.http"),
+                load: ServerLoad = ServerLoad()) {
         self.configuration = configuration
+        self.load = load
         self.router = router
         self.group = group
         self.logger = logger
