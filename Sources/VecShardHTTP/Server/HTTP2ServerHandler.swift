@@ -46,21 +46,21 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// stream closes), so the header-field callback, several per request, neither retains nor
     /// releases it.
     var headerStream: Unmanaged<HTTP2ServerStream>?
-    private var fieldCache = HeaderFieldCache()
+    var fieldCache = HeaderFieldCache()
     /// Closed streams kept for the next requests of this connection, linked through
     /// `nextSpare`: a request then allocates no stream object. At most `maxSpareStreams`.
-    private var spareStreams: HTTP2ServerStream?
-    private var spareCount = 0
+    var spareStreams: HTTP2ServerStream?
+    var spareCount = 0
     /// Streams answered early (413/431) whose response is still being sent: only while there are
     /// any does `onFrameSent` look up the stream of a frame.
-    private var earlyAnswers = 0
+    var earlyAnswers = 0
     /// `content-length`, compared with a request header name without making a `String`.
     private static let contentLengthName: [UInt8] = Array("content-length".utf8)
     /// Reused for every flush: after NIO has written it, it is uniquely owned again and clearing
     /// it does not allocate.
-    private var output = ByteBuffer()
-    private var flushScheduled = false
-    private var quiescing = false
+    var output = ByteBuffer()
+    var flushScheduled = false
+    var quiescing = false
     var closed = false
 
     /// How far beyond the body limit a declared upload may go and still be absorbed (discarded)
@@ -199,7 +199,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: nghttp2 callbacks
 
-    fileprivate func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+    func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let f = frame.pointee
         if f.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) && f.headers.cat == NGHTTP2_HCAT_REQUEST {
             let stream: HTTP2ServerStream
@@ -221,7 +221,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         return 0
     }
 
-    fileprivate func onHeader(_ frame: UnsafePointer<nghttp2_frame>, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
+    func onHeader(_ frame: UnsafePointer<nghttp2_frame>, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
                               _ value: UnsafePointer<UInt8>?, _ valueLen: Int) -> Int32 {
         if frame.pointee.headers.cat != NGHTTP2_HCAT_REQUEST {
             return 0 // request trailers: not used by any route; ignored
@@ -235,7 +235,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     @inline(__always)
-    private func addHeader(to stream: HTTP2ServerStream, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
+    func addHeader(to stream: HTTP2ServerStream, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
                            _ value: UnsafePointer<UInt8>?, _ valueLen: Int) -> Int32 {
         stream.headerBytes += nameLen + valueLen + 32 // RFC 9113 section 6.5.2 accounting
         if stream.headerBytes > limits.maxHeaderListBytes {
@@ -259,7 +259,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         return 0
     }
 
-    fileprivate func onData(_ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
+    func onData(_ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
         guard let session else { return 0 }
         // Stream windows are given back at once; the connection window is what the budget meters.
         _ = nghttp2_session_consume_stream(session.raw, streamID, len)
@@ -304,7 +304,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    fileprivate func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+    func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let f = frame.pointee
         let type = f.hd.type
         guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue) else { return 0 }
@@ -338,7 +338,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// A header block with a body to follow: the route, the method and the key are checked now,
     /// so a refused request is answered before its body is sent and none of it is kept.
-    private func admit(_ stream: HTTP2ServerStream) -> Bool {
+    func admit(_ stream: HTTP2ServerStream) -> Bool {
         let request = makeRequest(stream, body: ByteBuffer())
         if let refusal = router.admit(request) {
             respondEarly(stream, with: refusal)
@@ -351,7 +351,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         return true
     }
 
-    fileprivate func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+    func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         guard earlyAnswers > 0 else { return 0 } // no stream can match below
         let f = frame.pointee
         // After a complete early answer (413/431) to a request still uploading, ask the client
@@ -363,7 +363,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         return 0
     }
 
-    fileprivate func onStreamClose(_ streamID: Int32, _ code: UInt32) -> Int32 {
+    func onStreamClose(_ streamID: Int32, _ code: UInt32) -> Int32 {
         if headerStream?._withUnsafeGuaranteedRef({ $0.id == streamID }) == true { headerStream = nil }
         lastActivityTick = clock
         if let stream = streams.remove(streamID) {
@@ -389,7 +389,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         return 0
     }
 
-    fileprivate func readBody(_ streamID: Int32, _ buf: UnsafeMutablePointer<UInt8>, _ length: Int,
+    func readBody(_ streamID: Int32, _ buf: UnsafeMutablePointer<UInt8>, _ length: Int,
                               _ flags: UnsafeMutablePointer<UInt32>) -> Int {
         guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         let n = min(length, stream.pending.readableBytes)
@@ -421,228 +421,6 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         if stream.pending.readableBytes < limits.streamingHighWatermark { resumeWriter(stream) }
         return n
-    }
-
-    // MARK: requests and responses
-
-    private func dispatch(_ stream: HTTP2ServerStream) {
-        let router = self.router
-        if let answer = stream.rawHeaders.withMethodAndPath({ router.constantAnswer(method: $0, path: $1, version: .http2) }) {
-            stream.body = nil
-            submit(answer, on: stream)
-            return
-        }
-        var request: ServerRequest
-        if var admitted = stream.request {
-            stream.request = nil
-            admitted.body = stream.body ?? ByteBuffer()
-            request = admitted
-        } else {
-            request = makeRequest(stream, body: stream.body ?? ByteBuffer())
-        }
-        if let body = stream.body {
-            // Handed to the handler: no longer held by the connection.
-            stream.body = nil
-            giveBackWindow(budget.released(body.readableBytes, load: load))
-        }
-        switch router.dispatch(request) {
-        case .now(let response):
-            submit(response, on: stream)
-        case .later(let work):
-            guard load.acquireRequest(limit: limits.maxConcurrentRequests) else {
-                submit(router.rejection(HTTPError.overloaded(limit: limits.maxConcurrentRequests),
-                                        contentType: request.headers.first(name: "content-type")), on: stream)
-                return
-            }
-            stream.responseSubmitted = true // reserved: no second response may be started
-            let bound = NIOLoopBound(self, eventLoop: context!.eventLoop)
-            let id = stream.id
-            let load = self.load
-            stream.handlerTask = Task {
-                let response = await work()
-                load.releaseRequest()
-                bound.eventLoop.execute {
-                    let handler = bound.value
-                    guard let stream = handler.streams[id] else { return } // reset meanwhile
-                    stream.handlerTask = nil
-                    handler.submit(response, on: stream)
-                    handler.scheduleFlush()
-                }
-            }
-        }
-    }
-
-    private func makeRequest(_ stream: HTTP2ServerStream, body: ByteBuffer) -> ServerRequest {
-        let (method, path) = stream.rawHeaders.withMethodAndPath { method, path in
-            (pseudoHeaderValue(Self.methodName, method), pseudoHeaderValue(Self.pathName, path))
-        }
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(stream.rawHeaders.count)
-        stream.rawHeaders.forEach { name, nameLength, value, valueLength in
-            fields.append(fieldCache.field(name, nameLength, value, valueLength))
-        }
-        return ServerRequest(method: method, target: path, headers: HTTPHeaders(fields), body: body, version: .http2)
-    }
-
-    /// The request's `content-type`, read from its header bytes (for shaping an early answer).
-    private func contentType(of stream: HTTP2ServerStream) -> String? {
-        if let request = stream.request { return request.headers.first(name: "content-type") }
-        var found: String?
-        stream.rawHeaders.forEach { name, nameLength, value, valueLength in
-            if found == nil, nameLength == 12, memcmp(name, Self.contentTypeName, 12) == 0 { found = makeString(value, valueLength) }
-        }
-        return found
-    }
-
-    private static let contentTypeName: [UInt8] = Array("content-type".utf8)
-
-    /// A pseudo-header field's value as a string, through the field cache (long paths repeat).
-    private func pseudoHeaderValue(_ name: [UInt8], _ value: UnsafeRawBufferPointer) -> String {
-        name.withUnsafeBufferPointer { name in
-            fieldCache.field(name.baseAddress, name.count, value.baseAddress?.assumingMemoryBound(to: UInt8.self), value.count).value
-        }
-    }
-
-    private static let methodName: [UInt8] = Array(":method".utf8)
-    private static let pathName: [UInt8] = Array(":path".utf8)
-
-    /// Answers `stream.rejection` (413, 431, 408) before the request is complete.
-    func respondEarly(_ stream: HTTP2ServerStream) {
-        guard !stream.responseSubmitted, let rejection = stream.rejection else { return }
-        if let declared = stream.contentLength, rejection.status == .payloadTooLarge {
-            stream.absorbRemainingUpload = declared <= limits.maxBodyBytes + Self.absorbableExcessBytes
-        }
-        respondEarly(stream, with: router.rejection(rejection, contentType: contentType(of: stream)))
-    }
-
-    /// Answers before the body is read; once the answer is sent, the stream is reset with
-    /// NO_ERROR unless the rest of a declared upload is absorbed (see `onFrameSent`).
-    private func respondEarly(_ stream: HTTP2ServerStream, with response: ServerResponse) {
-        guard !stream.responseSubmitted else { return }
-        stopReceiving(stream)
-        if stream.rejection == nil { stream.rejection = HTTPError(response.status, code: "refused", message: "") }
-        stream.answeredEarly = true
-        earlyAnswers += 1
-        submit(response, on: stream)
-    }
-
-    private func submit(_ response: ServerResponse, on stream: HTTP2ServerStream) {
-        guard let session else { return }
-        stream.responseSubmitted = true
-        let reader: vs_body_reader?
-        var contentLength: Int?
-        switch response.body {
-        case .buffer(let body):
-            let hasTrailers = !(response.trailers?.isEmpty ?? true)
-            if !hasTrailers { contentLength = body.readableBytes }
-            stream.pending = body
-            stream.producerFinished = true
-            stream.trailers = response.trailers
-            reader = body.readableBytes == 0 && !hasTrailers ? nil : serverBodyReader
-        case .stream(let producer):
-            stream.producerFinished = false
-            reader = serverBodyReader
-            startProducer(producer, on: stream)
-        }
-        let rv: Int32
-        if let prepared = response.preparedHTTP2Headers {
-            rv = prepared.withNV { vs_submit_response(session.raw, stream.id, $0, $1, reader) }
-        } else {
-            rv = HeaderBlock.response(status: response.status, headers: response.headers, contentLength: contentLength)
-                .withNV { vs_submit_response(session.raw, stream.id, $0, $1, reader) }
-        }
-        if rv != 0 { session.resetStream(stream.id, code: NGHTTP2_INTERNAL_ERROR.rawValue) }
-    }
-
-    /// `submit(answer.response, on:)` without copying the response or looking at its parts.
-    private func submit(_ answer: ConstantAnswer, on stream: HTTP2ServerStream) {
-        guard let session else { return }
-        stream.responseSubmitted = true
-        stream.producerFinished = true
-        let reader: vs_body_reader?
-        if answer.body.readableBytes > 0 {
-            stream.pending = answer.body
-            reader = serverBodyReader
-        } else {
-            reader = nil
-        }
-        let rv = answer.http2Headers.withNV { vs_submit_response(session.raw, stream.id, $0, $1, reader) }
-        if rv != 0 { session.resetStream(stream.id, code: NGHTTP2_INTERNAL_ERROR.rawValue) }
-    }
-
-    private func startProducer(_ producer: @escaping @Sendable (any ResponseBodyWriter) async throws -> HTTPHeaders?,
-                               on stream: HTTP2ServerStream) {
-        let bound = NIOLoopBound(self, eventLoop: context!.eventLoop)
-        let writer = HTTP2StreamWriter(handler: bound, streamID: stream.id)
-        let id = stream.id
-        stream.handlerTask = Task {
-            do {
-                let trailers = try await producer(writer)
-                bound.eventLoop.execute { bound.value.finishProducer(id, trailers: trailers, failed: false) }
-            } catch {
-                bound.eventLoop.execute { bound.value.finishProducer(id, trailers: nil, failed: true) }
-            }
-        }
-    }
-
-    func append(_ chunk: ByteBuffer, to streamID: Int32, continuation: CheckedContinuation<Void, any Error>) {
-        guard let stream = streams[streamID], !closed else {
-            continuation.resume(throwing: HTTP2Error.connectionClosed)
-            return
-        }
-        stream.pending.writeImmutableBuffer(chunk)
-        resumeData(stream)
-        if stream.pending.readableBytes < limits.streamingHighWatermark {
-            continuation.resume()
-        } else {
-            stream.writerWaiting = WaitingWriter(continuation)
-        }
-        scheduleFlush()
-    }
-
-    private func finishProducer(_ streamID: Int32, trailers: HTTPHeaders?, failed: Bool) {
-        guard let stream = streams[streamID] else { return }
-        if failed {
-            session?.resetStream(streamID, code: NGHTTP2_INTERNAL_ERROR.rawValue)
-        } else {
-            stream.handlerTask = nil
-            stream.producerFinished = true
-            stream.trailers = trailers
-            resumeData(stream)
-        }
-        scheduleFlush()
-    }
-
-    private func resumeData(_ stream: HTTP2ServerStream) {
-        if stream.dataDeferred, let session {
-            stream.dataDeferred = false
-            _ = nghttp2_session_resume_data(session.raw, stream.id)
-        }
-    }
-
-    private func resumeWriter(_ stream: HTTP2ServerStream) {
-        if let waiter = stream.writerWaiting {
-            stream.writerWaiting = nil
-            waiter.continuation.resume()
-        }
-    }
-
-    /// The connection is closing: every running handler and producer is cancelled.
-    private func cancelAllHandlers() {
-        guard !streams.isEmpty else { return }
-        for stream in streams.values {
-            stream.handlerTask?.cancel()
-            stream.handlerTask = nil
-        }
-    }
-
-    private func failAllWriters() {
-        for stream in streams.values {
-            if let waiter = stream.writerWaiting {
-                stream.writerWaiting = nil
-                waiter.continuation.resume(throwing: HTTP2Error.connectionClosed)
-            }
-        }
     }
 
     // MARK: output
@@ -682,13 +460,13 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func scheduleCloseCheck() {
+    func scheduleCloseCheck() {
         guard let context else { return }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.execute { bound.value.closeIfDrained() }
     }
 
-    private func closeIfDrained() {
+    func closeIfDrained() {
         guard quiescing, streams.isEmpty, let session, !session.wantsWrite else { return }
         closeConnection()
     }
@@ -707,6 +485,6 @@ private func withServerHandler<R>(_ user: UnsafeMutableRawPointer?, _ body: (HTT
     Unmanaged<HTTP2ServerHandler>.fromOpaque(user!)._withUnsafeGuaranteedRef(body)
 }
 
-private let serverBodyReader: vs_body_reader = { _, streamID, buf, length, flags, user in
+let serverBodyReader: vs_body_reader = { _, streamID, buf, length, flags, user in
     withServerHandler(user) { $0.readBody(streamID, buf!, length, flags!) }
 }
