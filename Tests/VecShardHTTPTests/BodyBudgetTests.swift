@@ -97,6 +97,33 @@ import Testing
         }
     }
 
+    /// HTTP/1.1 under the server-wide budget: a connection whose body would take the total over
+    /// it is not read from while another connection holds bytes, and is read again once that one
+    /// hands its body over; both requests complete.
+    @Test func http1StopsReadingAtTheGlobalBudgetAndResumes() async throws {
+        var limits = HTTPServerLimits()
+        limits.maxBodyBytes = 1 << 20
+        limits.maxBufferedBodyBytes = 300_000
+        try await withTestServer(router: makeTestRouter(), limits: limits) { server, port in
+            let first = try RawConnection(port: port), second = try RawConnection(port: port)
+            first.send("POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 250001\r\n\r\n")
+            first.send([UInt8](repeating: 0x61, count: 250_000))
+            #expect(try await eventually { server.load.stats.bufferedBodyBytes == 250_000 })
+            second.send("POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 600000\r\n\r\n")
+            let upload = Task { try await blocking { second.send([UInt8](repeating: 0x62, count: 600_000)) } }
+            try await Task.sleep(nanoseconds: 300_000_000)
+            let held = server.load.stats.bufferedBodyBytes
+            #expect(held < 250_000 + 600_000, "the second body is not read in full while over the budget (\(held) held)")
+            first.send([0x61])
+            let one = await first.receive { $0.count >= 250_001 }
+            #expect(String(decoding: one.prefix(15), as: UTF8.self) == "HTTP/1.1 200 OK")
+            try await upload.value
+            let two = await second.receive { $0.count >= 600_000 }
+            #expect(String(decoding: two.prefix(15), as: UTF8.self) == "HTTP/1.1 200 OK")
+            #expect(try await eventually { server.load.stats.bufferedBodyBytes == 0 })
+        }
+    }
+
     /// The route and the key are checked on the header block: 401/404/405 arrive while the
     /// declared 60 MiB body has not been sent, and none of it is read.
     @Test func refusalsArriveBeforeTheBodyIsSent() async throws {

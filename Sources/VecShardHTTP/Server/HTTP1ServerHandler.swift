@@ -97,7 +97,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .discarding, .responding:
             break
         }
-        if readPaused && load.bufferedBodyBytes.load(ordering: .relaxed) < limits.maxBufferedBodyBytes {
+        if readPaused, case let total = load.bufferedBodyBytes.load(ordering: .relaxed), total < limits.maxBufferedBodyBytes || total <= held {
             readPaused = false
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
         }
@@ -152,8 +152,10 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             state = .receiving(head, body)
             since = clock
             held += n
-            if load.addBuffered(n) > limits.maxBufferedBodyBytes && !readPaused {
-                // Every connection together holds the budget: stop reading until bodies are handed over.
+            let total = load.addBuffered(n)
+            if total > limits.maxBufferedBodyBytes && total > held && !readPaused {
+                // Every connection together holds the budget: stop reading until other connections
+                // hand bodies over (never waiting for this connection's own bytes).
                 readPaused = true
                 context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
             }
