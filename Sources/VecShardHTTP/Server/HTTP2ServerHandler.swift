@@ -51,7 +51,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// `nextSpare`: a request then allocates no stream object. At most `maxSpareStreams`.
     var spareStreams: HTTP2ServerStream?
     var spareCount = 0
-    /// Streams answered early (413/431) whose response is still being sent: only while there are
+    /// Streams answered early (413, 431, 408, or refused on their header block) whose response is
+    /// still being sent: only while there are
     /// any does `onFrameSent` look up the stream of a frame.
     var earlyAnswers = 0
     /// `content-length`, compared with a request header name without making a `String`.
