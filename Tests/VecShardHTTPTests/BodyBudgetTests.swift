@@ -94,6 +94,12 @@ import Testing
             // one connection window over the global budget each.
             #expect(held <= limits.maxBufferedBodyBytes + 2 * 65_535, "held \(held), sent \(sent)")
             #expect(sent.reduce(0, +) < 2 * 8 * 120_000, "flow control stopped the uploads (sent \(sent))")
+            // One connection goes away: the other is given window again without sending anything.
+            let before = server.load.stats.bufferedBodyBytes
+            connections[0].shutdownBoth()
+            let resumed = try await blocking { connections[1].read(milliseconds: 500).bytes }
+            #expect(RawHTTP2.windowIncrements(RawHTTP2.parse(resumed), stream: 0) > 0,
+                    "no WINDOW_UPDATE after \(before - server.load.stats.bufferedBodyBytes) bytes were freed")
         }
     }
 

@@ -97,9 +97,25 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .discarding, .responding:
             break
         }
+        resumeReadingIfRoom(context)
+    }
+
+    /// Reads again once the server-wide budget has room (or only this connection's bytes fill it).
+    private func resumeReadingIfRoom(_ context: ChannelHandlerContext) {
         if readPaused, case let total = load.bufferedBodyBytes.load(ordering: .relaxed), total < limits.maxBufferedBodyBytes || total <= held {
             readPaused = false
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+        }
+    }
+
+    /// While paused, checks every 50 ms (other connections free the budget without telling this one).
+    private func scheduleResumeCheck(_ context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: .milliseconds(50)) {
+            let handler = bound.value
+            guard let context = handler.context, handler.readPaused else { return }
+            handler.resumeReadingIfRoom(context)
+            if handler.readPaused { handler.scheduleResumeCheck(context) }
         }
     }
 
@@ -158,6 +174,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 // hand bodies over (never waiting for this connection's own bytes).
                 readPaused = true
                 context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+                scheduleResumeCheck(context)
             }
         case .end:
             guard case .receiving(let head, let body) = state else { return }

@@ -58,6 +58,10 @@ struct HTTP2BodyBudget {
         return n
     }
 
+    /// Window is withheld although this connection's budget has room: only the server-wide
+    /// budget, which other connections free, stands in the way (worth retrying soon).
+    var throttledByGlobalBudget: Bool { withheld > 0 && committed < connectionLimit }
+
     /// The connection is going away: every held byte is dropped.
     mutating func releaseAll(load: ServerLoad) {
         if held > 0 { load.addBuffered(-held) }

@@ -48,6 +48,24 @@ extension HTTP2ServerHandler {
         }
     }
 
+    /// While only the server-wide budget withholds window, retry every `grantRetryInterval`
+    /// rather than waiting for a tick (other connections free the budget without telling this one).
+    func scheduleGrantRetry() {
+        guard !grantRetryScheduled, let context else { return }
+        grantRetryScheduled = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: Self.grantRetryInterval) {
+            let handler = bound.value
+            handler.grantRetryScheduled = false
+            guard !handler.closed else { return }
+            handler.giveBackWindow(handler.budget.grant(load: handler.load))
+            handler.flush()
+            if handler.budget.throttledByGlobalBudget { handler.scheduleGrantRetry() }
+        }
+    }
+
+    static let grantRetryInterval: TimeAmount = .milliseconds(50)
+
     /// GOAWAY (NO_ERROR: the streams it covers were all answered or never opened), then close.
     private func timeOut() {
         load.timeouts.wrappingIncrement(ordering: .relaxed)

@@ -61,6 +61,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// it does not allocate.
     var output = ByteBuffer()
     var flushScheduled = false
+    /// A retry of `budget.grant` is scheduled (only while throttled by the server-wide budget).
+    var grantRetryScheduled = false
     var quiescing = false
     var closed = false
 
@@ -284,6 +286,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         stream.body!.writeBytes(UnsafeRawBufferPointer(start: data, count: len))
         giveBackWindow(budget.received(len, kept: true, load: load))
+        if budget.throttledByGlobalBudget { scheduleGrantRetry() }
         return 0
     }
 
