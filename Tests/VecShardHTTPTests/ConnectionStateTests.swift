@@ -145,6 +145,55 @@ import Testing
     }
 }
 
+/// `ConnectionTimeouts` without sockets: which timeout passes at which tick.
+@Suite struct ConnectionTimeoutStateTests {
+    static var ticks: TimeoutTicks {
+        var limits = HTTPServerLimits()
+        limits.headerTimeout = .seconds(4)
+        limits.bodyTimeout = .seconds(8)
+        limits.idleTimeout = .seconds(12) // one tick a second: 4, 8 and 12 ticks
+        return TimeoutTicks(limits)
+    }
+
+    private func firstExpiry(_ timeouts: inout ConnectionTimeouts, within n: Int) -> (ConnectionTimeouts.Expiry, Int)? {
+        for _ in 0..<n { if let e = timeouts.tick() { return (e, timeouts.now) } }
+        return nil
+    }
+
+    @Test func tickSizesFollowTheShortestTimeout() {
+        #expect(Self.ticks.interval == .seconds(1) && Self.ticks.header == 4 && Self.ticks.body == 8 && Self.ticks.idle == 12)
+        var short = HTTPServerLimits()
+        short.headerTimeout = .milliseconds(200)
+        let t = TimeoutTicks(short)
+        #expect(t.interval == .milliseconds(50) && t.header == 4 && t.body == 600 && t.idle == 2400)
+    }
+
+    @Test func aConnectionWithoutARequestExpiresAtTheHeaderTimeout() {
+        var t = ConnectionTimeouts(Self.ticks)
+        #expect(firstExpiry(&t, within: 100).map { "\($0.0)@\($0.1)" } == "firstRequest@4")
+    }
+
+    @Test func aHeaderBlockThatDoesNotEndExpiresFromItsStart() {
+        var t = ConnectionTimeouts(Self.ticks)
+        _ = t.tick(); _ = t.tick()
+        t.headerStarted()
+        #expect(firstExpiry(&t, within: 100).map { "\($0.0)@\($0.1)" } == "header@6")
+    }
+
+    @Test func openRequestsNeverIdleAndTheIdleTimeoutRunsFromTheLastOneFinished() {
+        var t = ConnectionTimeouts(Self.ticks)
+        t.headerStarted()
+        t.headerEnded()
+        #expect(firstExpiry(&t, within: 50) == nil) // a request open for 50 ticks: no connection timeout
+        t.requestsFinished()
+        for _ in 0..<5 { _ = t.tick() }
+        t.headerStarted() // the next request, 5 ticks later
+        t.headerEnded()
+        t.requestsFinished()
+        #expect(firstExpiry(&t, within: 100).map { "\($0.0)@\($0.1)" } == "idle@67")
+    }
+}
+
 private struct SplitMix {
     var state: UInt64
     init(seed: UInt64) { state = seed }

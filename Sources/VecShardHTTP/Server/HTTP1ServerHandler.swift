@@ -26,15 +26,13 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let load: ServerLoad
     private var state = State.idle
     private var context: ChannelHandlerContext?
-    private let ticks: TimeoutTicks
+    /// The connection-wide timeouts, ticked by `ticker`; `timeouts.now` is the body timeout's clock.
+    private var timeouts: ConnectionTimeouts
     private var ticker: RepeatedTask?
-    private var clock = 0
-    /// The tick at which the current state began (idle: the last response ended; receiving: the last body byte).
+    /// The tick of the last body byte of the request being received.
     private var since = 0
-    private var servedRequest = false
-    /// Bytes of a next request head have arrived (the header timeout runs from `headStart`).
+    /// Bytes of the next request head have arrived (its header timeout runs).
     private var headStarted = false
-    private var headStart = 0
     /// Body bytes held for the request being received (counted in the server-wide budget).
     private var held = 0
     private var readPaused = false
@@ -45,13 +43,14 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.router = router
         self.limits = limits
         self.load = load
-        self.ticks = TimeoutTicks(limits)
+        self.timeouts = ConnectionTimeouts(TimeoutTicks(limits))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        ticker = context.eventLoop.scheduleRepeatedTask(initialDelay: ticks.interval, delay: ticks.interval) { _ in bound.value.tick() }
+        let interval = timeouts.ticks.interval
+        ticker = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in bound.value.tick() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -74,27 +73,24 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     func bytesArrived() {
         if case .idle = state, !headStarted {
             headStarted = true
-            headStart = clock
+            timeouts.headerStarted()
         }
     }
 
     private func tick() {
         guard let context, context.channel.isActive else { return }
-        clock &+= 1
+        if timeouts.tick() != nil {
+            load.timeouts.wrappingIncrement(ordering: .relaxed)
+            context.close(promise: nil)
+            return
+        }
         switch state {
-        case .idle:
-            let expired = headStarted ? clock &- headStart >= ticks.header
-                : servedRequest ? clock &- since >= ticks.idle : clock >= ticks.header
-            if expired {
-                load.timeouts.wrappingIncrement(ordering: .relaxed)
-                context.close(promise: nil)
-            }
         case .receiving(let head, _):
-            if clock &- since >= ticks.body {
+            if timeouts.now &- since >= timeouts.ticks.body {
                 load.timeouts.wrappingIncrement(ordering: .relaxed)
                 reject(HTTPError.requestTimeout(after: limits.bodyTimeout), head: head)
             }
-        case .discarding, .responding:
+        case .idle, .discarding, .responding:
             break
         }
         resumeReadingIfRoom(context)
@@ -132,7 +128,8 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let head):
             guard case .idle = state else { return }
             headStarted = false
-            servedRequest = true
+            timeouts.headerEnded()
+            timeouts.requestOpened()
             var headerBytes = head.uri.utf8.count
             for (name, value) in head.headers { headerBytes += name.utf8.count + value.utf8.count + 4 }
             if headerBytes > limits.maxHeaderListBytes {
@@ -154,7 +151,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                     return
                 }
             }
-            since = clock
+            since = timeouts.now
             state = .receiving(head, context.channel.allocator.buffer(capacity: min(expected, limits.maxBodyBytes)))
         case .body(var chunk):
             guard case .receiving(let head, var body) = state else { return }
@@ -166,7 +163,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             let n = chunk.readableBytes
             body.writeBuffer(&chunk)
             state = .receiving(head, body)
-            since = clock
+            since = timeouts.now
             held += n
             let total = load.addBuffered(n)
             if total > limits.maxBufferedBodyBytes && total > held && !readPaused {
@@ -250,7 +247,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         let discarding: Bool
         if case .discarding = state { discarding = true } else { discarding = false }
         state = discarding ? .discarding : .idle
-        since = clock
+        timeouts.requestsFinished()
         let promise: EventLoopPromise<Void>? = keepAlive && !discarding ? nil : context.eventLoop.makePromise()
         context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
         promise?.futureResult.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }

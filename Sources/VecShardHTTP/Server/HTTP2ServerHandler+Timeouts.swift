@@ -13,34 +13,27 @@ import NIOCore
 extension HTTP2ServerHandler {
     func startTicker(_ context: ChannelHandlerContext) {
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        ticker = context.eventLoop.scheduleRepeatedTask(initialDelay: ticks.interval, delay: ticks.interval) { _ in
+        let interval = timeouts.ticks.interval
+        ticker = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             bound.value.tick()
         }
     }
 
     func tick() {
         guard !closed else { return }
-        clock &+= 1
-        if !sawRequest {
-            if clock >= ticks.header { timeOut() }
-            return
-        }
-        if headerStream != nil, clock &- headerBlockStartTick >= ticks.header {
+        if timeouts.tick() != nil {
             timeOut()
             return
         }
         if bodiesInProgress > 0 {
-            for stream in streams.values where stream.receivingBody && clock &- stream.lastProgressTick >= ticks.body {
+            let now = timeouts.now, limit = timeouts.ticks.body
+            for stream in streams.values where stream.receivingBody && now &- stream.lastProgressTick >= limit {
                 load.timeouts.wrappingIncrement(ordering: .relaxed)
                 stopReceiving(stream)
                 stream.rejection = .requestTimeout(after: limits.bodyTimeout)
                 respondEarly(stream)
             }
             flush()
-        }
-        if streams.isEmpty, clock &- lastActivityTick >= ticks.idle {
-            timeOut()
-            return
         }
         if budget.withheld > 0 {
             giveBackWindow(budget.grant(load: load))

@@ -28,15 +28,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     var context: ChannelHandlerContext?
     var streams = HTTP2StreamTable()
     var budget: HTTP2BodyBudget
-    // Timeouts (see HTTP2ServerHandler+Timeouts.swift), in ticks of `ticker`.
-    let ticks: TimeoutTicks
+    /// The connection-wide timeouts (see HTTP2ServerHandler+Timeouts.swift), ticked by `ticker`;
+    /// `timeouts.now` is the clock of the streams' body timeouts.
+    var timeouts: ConnectionTimeouts
     var ticker: RepeatedTask?
-    var clock = 0
-    /// The tick of the last stream opened or closed.
-    var lastActivityTick = 0
-    /// The tick at which the header block being received began.
-    var headerBlockStartTick = 0
-    var sawRequest = false
     /// Streams with `receivingBody` set: only while there are any does a tick look at streams.
     var bodiesInProgress = 0
     /// The stream whose request header block is being received. A header block arrives in one
@@ -85,7 +80,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.router = router
         self.limits = limits
         self.load = load
-        self.ticks = TimeoutTicks(limits)
+        self.timeouts = ConnectionTimeouts(TimeoutTicks(limits))
         let budgetBytes = limits.effectiveConnectionBodyBytes
         self.budget = HTTP2BodyBudget(connectionLimit: budgetBytes, globalLimit: limits.maxBufferedBodyBytes,
                                       window: Self.connectionWindow(limits))
@@ -217,9 +212,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             streams.insert(stream)
             headerStream = Unmanaged.passUnretained(stream)
-            sawRequest = true
-            lastActivityTick = clock
-            headerBlockStartTick = clock
+            timeouts.headerStarted()
         }
         return 0
     }
@@ -270,7 +263,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             giveBackWindow(budget.received(len, kept: false, load: load)) // answered early or gone: discarded
             return 0
         }
-        stream.lastProgressTick = clock
+        stream.lastProgressTick = timeouts.now
         let received = (stream.body?.readableBytes ?? 0) + len
         if received > limits.maxBodyBytes {
             giveBackWindow(budget.received(len, kept: false, load: load))
@@ -314,7 +307,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue) else { return 0 }
         let id = f.hd.stream_id
         let current = headerStream?.takeUnretainedValue()
-        if type == UInt8(NGHTTP2_HEADERS.rawValue) { headerStream = nil } // the block is complete
+        if type == UInt8(NGHTTP2_HEADERS.rawValue) { // the block is complete
+            headerStream = nil
+            timeouts.headerEnded()
+        }
         guard let stream = current?.id == id ? current : streams[id] else { return 0 }
         let endStream = f.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         if type == UInt8(NGHTTP2_HEADERS.rawValue), f.headers.cat == NGHTTP2_HCAT_REQUEST {
@@ -350,7 +346,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         stream.request = request
         stream.receivingBody = true
-        stream.lastProgressTick = clock
+        stream.lastProgressTick = timeouts.now
         bodiesInProgress += 1
         return true
     }
@@ -368,8 +364,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func onStreamClose(_ streamID: Int32, _ code: UInt32) -> Int32 {
-        if headerStream?._withUnsafeGuaranteedRef({ $0.id == streamID }) == true { headerStream = nil }
-        lastActivityTick = clock
+        if headerStream?._withUnsafeGuaranteedRef({ $0.id == streamID }) == true {
+            headerStream = nil
+            timeouts.headerEnded()
+        }
         if let stream = streams.remove(streamID) {
             if let task = stream.handlerTask {
                 // Reset by the client, or closed before its answer completed: stop the handler.
@@ -389,6 +387,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 spareCount += 1
             }
         }
+        if streams.isEmpty { timeouts.requestsFinished() }
         if quiescing { scheduleCloseCheck() }
         return 0
     }

@@ -1,5 +1,4 @@
 import Atomics
-import NIOCore
 
 /// What every connection of one server shares: the global budgets, as atomics (one relaxed
 /// read-modify-write per event, no lock). Counters that only grow are for metrics.
@@ -58,25 +57,4 @@ public struct HTTPServerStats: Sendable, Equatable {
     public var requestsInFlight: Int
     public var shedRequests: Int
     public var timeouts: Int
-}
-
-/// The timeouts of one connection counted in ticks of a per-connection repeating timer, so that
-/// the request path only copies a tick number (no clock read, no timer per request). A timeout
-/// fires between `n` and `n + 1` ticks after its start; a tick is a quarter of the shortest
-/// timeout, at most one second.
-struct TimeoutTicks {
-    let interval: TimeAmount
-    let header: Int
-    let body: Int
-    let idle: Int
-
-    init(_ limits: HTTPServerLimits) {
-        let shortest = min(limits.headerTimeout.nanoseconds, limits.bodyTimeout.nanoseconds, limits.idleTimeout.nanoseconds)
-        let tick = max(min(shortest / 4, 1_000_000_000), 5_000_000)
-        interval = .nanoseconds(tick)
-        func ticks(_ t: TimeAmount) -> Int { Int(max(1, (t.nanoseconds + tick - 1) / tick)) }
-        header = ticks(limits.headerTimeout)
-        body = ticks(limits.bodyTimeout)
-        idle = ticks(limits.idleTimeout)
-    }
 }
