@@ -68,10 +68,21 @@ public struct GRPCService: Sendable {
         }
     }
 
-    /// Adds `POST /<service>/{method}` to the router.
+    /// Adds `POST /<service>/{method}` to the router, and makes the server's early refusals of
+    /// `application/grpc` requests gRPC-shaped (`rejectionShaper`).
     public func install(into router: inout Router) {
         let service = self
         router.add("POST", "/\(name)/{method}", .async { request in await service.handle(request) })
+        router.rejectionShaper = Self.rejectionShaper
+    }
+
+    /// An answer the HTTP server gives before any handler runs (body or header limit, no route,
+    /// no key, overload, timeout) as a gRPC client reads it: HTTP 200, trailers-only, with
+    /// `grpc-status` (`GRPCStatusCode(refusal:)`) and the server's message naming the limit.
+    /// Requests of other content types keep the JSON error.
+    public static let rejectionShaper: @Sendable (any HTTPResponseError, String) -> ServerResponse? = { error, contentType in
+        guard contentType.hasPrefix("application/grpc") else { return nil }
+        return trailersOnly(GRPCError(GRPCStatusCode(refusal: error.status), error.message))
     }
 
     /// Answers one call (what `install` routes to).
@@ -144,20 +155,9 @@ public struct GRPCService: Sendable {
         guard ContinuousClock.now < deadline else {
             throw GRPCError(.deadlineExceeded, "deadline exceeded before the call started")
         }
-        // The handler runs in its own task; whichever finishes first, the handler or the deadline,
-        // answers (the handler is cancelled when the deadline wins, and its late result dropped).
-        // No task group: one waits for every child, so a busy handler would delay the answer.
-        let outcome = DeadlineOutcome<T>()
-        return try await withCheckedThrowingContinuation { continuation in
-            outcome.onFirst = { continuation.resume(with: $0) }
-            let work = Task {
-                do { outcome.set(.success(try await body())) } catch { outcome.set(.failure(error)) }
-            }
-            Task {
-                try? await Task.sleep(until: deadline, clock: .continuous)
-                if outcome.set(.failure(GRPCError(.deadlineExceeded, "deadline exceeded before the call completed"))) { work.cancel() }
-            }
-        }
+        return try await HandlerDeadline.run(until: deadline, onTimeout: {
+            GRPCError(.deadlineExceeded, "deadline exceeded before the call completed")
+        }, body)
     }
 
     static func grpcError(_ error: any Error) -> GRPCError {
@@ -178,25 +178,5 @@ public struct GRPCService: Sendable {
         var headers: HTTPHeaders = ["content-type": "application/grpc"]
         headers.add(contentsOf: trailers(error))
         return ServerResponse(status: .ok, headers: headers, body: .buffer(ByteBuffer()))
-    }
-}
-
-/// The first result of a call raced against its deadline, delivered once.
-final class DeadlineOutcome<T: Sendable>: @unchecked Sendable {
-    private let lock = NIOLock()
-    private var delivered = false
-    /// Set before either racer can finish.
-    var onFirst: ((Result<T, any Error>) -> Void)?
-
-    /// Delivers `r` if nothing was delivered yet; returns whether it was.
-    @discardableResult
-    func set(_ r: Result<T, any Error>) -> Bool {
-        let deliver = lock.withLock { () -> ((Result<T, any Error>) -> Void)? in
-            guard !delivered else { return nil }
-            delivered = true
-            return onFirst
-        }
-        deliver?(r)
-        return deliver != nil
     }
 }

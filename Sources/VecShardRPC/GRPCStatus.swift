@@ -41,6 +41,26 @@ public enum GRPCStatusCode: Int, Sendable, CustomStringConvertible {
     }
 }
 
+import NIOHTTP1
+
+extension GRPCStatusCode {
+    /// The status for an HTTP-level refusal of a call (the one place that maps them). Follows
+    /// gRPC's HTTP-to-status table where it has an entry (401, 403, 404, 429, 503, 504) and says
+    /// what a limit means otherwise: a body or header block over its limit is RESOURCE_EXHAUSTED.
+    public init(refusal status: HTTPResponseStatus) {
+        switch status {
+        case .badRequest: self = .invalidArgument
+        case .unauthorized: self = .unauthenticated
+        case .forbidden: self = .permissionDenied
+        case .notFound, .methodNotAllowed, .notImplemented: self = .unimplemented
+        case .payloadTooLarge, .requestHeaderFieldsTooLarge: self = .resourceExhausted
+        case .requestTimeout, .tooManyRequests, .serviceUnavailable, .badGateway: self = .unavailable
+        case .gatewayTimeout: self = .deadlineExceeded
+        default: self = .unknown
+        }
+    }
+}
+
 /// A failed RPC: the status code and a message that names the problem. Handlers throw these;
 /// domain errors opt in through `GRPCStatusConvertible`.
 public struct GRPCError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -36,7 +36,7 @@ public struct AccessPolicy: Sendable {
             return HTTPError(.unauthorized, code: "unauthorized", message: "this service needs an API key: send Authorization: Bearer <key>",
                              headers: ["www-authenticate": "Bearer"])
         }
-        guard header.hasPrefix("Bearer "), case let key = String(header.dropFirst(7)) else {
+        guard let key = Self.bearerCredentials(header) else {
             return HTTPError(.unauthorized, code: "unauthorized", message: "the Authorization header must be 'Bearer <key>'",
                              headers: ["www-authenticate": "Bearer"])
         }
@@ -46,6 +46,18 @@ public struct AccessPolicy: Sendable {
                 : HTTPError(.forbidden, code: "forbidden", message: "the read-only API key cannot \(request.method) \(request.routePattern)")
         }
         return HTTPError(.unauthorized, code: "unauthorized", message: "invalid API key", headers: ["www-authenticate": "Bearer"])
+    }
+
+    /// The credentials of `Bearer <key>`. The scheme is case-insensitive (RFC 7235 section 2.1,
+    /// RFC 6750 section 2.1): `bearer`, `BEARER` and `Bearer` are the same; spaces after it are
+    /// skipped.
+    static func bearerCredentials(_ header: String) -> String? {
+        let utf8 = header.utf8
+        guard utf8.count > 7 else { return nil }
+        let scheme = utf8.prefix(6)
+        guard zip(scheme, "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 }), utf8.dropFirst(6).first == UInt8(ascii: " ") else { return nil }
+        let key = header.utf8.dropFirst(7).drop { $0 == UInt8(ascii: " ") }
+        return key.isEmpty ? nil : String(decoding: key, as: UTF8.self)
     }
 
     /// Compares without an early exit, so timing does not reveal how much of a key matched.

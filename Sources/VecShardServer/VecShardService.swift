@@ -53,7 +53,8 @@ public struct ServiceConfiguration: Sendable {
     /// Shard role: start as a replica that takes writes but answers no reads until a router has
     /// synchronised it from a peer replica (`--await-sync`; for shards with several replicas).
     public var awaitSync = false
-    /// Shard role, for tests and benchmarks only: every search waits this long first (a slow replica).
+    /// For tests and benchmarks only: every search of a shard waits this long first (a slow
+    /// replica in the shard role, slow in-process shards standalone).
     public var injectedSearchDelay: Duration?
 
     public init() {}
@@ -95,19 +96,23 @@ public final class VecShardService: Service, Sendable {
         }
         let state = self.state
         let metrics = self.metrics
+        let load = ServerLoad()
         var router = Router()
         router.observer = { metrics.record($0) }
         let access = configuration.access
         if access.isEnabled { router.authorizer = { access.check($0) } }
         let shardService = self.shardService
         ServiceRoutes.addProbes(to: &router, phase: { state.withLockedValue { $0.phase } }, metrics: metrics,
-                                notReadyReason: { shardService.notReadyReason })
+                                httpStats: { load.stats }, notReadyReason: { shardService.notReadyReason })
         switch configuration.role {
         case .standalone, .router: DataRoutes.add(to: &router, cluster: cluster, requestTimeout: configuration.requestTimeout)
         case .shard: shardService.install(into: &router)
         }
-        server = HTTPServer(configuration: http, router: router, group: group, logger: logger)
+        server = HTTPServer(configuration: http, router: router, group: group, logger: logger, load: load)
     }
+
+    /// The HTTP server's connection, budget and load counters.
+    public var httpStats: HTTPServerStats { server.load.stats }
 
     /// The bound port once the service listens (waits for that).
     public func waitUntilListening() async throws -> Int {
@@ -154,8 +159,9 @@ public final class VecShardService: Service, Sendable {
             case .standalone:
                 dataLock = try DataDirectoryLock.acquire(configuration.dataDirectory)
                 shards = try await openLocalShards()
+                let delay = configuration.injectedSearchDelay
                 cluster.set(try ClusterRouter(table: try RoutingTable(Self.standaloneTopology(shardCount: shards.count)),
-                                              shards: Dictionary(uniqueKeysWithValues: shards.map { ($0.name, $0 as any ShardClient) })))
+                                              shards: Dictionary(uniqueKeysWithValues: shards.map { ($0.name, DelayedShard.wrap($0, delay: delay)) })))
             case .shard(let id):
                 let storage = try await Shard.open(directory: configuration.dataDirectory, options: storageOptions)
                 let shard = LocalShard(name: id, storage: storage)
@@ -344,6 +350,7 @@ final class ShardServiceHandle: Sendable {
 
     func install(into router: inout Router) {
         let handle = self
+        router.rejectionShaper = GRPCService.rejectionShaper
         router.add("POST", "/\(ShardGRPC.serviceName)/{method}", .async { request in
             guard let service = handle.service.withLock({ $0 }) else {
                 return ServerResponse(status: .ok, headers: ["content-type": "application/grpc", "grpc-status": "14",

@@ -22,6 +22,22 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
     @Option(name: .customLong("max-body-bytes"), help: "Largest accepted request body, in bytes.") var maxBodyBytes = 64 * 1024 * 1024
     @Option(name: .customLong("max-concurrent-streams"), help: "HTTP/2 streams one connection may have open.") var maxConcurrentStreams: UInt32 = 256
+    @Option(name: .customLong("max-connection-body-bytes"),
+            help: "Request-body bytes one connection may hold before it is throttled (HTTP/2 flow control); at least --max-body-bytes. (default: 67108864, or --max-body-bytes when larger)")
+    var maxConnectionBodyBytes: Int?
+    @Option(name: .customLong("max-buffered-body-bytes"),
+            help: "Request-body bytes all connections together may hold; over it uploads are throttled (HTTP/2 window, HTTP/1.1 reads). (default: 536870912, or the connection budget when larger)")
+    var maxBufferedBodyBytes: Int?
+    @Option(name: .customLong("header-timeout-ms"),
+            help: "Time from accept to the first request's headers (TLS handshake and HTTP/2 preface included), and for any request's headers.")
+    var headerTimeoutMS = 10_000
+    @Option(name: .customLong("body-timeout-ms"), help: "A request body that makes no progress for this long is answered 408.") var bodyTimeoutMS = 30_000
+    @Option(name: .customLong("idle-timeout-ms"), help: "A keep-alive connection without a request for this long is closed (GOAWAY on HTTP/2).")
+    var idleTimeoutMS = 120_000
+    @Option(name: .customLong("max-connections"), help: "Open connections; more are closed at accept.") var maxConnections = 4096
+    @Option(name: .customLong("max-concurrent-requests"),
+            help: "Requests handled at one time, over all connections; more are answered 503 overloaded (with Retry-After).")
+    var maxConcurrentRequests = 256
     @Option(name: .customLong("event-loop-threads"), help: "Network threads (default: one per core).") var eventLoopThreads: Int?
     @Option(name: .customLong("shutdown-grace-seconds"), help: "Time in-flight requests get to finish on SIGTERM.") var shutdownGraceSeconds = 25
     @Option(help: "Standalone mode: in-process shards (one group) under <data-dir>/shards.") var shards = 4
@@ -44,11 +60,25 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("read-only-api-key"), help: "A key that may read and search only (env VECSHARD_READ_ONLY_API_KEY).") var readOnlyAPIKey: String?
     @Option(name: .customLong("shard-api-key"), help: "--role router|shard: the key sent on gRPC calls to shards and peer replicas (env VECSHARD_SHARD_API_KEY; default: --api-key).") var shardAPIKey: String?
 
+    /// The per-connection body budget: the flag, else the default raised to one maximal body.
+    var connectionBodyBytes: Int { maxConnectionBodyBytes ?? max(HTTPServerLimits().maxConnectionBodyBytes, maxBodyBytes) }
+    var bufferedBodyBytes: Int { maxBufferedBodyBytes ?? max(HTTPServerLimits().maxBufferedBodyBytes, connectionBodyBytes) }
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
+        guard connectionBodyBytes >= maxBodyBytes else {
+            throw ValidationError("--max-connection-body-bytes (\(connectionBodyBytes)) must be at least --max-body-bytes (\(maxBodyBytes))")
+        }
+        guard bufferedBodyBytes >= connectionBodyBytes else {
+            throw ValidationError("--max-buffered-body-bytes (\(bufferedBodyBytes)) must be at least --max-connection-body-bytes (\(connectionBodyBytes))")
+        }
+        for (flag, value) in [("--header-timeout-ms", headerTimeoutMS), ("--body-timeout-ms", bodyTimeoutMS), ("--idle-timeout-ms", idleTimeoutMS),
+                              ("--max-connections", maxConnections), ("--max-concurrent-requests", maxConcurrentRequests)] where value <= 0 {
+            throw ValidationError("\(flag) must be positive")
+        }
         guard (1...256).contains(shards) else { throw ValidationError("--shards must be 1...256") }
         switch role {
         case "standalone": break
@@ -78,6 +108,13 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.tlsPrivateKeyFile = tlsKey
         configuration.limits.maxBodyBytes = maxBodyBytes
         configuration.limits.maxConcurrentStreams = maxConcurrentStreams
+        configuration.limits.maxConnectionBodyBytes = connectionBodyBytes
+        configuration.limits.maxBufferedBodyBytes = bufferedBodyBytes
+        configuration.limits.headerTimeout = .milliseconds(Int64(headerTimeoutMS))
+        configuration.limits.bodyTimeout = .milliseconds(Int64(bodyTimeoutMS))
+        configuration.limits.idleTimeout = .milliseconds(Int64(idleTimeoutMS))
+        configuration.limits.maxConnections = maxConnections
+        configuration.limits.maxConcurrentRequests = maxConcurrentRequests
         configuration.shutdownGracePeriod = .seconds(Int64(shutdownGraceSeconds))
         configuration.shardCount = shards
         configuration.storage.maxCollections = max(1, maxCollections)

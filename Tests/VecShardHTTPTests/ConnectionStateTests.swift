@@ -101,6 +101,99 @@ import Testing
     }
 }
 
+/// `HTTP2BodyBudget` as the state machine it is, against a model of the peer's window.
+@Suite struct BodyBudgetStateTests {
+    @Test func heldBytesNeverExceedTheConnectionBudgetAndEveryWithheldByteIsGrantedOnceReleased() {
+        let load = ServerLoad()
+        let limit = 1 << 20, window = 256 * 1024
+        var budget = HTTP2BodyBudget(connectionLimit: limit, globalLimit: 1 << 30, window: window)
+        var peerWindow = window, bodies: [Int] = [], generator = SplitMix(seed: 11)
+        for _ in 0..<50_000 {
+            switch generator.next() % 4 {
+            case 0, 1: // the peer sends what its window allows, kept or discarded
+                let n = min(peerWindow, Int(generator.next() % 20_000))
+                guard n > 0 else { continue }
+                peerWindow -= n
+                let kept = generator.next() % 5 != 0
+                if kept { bodies.append(n) }
+                peerWindow += budget.received(n, kept: kept, load: load)
+            case 2: // a body is handed to its handler
+                guard !bodies.isEmpty else { continue }
+                peerWindow += budget.released(bodies.removeLast(), load: load)
+            default:
+                peerWindow += budget.grant(load: load)
+            }
+            #expect(budget.held == bodies.reduce(0, +))
+            #expect(budget.held + peerWindow <= limit, "held \(budget.held) + window \(peerWindow)")
+            #expect(budget.committed == budget.held + peerWindow)
+            #expect(load.stats.bufferedBodyBytes == budget.held)
+        }
+        while let body = bodies.popLast() { peerWindow += budget.released(body, load: load) }
+        #expect(budget.withheld == 0 && peerWindow == window && load.stats.bufferedBodyBytes == 0)
+    }
+
+    @Test func theGlobalBudgetStopsGrantsUntilOtherConnectionsRelease() {
+        let load = ServerLoad()
+        var a = HTTP2BodyBudget(connectionLimit: 1 << 20, globalLimit: 100_000, window: 65_535)
+        var b = HTTP2BodyBudget(connectionLimit: 1 << 20, globalLimit: 100_000, window: 65_535)
+        #expect(a.received(60_000, kept: true, load: load) == 60_000)
+        #expect(b.received(60_000, kept: true, load: load) == 0) // 120000 held server-wide: withheld
+        #expect(b.grant(load: load) == 0)
+        #expect(a.released(60_000, load: load) == 0)
+        #expect(b.grant(load: load) == 60_000) // room again: the throttled connection's tick grants
+        #expect(b.received(1000, kept: false, load: load) == 1000) // discarded bytes always come back
+    }
+}
+
+/// `ConnectionTimeouts` without sockets: which timeout passes at which tick.
+@Suite struct ConnectionTimeoutStateTests {
+    static var ticks: TimeoutTicks {
+        var limits = HTTPServerLimits()
+        limits.headerTimeout = .seconds(4)
+        limits.bodyTimeout = .seconds(8)
+        limits.idleTimeout = .seconds(12) // one tick a second: 4, 8 and 12 ticks
+        return TimeoutTicks(limits)
+    }
+
+    private func firstExpiry(_ timeouts: inout ConnectionTimeouts, within n: Int) -> (ConnectionTimeouts.Expiry, Int)? {
+        for _ in 0..<n { if let e = timeouts.tick() { return (e, timeouts.now) } }
+        return nil
+    }
+
+    @Test func tickSizesFollowTheShortestTimeout() {
+        #expect(Self.ticks.interval == .seconds(1) && Self.ticks.header == 4 && Self.ticks.body == 8 && Self.ticks.idle == 12)
+        var short = HTTPServerLimits()
+        short.headerTimeout = .milliseconds(200)
+        let t = TimeoutTicks(short)
+        #expect(t.interval == .milliseconds(50) && t.header == 4 && t.body == 600 && t.idle == 2400)
+    }
+
+    @Test func aConnectionWithoutARequestExpiresAtTheHeaderTimeout() {
+        var t = ConnectionTimeouts(Self.ticks)
+        #expect(firstExpiry(&t, within: 100).map { "\($0.0)@\($0.1)" } == "firstRequest@4")
+    }
+
+    @Test func aHeaderBlockThatDoesNotEndExpiresFromItsStart() {
+        var t = ConnectionTimeouts(Self.ticks)
+        _ = t.tick(); _ = t.tick()
+        t.headerStarted()
+        #expect(firstExpiry(&t, within: 100).map { "\($0.0)@\($0.1)" } == "header@6")
+    }
+
+    @Test func openRequestsNeverIdleAndTheIdleTimeoutRunsFromTheLastOneFinished() {
+        var t = ConnectionTimeouts(Self.ticks)
+        t.headerStarted()
+        t.headerEnded()
+        #expect(firstExpiry(&t, within: 50) == nil) // a request open for 50 ticks: no connection timeout
+        t.requestsFinished()
+        for _ in 0..<5 { _ = t.tick() }
+        t.headerStarted() // the next request, 5 ticks later
+        t.headerEnded()
+        t.requestsFinished()
+        #expect(firstExpiry(&t, within: 100).map { "\($0.0)@\($0.1)" } == "idle@67")
+    }
+}
+
 private struct SplitMix {
     var state: UInt64
     init(seed: UInt64) { state = seed }

@@ -23,6 +23,9 @@ final class RawConnection: @unchecked Sendable {
 
     deinit { close(fd) }
 
+    /// Closes both directions (the server sees the connection end); the descriptor stays valid.
+    func shutdownBoth() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+
     func send(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
@@ -38,6 +41,30 @@ final class RawConnection: @unchecked Sendable {
     /// of its own (never blocking the cooperative pool).
     func receive(until done: @escaping @Sendable ([UInt8]) -> Bool) async -> [UInt8] {
         (try? await blocking { self.receiveBlocking(until: done) }) ?? []
+    }
+
+    /// Reads what arrives within `milliseconds` (returns early when the peer closes; `closed`
+    /// tells). Blocking: call it through `blocking` or from a test's own thread.
+    func read(milliseconds: Int) -> (bytes: [UInt8], closed: Bool) {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let end = DispatchTime.now().uptimeNanoseconds + UInt64(milliseconds) * 1_000_000
+        while true {
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < end else { return (received, false) }
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, Int32(max(1, (end - now) / 1_000_000)))
+            if ready <= 0 { continue }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return (received, true) }
+            received.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    /// Waits until the peer closes the connection (true) or `milliseconds` pass (false),
+    /// discarding what arrives.
+    func waitForClose(milliseconds: Int) -> Bool {
+        read(milliseconds: milliseconds).closed
     }
 
     private func receiveBlocking(until done: ([UInt8]) -> Bool) -> [UInt8] {
@@ -56,7 +83,7 @@ final class RawConnection: @unchecked Sendable {
 /// server through sequences that well-behaved clients never produce.
 enum RawHTTP2 {
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
-    static let data: UInt8 = 0, headers: UInt8 = 1, rstStream: UInt8 = 3, settings: UInt8 = 4, goaway: UInt8 = 7
+    static let data: UInt8 = 0, headers: UInt8 = 1, rstStream: UInt8 = 3, settings: UInt8 = 4, goaway: UInt8 = 7, windowUpdate: UInt8 = 8
     static let endStream: UInt8 = 1, endHeaders: UInt8 = 4, ack: UInt8 = 1
 
     static func frame(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8]) -> [UInt8] {
@@ -93,6 +120,33 @@ enum RawHTTP2 {
     static func request(stream: UInt32, method: String, path: String, endStream: Bool) -> [UInt8] {
         frame(type: headers, flags: endHeaders | (endStream ? Self.endStream : 0), stream: stream,
               payload: headerBlock([(":method", method), (":scheme", "http"), (":path", path), (":authority", "127.0.0.1")]))
+    }
+
+    /// A request header block with extra fields (`content-length`, `authorization`, ...).
+    static func request(stream: UInt32, method: String, path: String, endStream: Bool, endHeaders: Bool = true,
+                        fields: [(String, String)]) -> [UInt8] {
+        frame(type: headers, flags: (endHeaders ? Self.endHeaders : 0) | (endStream ? Self.endStream : 0), stream: stream,
+              payload: headerBlock([(":method", method), (":scheme", "http"), (":path", path), (":authority", "127.0.0.1")] + fields))
+    }
+
+    /// The preface and an empty SETTINGS frame, then an ACK of the server's SETTINGS.
+    static let opening = preface + frame(type: settings, flags: 0, stream: 0, payload: [])
+        + frame(type: settings, flags: ack, stream: 0, payload: [])
+
+    static func reset(stream: UInt32, code: UInt32 = 8) -> [UInt8] {
+        frame(type: rstStream, flags: 0, stream: stream, payload: [0, 0, 0, UInt8(code)])
+    }
+
+    /// The window increments of WINDOW_UPDATE frames for `stream` (0: the connection).
+    static func windowIncrements(_ frames: [Frame], stream: UInt32) -> Int {
+        frames.filter { $0.type == windowUpdate && $0.stream == stream && $0.payload.count == 4 }.reduce(0) { sum, f in
+            sum + (Int(f.payload[0] & 0x7f) << 24 | Int(f.payload[1]) << 16 | Int(f.payload[2]) << 8 | Int(f.payload[3]))
+        }
+    }
+
+    /// The body bytes the server sent on `stream`, as text.
+    static func body(_ frames: [Frame], stream: UInt32) -> String {
+        String(decoding: frames.filter { $0.type == data && $0.stream == stream }.flatMap(\.payload), as: UTF8.self)
     }
 
     struct Frame {

@@ -38,6 +38,25 @@ import Testing
         #expect(body(r).contains(#""code":"method_not_allowed""#))
     }
 
+    /// `.../points/delete` is its own route (POST); `.../points/{id}` also matches the path but
+    /// is less specific: `Allow` lists exactly the methods of the route the path names.
+    @Test func allowListsTheMethodsOfTheMostSpecificRoute() async {
+        var router = Router()
+        router.post("/c/{name}/points/delete") { _ in .json(.ok, #"{"deleted":0}"#) }
+        router.get("/c/{name}/points/{id}") { request in .json(.ok, #"{"id":"\#(request.pathParameters["id"]!)"}"#) }
+        router.post("/c/{name}/points") { _ in .json(.ok, "{}") }
+        let options = await response(router, "OPTIONS", "/c/books/points/delete")
+        #expect(options.status == .methodNotAllowed)
+        #expect(options.headers.first(name: "allow") == "POST")
+        #expect(await response(router, "PUT", "/c/books/points/p1").headers.first(name: "allow") == "GET")
+        #expect(await body(response(router, "POST", "/c/books/points/delete")) == #"{"deleted":0}"#)
+        // A GET of that path still reaches the point route (a point may be named "delete").
+        #expect(await body(response(router, "GET", "/c/books/points/delete")) == #"{"id":"delete"}"#)
+        // A literal path shadows every pattern, in Allow too.
+        router.get("/c/fixed/points/x") { _ in .json(.ok, "{}") }
+        #expect(await response(router, "POST", "/c/fixed/points/x").headers.first(name: "allow") == "GET")
+    }
+
     @Test func thrownErrorsBecomeJSONWithTheirStatus() async {
         var router = Router()
         router.get("/fail") { _ in throw HTTPError.badRequest("field \"k\" must be 1...10000, got 0") }

@@ -53,11 +53,13 @@ func makeFakeShardService() -> GRPCService {
     return service
 }
 
-func withGRPCServer<T>(_ body: (Peer) async throws -> T) async throws -> T {
+func withGRPCServer<T>(limits: HTTPServerLimits = HTTPServerLimits(), _ body: (Peer) async throws -> T) async throws -> T {
     var router = Router()
     makeFakeShardService().install(into: &router)
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    let server = HTTPServer(configuration: HTTPServerConfiguration(host: "127.0.0.1", port: 0), router: router, group: group)
+    var configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0)
+    configuration.limits = limits
+    let server = HTTPServer(configuration: configuration, router: router, group: group)
     try await server.start()
     let result: Result<T, any Error>
     do { result = .success(try await body(Peer(host: "127.0.0.1", port: server.port))) } catch { result = .failure(error) }
@@ -158,6 +160,38 @@ func withGRPCClient<T>(_ body: (GRPCClient) async throws -> T) async throws -> T
         }
     }
 
+    /// Every refusal the HTTP server makes before a handler runs is gRPC-shaped for
+    /// `application/grpc` requests: HTTP 200, trailers-only, a grpc-status and a message naming
+    /// the limit; other requests keep the JSON error.
+    @Test func earlyRefusalsOfGRPCRequestsAreGRPCShaped() async throws {
+        var limits = HTTPServerLimits()
+        limits.maxBodyBytes = 64 * 1024
+        limits.maxHeaderListBytes = 4096
+        try await withGRPCServer(limits: limits) { peer in
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let http = HTTP2Client(group: group)
+            let grpc: HTTPHeaders = ["content-type": "application/grpc", "te": "trailers"]
+            func call(_ path: String, body: Int, headers: HTTPHeaders = grpc) async throws -> ClientResponse {
+                try await http.execute(ClientRequest(method: "POST", path: path, headers: headers, body: ByteBuffer(repeating: 0, count: body)),
+                                       to: peer, timeout: .seconds(5))
+            }
+            let overBody = try await call("/vecshard.v1.Shard/Upsert", body: 100_000)
+            #expect(overBody.status == 200)
+            #expect(overBody.headers.first(name: "grpc-status") == "8") // RESOURCE_EXHAUSTED
+            #expect(overBody.headers.first(name: "grpc-message")?.contains("65536") == true)
+            var big = grpc
+            big.add(name: "x-big", value: String(repeating: "h", count: 8000))
+            let overHeaders = try await call("/vecshard.v1.Shard/Upsert", body: 10, headers: big)
+            #expect(overHeaders.status == 200 && overHeaders.headers.first(name: "grpc-status") == "8")
+            let unknown = try await call("/other.Service/Get", body: 10)
+            #expect(unknown.status == 200 && unknown.headers.first(name: "grpc-status") == "12") // UNIMPLEMENTED
+            let json = try await call("/vecshard.v1.Shard/Upsert", body: 100_000, headers: ["content-type": "application/json"])
+            #expect(json.status == 413)
+            await http.shutdown()
+            try await group.shutdownGracefully()
+        }
+    }
+
     @Test func timeoutHeaderEncoding() {
         #expect(GRPCTimeout.encode(nanoseconds: 250_000_000) == "250000u")
         #expect(GRPCTimeout.encode(nanoseconds: 5_000) == "5000n")
@@ -181,6 +215,21 @@ func withGRPCClient<T>(_ body: (GRPCClient) async throws -> T) async throws -> T
             let (status, output) = try await runOffPool(["python3", Self.script, "client", Self.proto, work.path, String(peer.port)])
             #expect(status == 0, "python client: \(output)")
             #expect(output.contains("client done"))
+        }
+    }
+
+    /// grpcio reads a request over the HTTP body limit as RESOURCE_EXHAUSTED naming the limit
+    /// (an HTTP 413 would be UNKNOWN to it).
+    @Test func pythonGrpcioClientOverTheBodyLimitGetsResourceExhausted() async throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-grpc-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        var limits = HTTPServerLimits()
+        limits.maxBodyBytes = 64 * 1024
+        try await withGRPCServer(limits: limits) { peer in
+            let (status, output) = try await runOffPool(["python3", Self.script, "over-limit", Self.proto, work.path, String(peer.port),
+                                                         String(limits.maxBodyBytes)])
+            #expect(status == 0, "python client: \(output)")
+            #expect(output.contains("over-limit done"))
         }
     }
 

@@ -89,6 +89,24 @@ import VecShardRPC
         }
     }
 
+    /// RFC 7235 section 2.1: the auth scheme is case-insensitive.
+    @Test func bearerSchemeIsCaseInsensitive() async throws {
+        #expect(AccessPolicy.bearerCredentials("bearer k1") == "k1")
+        #expect(AccessPolicy.bearerCredentials("BEARER  k1") == "k1")
+        #expect(AccessPolicy.bearerCredentials("Basic k1") == nil)
+        #expect(AccessPolicy.bearerCredentials("Bearerk1") == nil)
+        try await withService(shards: 1, access: AccessPolicy(apiKey: "rw-secret")) { _, peer in
+            try await withClient { client in
+                for scheme in ["bearer", "BEARER", "Bearer", "bEaReR"] {
+                    let r = try await client.execute(ClientRequest(method: "GET", path: "/v1/collections",
+                                                                   headers: ["authorization": "\(scheme) rw-secret"]),
+                                                     to: peer, timeout: .seconds(10))
+                    #expect(r.status == 200, "scheme \(scheme): \(String(buffer: r.body))")
+                }
+            }
+        }
+    }
+
     @Test func shardIDFromPodName() {
         #expect(PodIdentity.shardID(fromPodName: "shard-main-s0-1") == "shard-main-s0")
         #expect(PodIdentity.shardID(fromPodName: "s3-0") == "s3")

@@ -36,7 +36,10 @@ final class NGHTTP2Session {
     let raw: OpaquePointer
 
     /// - Parameter configure: sets the callbacks on the (temporary) callbacks object.
-    init(server: Bool, userData: UnsafeMutableRawPointer, configure: (OpaquePointer) -> Void, maxSendHeaderBlock: Int = 1 << 20) {
+    /// - Parameter manualWindowUpdates: no automatic WINDOW_UPDATE; the owner gives window back
+    ///   with `nghttp2_session_consume_connection` / `_stream` (received DATA it discards too).
+    init(server: Bool, userData: UnsafeMutableRawPointer, manualWindowUpdates: Bool = false,
+         configure: (OpaquePointer) -> Void, maxSendHeaderBlock: Int = 1 << 20) {
         var callbacks: OpaquePointer?
         precondition(nghttp2_session_callbacks_new(&callbacks) == 0, "nghttp2 out of memory")
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -45,6 +48,7 @@ final class NGHTTP2Session {
         precondition(nghttp2_option_new(&option) == 0, "nghttp2 out of memory")
         defer { nghttp2_option_del(option) }
         nghttp2_option_set_max_send_header_block_length(option, maxSendHeaderBlock)
+        if manualWindowUpdates { nghttp2_option_set_no_auto_window_update(option, 1) }
         // Until the peer's SETTINGS arrive, assume the 100 streams RFC 9113 recommends as a floor
         // rather than nghttp2's "unlimited".
         nghttp2_option_set_peer_max_concurrent_streams(option, 100)

@@ -45,6 +45,22 @@ public struct HTTPError: HTTPResponseError, CustomStringConvertible {
     public static func payloadTooLarge(limit: Int) -> HTTPError {
         HTTPError(.payloadTooLarge, code: "payload_too_large", message: "request body exceeds the limit of \(limit) bytes")
     }
+    /// A request body that made no progress for `seconds`.
+    public static func requestTimeout(after timeout: TimeAmount) -> HTTPError {
+        HTTPError(.requestTimeout, code: "request_timeout",
+                  message: "the request body made no progress for \(timeout.nanoseconds / 1_000_000) ms (the body timeout)")
+    }
+    /// Every handler slot is taken: shed instead of queued.
+    public static func overloaded(limit: Int) -> HTTPError {
+        HTTPError(.serviceUnavailable, code: "overloaded",
+                  message: "the server is handling its limit of \(limit) concurrent requests; retry later",
+                  headers: ["retry-after": "1"])
+    }
+    /// The request's deadline passed before its handler answered (the handler is cancelled).
+    public static func deadlineExceeded(_ timeout: Duration) -> HTTPError {
+        let ms = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        return HTTPError(.gatewayTimeout, code: "deadline_exceeded", message: "the request did not complete within its deadline of \(ms) ms")
+    }
     public static func headersTooLarge(limit: Int) -> HTTPError {
         HTTPError(.requestHeaderFieldsTooLarge, code: "header_fields_too_large", message: "request header block exceeds the limit of \(limit) bytes")
     }

@@ -106,6 +106,11 @@ public struct Router: Sendable {
     /// Checked after a route matched and before its handler runs (access control); a returned
     /// error is the answer.
     public var authorizer: (@Sendable (ServerRequest) -> (any HTTPResponseError)?)?
+    /// Shapes an error the server answers before a handler runs (no route, wrong method, no
+    /// key, body or header limits, overload, timeouts) for the request's `content-type`; nil
+    /// keeps the JSON error. gRPC installs one: `application/grpc` requests get gRPC status
+    /// trailers, which gRPC clients read, instead of an HTTP error status.
+    public var rejectionShaper: (@Sendable (_ error: any HTTPResponseError, _ contentType: String) -> ServerResponse?)?
 
     public init() {}
 
@@ -144,20 +149,44 @@ public struct Router: Sendable {
         case notFound
     }
 
+    /// The route for `method` and `path`. A literal path shadows every pattern. Among patterns,
+    /// the most specific one that takes the method wins (segment by segment from the left, a
+    /// literal beats a parameter: `/c/{name}/points/delete` before `/c/{name}/points/{id}`).
+    /// When no route takes the method, `Allow` lists the methods of the most specific pattern
+    /// the path matches, exactly those of that route.
     func resolve(method: String, path: String) -> Resolution {
         if let byMethod = literalRoutes[path] ?? literalRoutes[normalized(path)] {
             for route in byMethod where route.method == method { return .matched(route, [:]) }
-            var allowed = byMethod.map(\.method)
-            allowed.append(contentsOf: patternRoutes.filter { match($0, path) != nil }.map(\.method))
-            return .methodNotAllowed(allowed.sorted())
+            return .methodNotAllowed(byMethod.map(\.method).sorted())
         }
+        var best: (route: Route, params: [String: String])?
+        var mostSpecific: Route?
         var allowed: [String] = []
         for route in patternRoutes {
             guard let params = match(route, path) else { continue }
-            if route.method == method { return .matched(route, params) }
-            allowed.append(route.method)
+            if route.method == method, best.map({ Self.isMoreSpecific(route, than: $0.route) }) ?? true { best = (route, params) }
+            if let current = mostSpecific, current.segments == route.segments {
+                allowed.append(route.method)
+            } else if mostSpecific.map({ Self.isMoreSpecific(route, than: $0) }) ?? true {
+                mostSpecific = route
+                allowed = [route.method]
+            }
         }
+        if let best { return .matched(best.route, best.params) }
         return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed.sorted())
+    }
+
+    /// Whether `a` is more specific than `b`: at the first segment where they differ in kind,
+    /// `a` has a literal and `b` a parameter.
+    private static func isMoreSpecific(_ a: Route, than b: Route) -> Bool {
+        for (x, y) in zip(a.segments, b.segments) {
+            switch (x, y) {
+            case (.literal, .parameter): return true
+            case (.parameter, .literal): return false
+            default: continue
+            }
+        }
+        return false
     }
 
     private func normalized(_ path: String) -> String {
@@ -203,6 +232,33 @@ public struct Router: Sendable {
         return bytes.count == 0 || bytes.withUnsafeBytes { memcmp($0.baseAddress!, other.baseAddress!, bytes.count) == 0 }
     }
 
+    /// The answer to `error` for a request with this `content-type` (see `rejectionShaper`).
+    public func rejection(_ error: any HTTPResponseError, contentType: String?) -> ServerResponse {
+        if let rejectionShaper, let contentType, let shaped = rejectionShaper(error, contentType) { return shaped }
+        return error.response()
+    }
+
+    /// Checks a request whose header block has arrived and whose body has not: the route, the
+    /// method and the authorizer. Returns the answer that refuses it (404, 405, 401, 403; reported
+    /// to the observer), or nil when its body should be read. `dispatch` checks again once the
+    /// body is complete (cheap: a look-up, no handler runs here).
+    public func admit(_ request: ServerRequest) -> ServerResponse? {
+        switch resolve(method: request.method, path: request.path) {
+        case .notFound, .methodNotAllowed:
+            guard case .now(let response) = dispatch(request) else { return nil }
+            return response
+        case .matched(let route, let params):
+            guard let authorizer else { return nil }
+            var checked = request
+            checked.pathParameters = params
+            checked.routePattern = route.pattern
+            guard let denied = authorizer(checked) else { return nil }
+            let response = rejection(denied, contentType: request.headers.first(name: "content-type"))
+            observe(checked, route: route, status: response.status, seconds: 0)
+            return response
+        }
+    }
+
     /// What a connection should do with a request.
     public enum Dispatch: Sendable {
         /// Answer now, on the event loop.
@@ -216,14 +272,16 @@ public struct Router: Sendable {
     public func dispatch(_ request: consuming ServerRequest) -> Dispatch {
         switch resolve(method: request.method, path: request.path) {
         case .notFound:
-            let response = HTTPError.notFound("no route for \(request.method) \(request.path)").response()
+            let response = rejection(HTTPError.notFound("no route for \(request.method) \(request.path)"),
+                                     contentType: request.headers.first(name: "content-type"))
             observe(request, route: nil, status: response.status, seconds: 0)
             return .now(response)
         case .methodNotAllowed(let allowed):
             let unique = Array(Set(allowed)).sorted()
-            let response = HTTPError(.methodNotAllowed, code: "method_not_allowed",
+            let error = HTTPError(.methodNotAllowed, code: "method_not_allowed",
                                      message: "\(request.method) is not allowed on \(request.path); allowed: \(unique.joined(separator: ", "))",
-                                     headers: ["allow": unique.joined(separator: ", ")]).response()
+                                     headers: ["allow": unique.joined(separator: ", ")])
+            let response = rejection(error, contentType: request.headers.first(name: "content-type"))
             observe(request, route: nil, status: response.status, seconds: 0)
             return .now(response)
         case .matched(let route, let params):
@@ -231,7 +289,7 @@ public struct Router: Sendable {
             request.routePattern = route.pattern
             let start = NIODeadline.now()
             if let denied = authorizer?(request) {
-                let response = denied.response()
+                let response = rejection(denied, contentType: request.headers.first(name: "content-type"))
                 observe(request, route: route, status: response.status, seconds: Self.seconds(since: start))
                 return .now(response)
             }

@@ -4,6 +4,12 @@ import NIOHTTP1
 /// Serves HTTP/1.1 (keep-alive, pipelining through NIO's `HTTPServerPipelineHandler`) with the
 /// same router and limits as HTTP/2. Limit violations and malformed requests are answered with a
 /// JSON error and the connection is closed (the rest of the request cannot be trusted or skipped).
+/// The route and the API key are checked on the request head, before the body is read. While
+/// the server-wide body budget is full the connection is not read from (TCP backpressure).
+/// Timeouts (ticks of one repeating timer): the first request's head within `headerTimeout` of
+/// the connection, any head within `headerTimeout` of its first byte, body progress within
+/// `bodyTimeout` (else 408), the next request within `idleTimeout`; the connection is closed
+/// when one passes. A closed connection cancels the handler's task.
 final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -17,21 +23,113 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let router: Router
     private let limits: HTTPServerLimits
+    private let load: ServerLoad
     private var state = State.idle
     private var context: ChannelHandlerContext?
+    /// The connection-wide timeouts, ticked by `ticker`; `timeouts.now` is the body timeout's clock.
+    private var timeouts: ConnectionTimeouts
+    private var ticker: RepeatedTask?
+    /// The tick of the last body byte of the request being received.
+    private var since = 0
+    /// Bytes of the next request head have arrived (its header timeout runs).
+    private var headStarted = false
+    /// Body bytes held for the request being received (counted in the server-wide budget).
+    private var held = 0
+    private var readPaused = false
+    /// The running handler or streamed-body producer, cancelled when the connection closes.
+    private var handlerTask: Task<Void, Never>?
 
-    init(router: Router, limits: HTTPServerLimits) {
+    init(router: Router, limits: HTTPServerLimits, load: ServerLoad) {
         self.router = router
         self.limits = limits
+        self.load = load
+        self.timeouts = ConnectionTimeouts(TimeoutTicks(limits))
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let interval = timeouts.ticks.interval
+        ticker = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in bound.value.tick() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        ticker?.cancel()
+        ticker = nil
+        handlerTask?.cancel()
+        handlerTask = nil
+        release()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        handlerTask?.cancel()
+        handlerTask = nil
+        release()
+        context.fireChannelInactive()
+    }
+
+    /// Raw bytes arrived (from `HTTP1ReadObserver`, before they are parsed).
+    func bytesArrived() {
+        if case .idle = state, !headStarted {
+            headStarted = true
+            timeouts.headerStarted()
+        }
+    }
+
+    private func tick() {
+        guard let context, context.channel.isActive else { return }
+        if timeouts.tick() != nil {
+            load.timeouts.wrappingIncrement(ordering: .relaxed)
+            context.close(promise: nil)
+            return
+        }
+        switch state {
+        case .receiving(let head, _):
+            if timeouts.now &- since >= timeouts.ticks.body {
+                load.timeouts.wrappingIncrement(ordering: .relaxed)
+                reject(HTTPError.requestTimeout(after: limits.bodyTimeout), head: head)
+            }
+        case .idle, .discarding, .responding:
+            break
+        }
+        resumeReadingIfRoom(context)
+    }
+
+    /// Reads again once the server-wide budget has room (or only this connection's bytes fill it).
+    private func resumeReadingIfRoom(_ context: ChannelHandlerContext) {
+        if readPaused, case let total = load.bufferedBodyBytes.load(ordering: .relaxed), total < limits.maxBufferedBodyBytes || total <= held {
+            readPaused = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+        }
+    }
+
+    /// While paused, checks every 50 ms (other connections free the budget without telling this one).
+    private func scheduleResumeCheck(_ context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: .milliseconds(50)) {
+            let handler = bound.value
+            guard let context = handler.context, handler.readPaused else { return }
+            handler.resumeReadingIfRoom(context)
+            if handler.readPaused { handler.scheduleResumeCheck(context) }
+        }
+    }
+
+    /// The held body leaves the server-wide budget (handed to the handler, refused, or dropped).
+    private func release() {
+        if held > 0 {
+            load.addBuffered(-held)
+            held = 0
+        }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             guard case .idle = state else { return }
+            headStarted = false
+            timeouts.headerEnded()
+            timeouts.requestOpened()
             var headerBytes = head.uri.utf8.count
             for (name, value) in head.headers { headerBytes += name.utf8.count + value.utf8.count + 4 }
             if headerBytes > limits.maxHeaderListBytes {
@@ -43,7 +141,18 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             let expected = head.headers.first(name: "content-length").flatMap(Int.init) ?? 0
-            state = .receiving(head, context.channel.allocator.buffer(capacity: expected))
+            if expected > 0 || head.headers.contains(name: "transfer-encoding") {
+                // A body follows: check the route and the key before reading it.
+                let request = ServerRequest(method: head.method.rawValue, target: head.uri, headers: head.headers,
+                                            body: ByteBuffer(), version: .http1)
+                if let refusal = router.admit(request) {
+                    state = .discarding
+                    write(refusal, keepAlive: false, version: head.version)
+                    return
+                }
+            }
+            since = timeouts.now
+            state = .receiving(head, context.channel.allocator.buffer(capacity: min(expected, limits.maxBodyBytes)))
         case .body(var chunk):
             guard case .receiving(let head, var body) = state else { return }
             if body.readableBytes + chunk.readableBytes > limits.maxBodyBytes {
@@ -51,8 +160,19 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             state = .responding // avoid a copy-on-write of `body` while it is mutated
+            let n = chunk.readableBytes
             body.writeBuffer(&chunk)
             state = .receiving(head, body)
+            since = timeouts.now
+            held += n
+            let total = load.addBuffered(n)
+            if total > limits.maxBufferedBodyBytes && total > held && !readPaused {
+                // Every connection together holds the budget: stop reading until other connections
+                // hand bodies over (never waiting for this connection's own bytes).
+                readPaused = true
+                context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+                scheduleResumeCheck(context)
+            }
         case .end:
             guard case .receiving(let head, let body) = state else { return }
             state = .responding
@@ -61,23 +181,35 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func dispatch(head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        release()
         let request = ServerRequest(method: head.method.rawValue, target: head.uri, headers: head.headers, body: body, version: .http1)
         let keepAlive = head.isKeepAlive
         switch router.dispatch(request) {
         case .now(let response):
             write(response, keepAlive: keepAlive, version: head.version)
         case .later(let work):
+            guard load.acquireRequest(limit: limits.maxConcurrentRequests) else {
+                write(router.rejection(HTTPError.overloaded(limit: limits.maxConcurrentRequests), contentType: head.headers.first(name: "content-type")),
+                      keepAlive: keepAlive, version: head.version)
+                return
+            }
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            Task {
+            let load = self.load
+            handlerTask = Task {
                 let response = await work()
-                bound.eventLoop.execute { bound.value.write(response, keepAlive: keepAlive, version: head.version) }
+                load.releaseRequest()
+                bound.eventLoop.execute {
+                    bound.value.handlerTask = nil
+                    bound.value.write(response, keepAlive: keepAlive, version: head.version)
+                }
             }
         }
     }
 
     private func reject(_ error: HTTPError, head: HTTPRequestHead) {
         state = .discarding
-        write(error.response(), keepAlive: false, version: head.version)
+        release()
+        write(router.rejection(error, contentType: head.headers.first(name: "content-type")), keepAlive: false, version: head.version)
     }
 
     private func write(_ response: ServerResponse, keepAlive: Bool, version: HTTPVersion) {
@@ -96,10 +228,11 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
             let writer = HTTP1ChunkWriter(handler: bound)
-            Task {
+            handlerTask = Task {
                 do {
                     let trailers = try await producer(writer)
                     bound.eventLoop.execute {
+                        bound.value.handlerTask = nil
                         guard let context = bound.value.context else { return }
                         bound.value.finish(context: context, trailers: trailers, keepAlive: keepAlive)
                     }
@@ -114,6 +247,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         let discarding: Bool
         if case .discarding = state { discarding = true } else { discarding = false }
         state = discarding ? .discarding : .idle
+        timeouts.requestsFinished()
         let promise: EventLoopPromise<Void>? = keepAlive && !discarding ? nil : context.eventLoop.makePromise()
         context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
         promise?.futureResult.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
@@ -133,6 +267,12 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .idle, .receiving: idle = true
         case .discarding, .responding: idle = false
         }
+        if let parserError = error as? HTTPParserError, parserError == .headerOverflow, idle, context.channel.isActive {
+            // NIO's parser refuses a head over 80 KiB before it reaches the limit check above.
+            state = .discarding
+            write(HTTPError.headersTooLarge(limit: limits.maxHeaderListBytes).response(), keepAlive: false, version: .http1_1)
+            return
+        }
         if error is HTTPParserError, idle, context.channel.isActive {
             state = .discarding
             let response = HTTPError.badRequest("malformed HTTP request: \(error); this port speaks HTTP/1.1 and HTTP/2").response()
@@ -148,5 +288,20 @@ struct HTTP1ChunkWriter: ResponseBodyWriter {
 
     func write(_ chunk: ByteBuffer) async throws {
         try await handler.eventLoop.flatSubmit { handler.value.writeChunk(chunk, on: handler.eventLoop) }.get()
+    }
+}
+
+/// Tells the HTTP/1.1 handler that bytes arrived before the decoder parses them, so the header
+/// timeout runs from a request head's first byte.
+final class HTTP1ReadObserver: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private let handler: HTTP1ServerHandler
+
+    init(_ handler: HTTP1ServerHandler) { self.handler = handler }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        handler.bytesArrived()
+        context.fireChannelRead(data)
     }
 }

@@ -7,112 +7,59 @@ import Glibc
 import Darwin
 #endif
 
-/// One request/response exchange on an HTTP/2 connection, owned by the connection handler and
-/// touched only on its event loop. The handler recycles these objects (`recycle()` then
-/// `reuse(id:)`), so every field must be returned to its initial state there.
-final class HTTP2ServerStream {
-    private(set) var id: Int32
-    /// `:method`, `:path` and the regular request header fields as nghttp2 delivered them
-    /// (already validated by it: lower-case ASCII names, no connection-specific fields), as bytes
-    /// until a handler needs a `ServerRequest`; then `HTTPHeaders` need not check them again.
-    var rawHeaders = RawHeaderFields()
-    /// The first `content-length` the client sent, if it parsed as a number.
-    var contentLength: Int?
-    var headerBytes = 0
-    var body: ByteBuffer?
-    /// Set when the request broke a limit; it is answered early with this error.
-    var rejection: HTTPError?
-    /// After an early answer, let the client finish a declared, bounded upload (discarding it)
-    /// instead of resetting the stream: curl 7.88 reports an error when RST_STREAM(NO_ERROR)
-    /// arrives mid-upload, though RFC 9113 section 8.1 allows it.
-    var absorbRemainingUpload = false
-    /// The rejection has been submitted as the response (counted in the handler's `earlyAnswers`).
-    var answeredEarly = false
-    var requestComplete = false
-    var responseSubmitted = false
-    // Response body state (read by the nghttp2 data provider).
-    var pending = HTTP2ServerStream.noBytes
-    var producerFinished = true
-    var trailers: HTTPHeaders?
-    var dataDeferred = false
-    /// A producer waiting for `pending` to drain below the high watermark. Boxed: an optional
-    /// `CheckedContinuation` (a resilient type of the standard library) costs value-witness calls
-    /// on every access, and this field is checked for every response.
-    var writerWaiting: WaitingWriter?
-    /// The next spare stream while this one waits for reuse.
-    var nextSpare: HTTP2ServerStream?
-
-    /// One empty buffer shared by every idle stream, so neither a new nor a recycled stream
-    /// allocates one.
-    static let noBytes = ByteBuffer()
-
-    init(id: Int32) { self.id = id }
-
-    /// Drops what the finished exchange held (request body, response bytes, header storage
-    /// beyond a small capacity), so a spare stream keeps no memory of it.
-    func recycle() {
-        rawHeaders.removeAll()
-        contentLength = nil
-        headerBytes = 0
-        body = nil
-        rejection = nil
-        absorbRemainingUpload = false
-        answeredEarly = false
-        requestComplete = false
-        responseSubmitted = false
-        pending = Self.noBytes
-        producerFinished = true
-        trailers = nil
-        dataDeferred = false
-        writerWaiting = nil
-    }
-
-    /// Starts a new exchange on a recycled object.
-    func reuse(id: Int32) { self.id = id }
-}
-
-/// A streamed-response producer suspended until its stream's queued bytes drain.
-final class WaitingWriter {
-    let continuation: CheckedContinuation<Void, any Error>
-    init(_ continuation: CheckedContinuation<Void, any Error>) { self.continuation = continuation }
-}
-
 /// Serves one HTTP/2 connection with an nghttp2 server session. Requests are dispatched to the
 /// router once complete; async handlers run off the event loop and their responses are submitted
 /// back on it. Limits: concurrent streams (SETTINGS, enforced by nghttp2 with RST_STREAM), header
-/// list size (431), body size (413 then RST_STREAM(NO_ERROR)); none of them affects other streams.
+/// list size (431), body size (413 then RST_STREAM(NO_ERROR)), the route and the API key checked
+/// on the header block before any body is kept (404/405/401/403), concurrent handlers (503), a
+/// stalled body (408); none of them affects other streams. Buffered bodies are bounded per
+/// connection and server-wide by flow control (`HTTP2BodyBudget`); the connection-wide timeouts
+/// (first request, header block, idle) end the connection with GOAWAY
+/// (`HTTP2ServerHandler+Timeouts.swift`). A handler's task is cancelled when its stream is reset
+/// or the connection closes.
 final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let router: Router
-    private let limits: HTTPServerLimits
-    private var session: NGHTTP2Session?
-    private var context: ChannelHandlerContext?
-    private var streams = HTTP2StreamTable()
+    let router: Router
+    let limits: HTTPServerLimits
+    let load: ServerLoad
+    var session: NGHTTP2Session?
+    var context: ChannelHandlerContext?
+    var streams = HTTP2StreamTable()
+    var budget: HTTP2BodyBudget
+    /// The connection-wide timeouts (see HTTP2ServerHandler+Timeouts.swift), ticked by `ticker`;
+    /// `timeouts.now` is the clock of the streams' body timeouts.
+    var timeouts: ConnectionTimeouts
+    var ticker: RepeatedTask?
+    /// Streams with `receivingBody` set: only while there are any does a tick look at streams.
+    var bodiesInProgress = 0
     /// The stream whose request header block is being received. A header block arrives in one
     /// piece (HEADERS + CONTINUATION, nothing interleaved: RFC 9113 section 4.3), so its fields
     /// need no look-up in `streams`.
     /// Unretained (the stream table holds the stream while it is open; this is cleared when the
     /// stream closes), so the header-field callback, several per request, neither retains nor
     /// releases it.
-    private var headerStream: Unmanaged<HTTP2ServerStream>?
-    private var fieldCache = HeaderFieldCache()
+    var headerStream: Unmanaged<HTTP2ServerStream>?
+    var fieldCache = HeaderFieldCache()
     /// Closed streams kept for the next requests of this connection, linked through
     /// `nextSpare`: a request then allocates no stream object. At most `maxSpareStreams`.
-    private var spareStreams: HTTP2ServerStream?
-    private var spareCount = 0
-    /// Streams answered early (413/431) whose response is still being sent: only while there are
+    var spareStreams: HTTP2ServerStream?
+    var spareCount = 0
+    /// Streams answered early (413, 431, 408, or refused on their header block) whose response is
+    /// still being sent: only while there are
     /// any does `onFrameSent` look up the stream of a frame.
-    private var earlyAnswers = 0
+    var earlyAnswers = 0
     /// `content-length`, compared with a request header name without making a `String`.
     private static let contentLengthName: [UInt8] = Array("content-length".utf8)
     /// Reused for every flush: after NIO has written it, it is uniquely owned again and clearing
     /// it does not allocate.
-    private var output = ByteBuffer()
-    private var flushScheduled = false
-    private var quiescing = false
-    private var closed = false
+    var output = ByteBuffer()
+    var flushScheduled = false
+    /// A retry of `budget.grant` is scheduled (only while throttled by the server-wide budget).
+    var grantRetryScheduled = false
+    var quiescing = false
+    var closed = false
 
     /// How far beyond the body limit a declared upload may go and still be absorbed (discarded)
     /// rather than reset; bandwidth only, nothing is buffered.
@@ -121,19 +68,34 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// large response grew it beyond `retainedOutputBytes` (so an idle connection holds little).
     static let initialOutputBytes = 16 * 1024
     static let retainedOutputBytes = 256 * 1024
+    /// The longest header field name or value (bytes as HPACK encodes them, literal) that still
+    /// reaches the header callback, so that a block over the limit is answered 431 on its stream:
+    /// nghttp2's HPACK decoder refuses a longer string itself (NGHTTP2_HD_MAX_NV) with a
+    /// connection error, GOAWAY(COMPRESSION_ERROR), before any callback could refuse it.
+    static let largestRefusableFieldBytes = 65_536
     /// Spare stream objects kept per connection (a few hundred bytes each).
     static let maxSpareStreams = 128
 
-    init(router: Router, limits: HTTPServerLimits) {
+    init(router: Router, limits: HTTPServerLimits, load: ServerLoad) {
         self.router = router
         self.limits = limits
+        self.load = load
+        self.timeouts = ConnectionTimeouts(TimeoutTicks(limits))
+        let budgetBytes = limits.effectiveConnectionBodyBytes
+        self.budget = HTTP2BodyBudget(connectionLimit: budgetBytes, globalLimit: limits.maxBufferedBodyBytes,
+                                      window: Self.connectionWindow(limits))
+    }
+
+    /// The connection receive window advertised: never more than the connection's body budget.
+    static func connectionWindow(_ limits: HTTPServerLimits) -> Int {
+        max(65_535, min(limits.connectionWindowBytes, limits.effectiveConnectionBodyBytes))
     }
 
     // MARK: channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let session = NGHTTP2Session(server: true, userData: Unmanaged.passUnretained(self).toOpaque()) { cbs in
+        let session = NGHTTP2Session(server: true, userData: Unmanaged.passUnretained(self).toOpaque(), manualWindowUpdates: true) { cbs in
             nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, user in
                 withServerHandler(user) { $0.onBeginHeaders(frame!) }
             }
@@ -161,12 +123,17 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             (Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), UInt32(limits.maxHeaderListBytes)),
             (Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), 0),
         ])
-        session.setConnectionWindow(Int32(limits.connectionWindowBytes))
+        session.setConnectionWindow(Int32(Self.connectionWindow(limits)))
+        startTicker(context)
         if context.channel.isActive { flush() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        ticker?.cancel()
+        ticker = nil
         failAllWriters()
+        cancelAllHandlers()
+        budget.releaseAll(load: load)
         streams.removeAll()
         while let spare = spareStreams { // unlinked one by one: no deep release chain
             spareStreams = spare.nextSpare
@@ -209,6 +176,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
         failAllWriters()
+        cancelAllHandlers()
         context.fireChannelInactive()
     }
 
@@ -229,7 +197,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: nghttp2 callbacks
 
-    fileprivate func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+    func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let f = frame.pointee
         if f.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) && f.headers.cat == NGHTTP2_HCAT_REQUEST {
             let stream: HTTP2ServerStream
@@ -244,11 +212,12 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             streams.insert(stream)
             headerStream = Unmanaged.passUnretained(stream)
+            timeouts.headerStarted()
         }
         return 0
     }
 
-    fileprivate func onHeader(_ frame: UnsafePointer<nghttp2_frame>, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
+    func onHeader(_ frame: UnsafePointer<nghttp2_frame>, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
                               _ value: UnsafePointer<UInt8>?, _ valueLen: Int) -> Int32 {
         if frame.pointee.headers.cat != NGHTTP2_HCAT_REQUEST {
             return 0 // request trailers: not used by any route; ignored
@@ -262,7 +231,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     @inline(__always)
-    private func addHeader(to stream: HTTP2ServerStream, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
+    func addHeader(to stream: HTTP2ServerStream, _ name: UnsafePointer<UInt8>?, _ nameLen: Int,
                            _ value: UnsafePointer<UInt8>?, _ valueLen: Int) -> Int32 {
         stream.headerBytes += nameLen + valueLen + 32 // RFC 9113 section 6.5.2 accounting
         if stream.headerBytes > limits.maxHeaderListBytes {
@@ -286,12 +255,20 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         return 0
     }
 
-    fileprivate func onData(_ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
-        guard let stream = streams[streamID], stream.rejection == nil, !stream.responseSubmitted else { return 0 }
+    func onData(_ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
+        guard let session else { return 0 }
+        // Stream windows are given back at once; the connection window is what the budget meters.
+        _ = nghttp2_session_consume_stream(session.raw, streamID, len)
+        guard let stream = streams[streamID], stream.receivingBody else {
+            giveBackWindow(budget.received(len, kept: false, load: load)) // answered early or gone: discarded
+            return 0
+        }
+        stream.lastProgressTick = timeouts.now
         let received = (stream.body?.readableBytes ?? 0) + len
         if received > limits.maxBodyBytes {
+            giveBackWindow(budget.received(len, kept: false, load: load))
+            stopReceiving(stream)
             stream.rejection = .payloadTooLarge(limit: limits.maxBodyBytes)
-            stream.body = nil
             respondEarly(stream)
             return 0
         }
@@ -301,16 +278,39 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             stream.body = context!.channel.allocator.buffer(capacity: min(max(expected, len), limits.maxBodyBytes))
         }
         stream.body!.writeBytes(UnsafeRawBufferPointer(start: data, count: len))
+        giveBackWindow(budget.received(len, kept: true, load: load))
+        if budget.throttledByGlobalBudget { scheduleGrantRetry() }
         return 0
     }
 
-    fileprivate func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+    /// Tells nghttp2 that `bytes` of the connection window may be given back (WINDOW_UPDATE).
+    @inline(__always)
+    func giveBackWindow(_ bytes: Int) {
+        if bytes > 0, let session { _ = nghttp2_session_consume_connection(session.raw, bytes) }
+    }
+
+    /// The stream's body is no longer kept: its held bytes leave the budget.
+    func stopReceiving(_ stream: HTTP2ServerStream) {
+        if stream.receivingBody {
+            stream.receivingBody = false
+            bodiesInProgress -= 1
+        }
+        if let body = stream.body {
+            stream.body = nil
+            giveBackWindow(budget.released(body.readableBytes, load: load))
+        }
+    }
+
+    func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let f = frame.pointee
         let type = f.hd.type
         guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue) else { return 0 }
         let id = f.hd.stream_id
         let current = headerStream?.takeUnretainedValue()
-        if type == UInt8(NGHTTP2_HEADERS.rawValue) { headerStream = nil } // the block is complete
+        if type == UInt8(NGHTTP2_HEADERS.rawValue) { // the block is complete
+            headerStream = nil
+            timeouts.headerEnded()
+        }
         guard let stream = current?.id == id ? current : streams[id] else { return 0 }
         let endStream = f.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         if type == UInt8(NGHTTP2_HEADERS.rawValue), f.headers.cat == NGHTTP2_HCAT_REQUEST {
@@ -323,15 +323,35 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 respondEarly(stream)
                 return 0
             }
+            if !endStream && !admit(stream) { return 0 }
         }
         if endStream {
             stream.requestComplete = true
+            if stream.receivingBody {
+                stream.receivingBody = false
+                bodiesInProgress -= 1
+            }
             if !stream.responseSubmitted { dispatch(stream) }
         }
         return 0
     }
 
-    fileprivate func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+    /// A header block with a body to follow: the route, the method and the key are checked now,
+    /// so a refused request is answered before its body is sent and none of it is kept.
+    func admit(_ stream: HTTP2ServerStream) -> Bool {
+        let request = makeRequest(stream, body: ByteBuffer())
+        if let refusal = router.admit(request) {
+            respondEarly(stream, with: refusal)
+            return false
+        }
+        stream.request = request
+        stream.receivingBody = true
+        stream.lastProgressTick = timeouts.now
+        bodiesInProgress += 1
+        return true
+    }
+
+    func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         guard earlyAnswers > 0 else { return 0 } // no stream can match below
         let f = frame.pointee
         // After a complete early answer (413/431) to a request still uploading, ask the client
@@ -343,9 +363,18 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         return 0
     }
 
-    fileprivate func onStreamClose(_ streamID: Int32, _ code: UInt32) -> Int32 {
-        if headerStream?._withUnsafeGuaranteedRef({ $0.id == streamID }) == true { headerStream = nil }
+    func onStreamClose(_ streamID: Int32, _ code: UInt32) -> Int32 {
+        if headerStream?._withUnsafeGuaranteedRef({ $0.id == streamID }) == true {
+            headerStream = nil
+            timeouts.headerEnded()
+        }
         if let stream = streams.remove(streamID) {
+            if let task = stream.handlerTask {
+                // Reset by the client, or closed before its answer completed: stop the handler.
+                stream.handlerTask = nil
+                task.cancel()
+            }
+            if stream.receivingBody || stream.body != nil { stopReceiving(stream) }
             if let waiter = stream.writerWaiting {
                 stream.writerWaiting = nil
                 waiter.continuation.resume(throwing: HTTP2Error.streamReset(code: code))
@@ -358,11 +387,12 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 spareCount += 1
             }
         }
+        if streams.isEmpty { timeouts.requestsFinished() }
         if quiescing { scheduleCloseCheck() }
         return 0
     }
 
-    fileprivate func readBody(_ streamID: Int32, _ buf: UnsafeMutablePointer<UInt8>, _ length: Int,
+    func readBody(_ streamID: Int32, _ buf: UnsafeMutablePointer<UInt8>, _ length: Int,
                               _ flags: UnsafeMutablePointer<UInt32>) -> Int {
         guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         let n = min(length, stream.pending.readableBytes)
@@ -396,178 +426,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         return n
     }
 
-    // MARK: requests and responses
-
-    private func dispatch(_ stream: HTTP2ServerStream) {
-        let router = self.router
-        if let answer = stream.rawHeaders.withMethodAndPath({ router.constantAnswer(method: $0, path: $1, version: .http2) }) {
-            stream.body = nil
-            submit(answer, on: stream)
-            return
-        }
-        let (method, path) = stream.rawHeaders.withMethodAndPath { method, path in
-            (pseudoHeaderValue(Self.methodName, method), pseudoHeaderValue(Self.pathName, path))
-        }
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(stream.rawHeaders.count)
-        stream.rawHeaders.forEach { name, nameLength, value, valueLength in
-            fields.append(fieldCache.field(name, nameLength, value, valueLength))
-        }
-        let request = ServerRequest(method: method, target: path, headers: HTTPHeaders(fields),
-                                    body: stream.body ?? ByteBuffer(), version: .http2)
-        stream.body = nil
-        switch router.dispatch(request) {
-        case .now(let response):
-            submit(response, on: stream)
-        case .later(let work):
-            stream.responseSubmitted = true // reserved: no second response may be started
-            let bound = NIOLoopBound(self, eventLoop: context!.eventLoop)
-            let id = stream.id
-            Task {
-                let response = await work()
-                bound.eventLoop.execute {
-                    let handler = bound.value
-                    guard let stream = handler.streams[id] else { return } // reset meanwhile
-                    handler.submit(response, on: stream)
-                    handler.scheduleFlush()
-                }
-            }
-        }
-    }
-
-    /// A pseudo-header field's value as a string, through the field cache (long paths repeat).
-    private func pseudoHeaderValue(_ name: [UInt8], _ value: UnsafeRawBufferPointer) -> String {
-        name.withUnsafeBufferPointer { name in
-            fieldCache.field(name.baseAddress, name.count, value.baseAddress?.assumingMemoryBound(to: UInt8.self), value.count).value
-        }
-    }
-
-    private static let methodName: [UInt8] = Array(":method".utf8)
-    private static let pathName: [UInt8] = Array(":path".utf8)
-
-    private func respondEarly(_ stream: HTTP2ServerStream) {
-        guard !stream.responseSubmitted, let rejection = stream.rejection else { return }
-        if let declared = stream.contentLength {
-            stream.absorbRemainingUpload = declared <= limits.maxBodyBytes + Self.absorbableExcessBytes
-        }
-        stream.answeredEarly = true
-        earlyAnswers += 1
-        submit(rejection.response(), on: stream)
-    }
-
-    private func submit(_ response: ServerResponse, on stream: HTTP2ServerStream) {
-        guard let session else { return }
-        stream.responseSubmitted = true
-        let reader: vs_body_reader?
-        var contentLength: Int?
-        switch response.body {
-        case .buffer(let body):
-            let hasTrailers = !(response.trailers?.isEmpty ?? true)
-            if !hasTrailers { contentLength = body.readableBytes }
-            stream.pending = body
-            stream.producerFinished = true
-            stream.trailers = response.trailers
-            reader = body.readableBytes == 0 && !hasTrailers ? nil : serverBodyReader
-        case .stream(let producer):
-            stream.producerFinished = false
-            reader = serverBodyReader
-            startProducer(producer, on: stream)
-        }
-        let rv: Int32
-        if let prepared = response.preparedHTTP2Headers {
-            rv = prepared.withNV { vs_submit_response(session.raw, stream.id, $0, $1, reader) }
-        } else {
-            rv = HeaderBlock.response(status: response.status, headers: response.headers, contentLength: contentLength)
-                .withNV { vs_submit_response(session.raw, stream.id, $0, $1, reader) }
-        }
-        if rv != 0 { session.resetStream(stream.id, code: NGHTTP2_INTERNAL_ERROR.rawValue) }
-    }
-
-    /// `submit(answer.response, on:)` without copying the response or looking at its parts.
-    private func submit(_ answer: ConstantAnswer, on stream: HTTP2ServerStream) {
-        guard let session else { return }
-        stream.responseSubmitted = true
-        stream.producerFinished = true
-        let reader: vs_body_reader?
-        if answer.body.readableBytes > 0 {
-            stream.pending = answer.body
-            reader = serverBodyReader
-        } else {
-            reader = nil
-        }
-        let rv = answer.http2Headers.withNV { vs_submit_response(session.raw, stream.id, $0, $1, reader) }
-        if rv != 0 { session.resetStream(stream.id, code: NGHTTP2_INTERNAL_ERROR.rawValue) }
-    }
-
-    private func startProducer(_ producer: @escaping @Sendable (any ResponseBodyWriter) async throws -> HTTPHeaders?,
-                               on stream: HTTP2ServerStream) {
-        let bound = NIOLoopBound(self, eventLoop: context!.eventLoop)
-        let writer = HTTP2StreamWriter(handler: bound, streamID: stream.id)
-        let id = stream.id
-        Task {
-            do {
-                let trailers = try await producer(writer)
-                bound.eventLoop.execute { bound.value.finishProducer(id, trailers: trailers, failed: false) }
-            } catch {
-                bound.eventLoop.execute { bound.value.finishProducer(id, trailers: nil, failed: true) }
-            }
-        }
-    }
-
-    fileprivate func append(_ chunk: ByteBuffer, to streamID: Int32, continuation: CheckedContinuation<Void, any Error>) {
-        guard let stream = streams[streamID], !closed else {
-            continuation.resume(throwing: HTTP2Error.connectionClosed)
-            return
-        }
-        stream.pending.writeImmutableBuffer(chunk)
-        resumeData(stream)
-        if stream.pending.readableBytes < limits.streamingHighWatermark {
-            continuation.resume()
-        } else {
-            stream.writerWaiting = WaitingWriter(continuation)
-        }
-        scheduleFlush()
-    }
-
-    private func finishProducer(_ streamID: Int32, trailers: HTTPHeaders?, failed: Bool) {
-        guard let stream = streams[streamID] else { return }
-        if failed {
-            session?.resetStream(streamID, code: NGHTTP2_INTERNAL_ERROR.rawValue)
-        } else {
-            stream.producerFinished = true
-            stream.trailers = trailers
-            resumeData(stream)
-        }
-        scheduleFlush()
-    }
-
-    private func resumeData(_ stream: HTTP2ServerStream) {
-        if stream.dataDeferred, let session {
-            stream.dataDeferred = false
-            _ = nghttp2_session_resume_data(session.raw, stream.id)
-        }
-    }
-
-    private func resumeWriter(_ stream: HTTP2ServerStream) {
-        if let waiter = stream.writerWaiting {
-            stream.writerWaiting = nil
-            waiter.continuation.resume()
-        }
-    }
-
-    private func failAllWriters() {
-        for stream in streams.values {
-            if let waiter = stream.writerWaiting {
-                stream.writerWaiting = nil
-                waiter.continuation.resume(throwing: HTTP2Error.connectionClosed)
-            }
-        }
-    }
-
     // MARK: output
 
     /// Coalesces the output of responses that complete in the same event-loop tick into one write.
-    fileprivate func scheduleFlush() {
+    func scheduleFlush() {
         guard !flushScheduled, let context else { return }
         flushScheduled = true
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -577,7 +439,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func flush() {
+    func flush() {
         guard let session, let context, context.channel.isActive else { return }
         while context.channel.isWritable || !session.wantsWrite {
             if output.capacity > Self.retainedOutputBytes {
@@ -601,35 +463,21 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func scheduleCloseCheck() {
+    func scheduleCloseCheck() {
         guard let context else { return }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.execute { bound.value.closeIfDrained() }
     }
 
-    private func closeIfDrained() {
+    func closeIfDrained() {
         guard quiescing, streams.isEmpty, let session, !session.wantsWrite else { return }
         closeConnection()
     }
 
-    private func closeConnection() {
+    func closeConnection() {
         guard !closed, let context else { return }
         closed = true
         context.close(promise: nil)
-    }
-}
-
-/// The producer side of a streamed HTTP/2 response body.
-struct HTTP2StreamWriter: ResponseBodyWriter {
-    let handler: NIOLoopBound<HTTP2ServerHandler>
-    let streamID: Int32
-
-    func write(_ chunk: ByteBuffer) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            handler.eventLoop.execute {
-                handler.value.append(chunk, to: streamID, continuation: continuation)
-            }
-        }
     }
 }
 
@@ -640,6 +488,6 @@ private func withServerHandler<R>(_ user: UnsafeMutableRawPointer?, _ body: (HTT
     Unmanaged<HTTP2ServerHandler>.fromOpaque(user!)._withUnsafeGuaranteedRef(body)
 }
 
-private let serverBodyReader: vs_body_reader = { _, streamID, buf, length, flags, user in
+let serverBodyReader: vs_body_reader = { _, streamID, buf, length, flags, user in
     withServerHandler(user) { $0.readBody(streamID, buf!, length, flags!) }
 }

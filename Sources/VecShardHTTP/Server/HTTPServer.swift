@@ -22,8 +22,34 @@ public struct HTTPServerLimits: Sendable {
     public var maxFrameBytes = 1024 * 1024
     /// A streamed response producer waits while this many bytes are queued for the peer.
     public var streamingHighWatermark = 1024 * 1024
+    /// Request-body bytes one connection may hold in memory (bodies received but not yet handed
+    /// to a handler). HTTP/2: the connection window is given back (WINDOW_UPDATE) only while the
+    /// held bytes plus the window the peer may still use fit, so an uploader over it is throttled
+    /// by flow control. At least `maxBodyBytes` (a smaller value is raised to it).
+    public var maxConnectionBodyBytes = 64 * 1024 * 1024
+    /// Request-body bytes all connections together may hold; over it no connection gets window
+    /// back (HTTP/2) or is read from (HTTP/1.1) until bodies are handed over or dropped.
+    public var maxBufferedBodyBytes = 512 * 1024 * 1024
+    /// From accept to the first request's complete header block (covers the TLS handshake and
+    /// the HTTP/2 preface), and from a request's first header byte to its last; over it the
+    /// connection is closed (GOAWAY on HTTP/2).
+    public var headerTimeout: TimeAmount = .seconds(10)
+    /// A request body that makes no progress (no byte) for this long: 408 `request_timeout`
+    /// (HTTP/2: on that stream, then RST_STREAM; HTTP/1.1: then the connection closes).
+    public var bodyTimeout: TimeAmount = .seconds(30)
+    /// A keep-alive connection with no request open for this long is closed (GOAWAY on HTTP/2).
+    public var idleTimeout: TimeAmount = .seconds(120)
+    /// Open connections; a connection accepted over it is closed at once (counted in
+    /// `HTTPServerStats.refusedConnections`).
+    public var maxConnections = 4096
+    /// Requests whose handler runs at one time, over all connections (constant and inline routes
+    /// such as probes are not counted); over it: 503 `overloaded` with `retry-after`.
+    public var maxConcurrentRequests = 256
 
     public init() {}
+
+    /// The connection body budget actually applied: never below one maximal body.
+    var effectiveConnectionBodyBytes: Int { max(maxConnectionBodyBytes, maxBodyBytes) }
 }
 
 public struct HTTPServerConfiguration: Sendable {
@@ -52,13 +78,17 @@ public final class HTTPServer: Sendable {
     }
 
     public let configuration: HTTPServerConfiguration
+    /// Shared counters and budgets of every connection (`load.stats` for metrics).
+    public let load: ServerLoad
     private let router: Router
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
 
-    public init(configuration: HTTPServerConfiguration, router: Router, group: any EventLoopGroup, logger: Logger = Logger(label: "vecshard.http")) {
+    public init(configuration: HTTPServerConfiguration, router: Router, group: any EventLoopGroup, logger: Logger = Logger(label: "vecshard.http"),
+                load: ServerLoad = ServerLoad()) {
         self.configuration = configuration
+        self.load = load
         self.router = router
         self.group = group
         self.logger = logger
@@ -73,6 +103,7 @@ public final class HTTPServer: Sendable {
         let router = self.router
         let limits = configuration.limits
         let tls = configuration.tls
+        let load = self.load
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -85,9 +116,16 @@ public final class HTTPServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let open = load.openConnections.wrappingIncrementThenLoad(ordering: .relaxed)
+                    channel.closeFuture.whenComplete { _ in load.openConnections.wrappingDecrement(ordering: .relaxed) }
+                    if open > limits.maxConnections {
+                        // NIO closes a channel whose initializer fails, before reading from it.
+                        load.refusedConnections.wrappingIncrement(ordering: .relaxed)
+                        throw ConnectionLimitReached(limit: limits.maxConnections)
+                    }
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(TLSHandler(context: tls)) }
-                    try sync.addHandler(ProtocolDetector(router: router, limits: limits))
+                    try sync.addHandler(ProtocolDetector(router: router, limits: limits, load: load))
                 }
             }
             .bind(host: configuration.host, port: configuration.port)
@@ -127,4 +165,9 @@ public final class HTTPServer: Sendable {
         }
         logger.info("stopped")
     }
+}
+
+/// A connection accepted while `maxConnections` were open (closed at once, nothing sent).
+struct ConnectionLimitReached: Error {
+    var limit: Int
 }

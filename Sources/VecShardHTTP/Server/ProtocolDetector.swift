@@ -4,18 +4,35 @@ import NIOHTTP1
 /// Decides per connection between HTTP/2 (the client preface `PRI * HTTP/2.0...`, sent by prior
 /// knowledge or after ALPN `h2`) and HTTP/1.1 (anything else), installs that protocol's handlers
 /// and replays the bytes it held back. It decides on the first byte that differs from the preface,
-/// so HTTP/1.1 requests are not delayed.
+/// so HTTP/1.1 requests are not delayed. A connection that has not decided within
+/// `headerTimeout` of accept (a TLS handshake or preface never completed) is closed.
 final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
     private let router: Router
     private let limits: HTTPServerLimits
+    private let load: ServerLoad
     private var buffered: ByteBuffer?
+    private var timer: Scheduled<Void>?
 
-    init(router: Router, limits: HTTPServerLimits) {
+    init(router: Router, limits: HTTPServerLimits, load: ServerLoad) {
         self.router = router
         self.limits = limits
+        self.load = load
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel, load = self.load
+        timer = context.eventLoop.scheduleTask(in: limits.headerTimeout) {
+            load.timeouts.wrappingIncrement(ordering: .relaxed)
+            channel.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -31,10 +48,11 @@ final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
         if isPrefix && n < http2ClientPreface.count { return } // need more bytes to decide
         do {
             if isPrefix {
-                try context.pipeline.syncOperations.addHandler(HTTP2ServerHandler(router: router, limits: limits), position: .after(self))
+                try context.pipeline.syncOperations.addHandler(HTTP2ServerHandler(router: router, limits: limits, load: load), position: .after(self))
             } else {
-                let h1 = HTTP1ServerHandler(router: router, limits: limits)
+                let h1 = HTTP1ServerHandler(router: router, limits: limits, load: load)
                 try context.pipeline.syncOperations.addHandlers([
+                    HTTP1ReadObserver(h1),
                     HTTPResponseEncoder(),
                     ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
                     HTTPServerPipelineHandler(),

@@ -213,9 +213,17 @@ enum DataRoutes {
                 }
                 limit = .milliseconds(ms)
             }
-            return try await RequestDeadline.$current.withValue(ContinuousClock.now + limit) { try await handler(request) }
+            let deadline = ContinuousClock.now + limit
+            // The handler's own answer at the deadline (a search's late shards, partial results)
+            // gets `deadlineGrace` to arrive; after it, 504 and the handler is cancelled.
+            return try await HandlerDeadline.run(until: deadline + deadlineGrace, onTimeout: { [limit] in HTTPError.deadlineExceeded(limit) }) {
+                try await RequestDeadline.$current.withValue(deadline) { try await handler(request) }
+            }
         })
     }
+
+    /// How long after a request's deadline its handler may still answer before it is cut off.
+    static let deadlineGrace: Duration = .milliseconds(50)
 
     private static func decode<T: Decodable>(_ type: T.Type, _ request: ServerRequest) throws -> T {
         guard request.body.readableBytes > 0 else { throw RequestBodyError(message: "request body is empty; this endpoint takes JSON") }

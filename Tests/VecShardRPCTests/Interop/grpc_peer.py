@@ -3,6 +3,7 @@
 usage: grpc_peer.py client PROTO_ROOT WORKDIR PORT        call every method of the fake test service
        grpc_peer.py shard-client PROTO_ROOT WORKDIR PORT  call every method of a real `vecshard serve --role shard`
        grpc_peer.py server PROTO_ROOT WORKDIR             serve a fake shard service, print the port
+       grpc_peer.py over-limit PROTO_ROOT WORKDIR PORT LIMIT  send a request over the server's body limit
 
 Both sides use classes generated from proto/vecshard/v1/shard.proto by grpcio-tools at run time.
 The client exits non-zero naming the first failed expectation.
@@ -160,6 +161,27 @@ def run_server(pb, stubs):
     server.stop(0)
 
 
+def run_over_limit(pb, stubs, port, limit):
+    """A request body over the HTTP server's limit: RESOURCE_EXHAUSTED naming the limit, not UNKNOWN."""
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    shard = stubs.ShardStub(channel)
+    points = [pb.Point(id=f"p{i}", vector=[1.0] * 64) for i in range(limit // 256 + 10)]
+    try:
+        shard.Upsert(pb.UpsertRequest(collection="docs", points=points), timeout=10)
+        expect(False, "a request over the body limit fails")
+    except grpc.RpcError as e:
+        expect(e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, f"over the body limit: RESOURCE_EXHAUSTED ({e.code()}: {e.details()})")
+        expect(str(limit) in e.details(), f"the message names the limit ({e.details()})")
+    try:
+        channel.unary_unary("/other.Service/Get")(b"", timeout=5)
+        expect(False, "an unknown service fails")
+    except grpc.RpcError as e:
+        expect(e.code() == grpc.StatusCode.UNIMPLEMENTED, f"unknown service: UNIMPLEMENTED ({e.code()}: {e.details()})")
+    write = shard.Upsert(pb.UpsertRequest(collection="docs", points=points[:10]), timeout=10)
+    expect(write.applied == 10, "a request within the limit on the same channel succeeds")
+    print("over-limit done", flush=True)
+
+
 def main():
     mode, proto_root, work = sys.argv[1], sys.argv[2], sys.argv[3]
     pb, stubs = load(proto_root, work)
@@ -167,6 +189,8 @@ def main():
         run_client(pb, stubs, int(sys.argv[4]))
     elif mode == "shard-client":
         run_shard_client(pb, stubs, int(sys.argv[4]))
+    elif mode == "over-limit":
+        run_over_limit(pb, stubs, int(sys.argv[4]), int(sys.argv[5]))
     else:
         run_server(pb, stubs)
 
