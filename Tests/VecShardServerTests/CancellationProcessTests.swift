@@ -2,11 +2,11 @@ import Foundation
 import Testing
 
 /// Deadlines and gone clients stop the work, measured on the real binary: the server's CPU time
-/// (from /proc) after an answer it could not give in time, or after the client hung up, stays
-/// near zero instead of running the whole batch to its end.
+/// (from /proc) in the half second after an answer it could not give in time, or after the
+/// client hung up, stays near zero instead of running the rest of the batch.
 @Suite(.serialized) struct CancellationProcessTests {
     static let dimension = 64
-    static let points = 20_000
+    static let points = 40_000
 
     /// The server's user + system CPU seconds so far.
     static func cpuSeconds(_ pid: Int32) -> Double {
@@ -57,29 +57,33 @@ import Testing
         try queries.write(toFile: files + "/batch.json", atomically: true, encoding: .utf8)
 
         let pid = process.processIdentifier
-        var before = Self.cpuSeconds(pid)
+        let before = Self.cpuSeconds(pid)
         let full = try await Self.curl(port, "POST", "/v1/collections/c/search/batch", bodyFile: files + "/batch.json")
         let fullCPU = Self.cpuSeconds(pid) - before
         #expect(full.code == 200)
         // The test means something only when the whole batch costs clearly more than the deadline.
-        try #require(fullCPU > 0.6, "the full batch took only \(fullCPU) s of CPU")
+        // The test means something only when the batch costs clearly more than what follows.
+        try #require(fullCPU > 1.2, "the full batch took only \(fullCPU) s of CPU")
+
+        /// CPU seconds the server spends in the half second after `now`.
+        func tail() async throws -> Double {
+            let start = Self.cpuSeconds(pid)
+            try await Task.sleep(for: .milliseconds(500))
+            return Self.cpuSeconds(pid) - start
+        }
 
         // 1. A deadline of 100 ms: answered 504 at about the deadline, and the work stops.
-        before = Self.cpuSeconds(pid)
         let late = try await Self.curl(port, "POST", "/v1/collections/c/search/batch", bodyFile: files + "/batch.json",
                                        headers: ["x-request-timeout-ms: 100"])
-        try await Task.sleep(for: .milliseconds(300))
-        let lateCPU = Self.cpuSeconds(pid) - before
+        let lateTail = try await tail()
         #expect(late.code == 504, "\(late)")
         #expect(late.seconds < 1.0, "answered after \(late.seconds) s")
-        #expect(lateCPU < fullCPU * 0.5, "an expired search used \(lateCPU) s of CPU; the whole batch takes \(fullCPU) s")
+        #expect(lateTail < 0.15, "an expired search went on for \(lateTail) s of CPU; the whole batch takes \(fullCPU) s")
 
-        // 2. The client goes away after 400 ms (curl closes its connection): the work stops too.
-        before = Self.cpuSeconds(pid)
-        _ = try await Self.curl(port, "POST", "/v1/collections/c/search/batch", bodyFile: files + "/batch.json", maxTime: 0.4)
-        try await Task.sleep(for: .milliseconds(300))
-        let goneCPU = Self.cpuSeconds(pid) - before
-        #expect(goneCPU < fullCPU * 0.5, "an abandoned search used \(goneCPU) s of CPU; the whole batch takes \(fullCPU) s")
+        // 2. The client goes away after 300 ms (curl closes its connection): the work stops too.
+        _ = try await Self.curl(port, "POST", "/v1/collections/c/search/batch", bodyFile: files + "/batch.json", maxTime: 0.3)
+        let goneTail = try await tail()
+        #expect(goneTail < 0.15, "an abandoned search went on for \(goneTail) s of CPU; the whole batch takes \(fullCPU) s")
 
         // The server still answers normally.
         #expect(try await Self.curl(port, "GET", "/v1/collections/c").body.contains("\"count\":\(Self.points)"))

@@ -1,10 +1,17 @@
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 
 /// Runs a handler under a deadline: whichever comes first, the handler's result or the
 /// deadline, is the answer, delivered exactly once. When the deadline wins, the handler's task
 /// is cancelled at once (its late result is dropped); when the caller's task is cancelled (the
 /// client reset the stream or closed the connection), the handler's task is cancelled too.
 /// The answer never waits for a handler that ignores cancellation.
+///
+/// The timer is scheduled on an event loop, not a sleeping task: searches run synchronously on
+/// the cooperative pool (two threads on two cores) and would keep a sleeping task from waking
+/// up until they are done, which is exactly when the deadline is no longer needed. A cancelled
+/// timer leaves the loop's queue at once.
 public enum HandlerDeadline {
     public static func run<T: Sendable>(until deadline: ContinuousClock.Instant,
                                         onTimeout: @escaping @Sendable () -> any Error,
@@ -19,9 +26,10 @@ public enum HandlerDeadline {
                 let work = Task {
                     do { race.finish(.success(try await body())) } catch { race.finish(.failure(error)) }
                 }
-                let timer = Task {
-                    try? await Task.sleep(until: deadline, clock: .continuous)
-                    if !Task.isCancelled { race.finish(.failure(onTimeout())) }
+                let left = deadline - ContinuousClock.now
+                let nanos = max(0, left.components.seconds * 1_000_000_000 + left.components.attoseconds / 1_000_000_000)
+                let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(nanos)) {
+                    race.finish(.failure(onTimeout()))
                 }
                 race.started(work: work, timer: timer)
             }
@@ -34,13 +42,13 @@ public enum HandlerDeadline {
     private final class Race<T: Sendable>: @unchecked Sendable {
         private let lock = NIOLock()
         private var work: Task<Void, Never>?
-        private var timer: Task<Void, Never>?
+        private var timer: Scheduled<Void>?
         private var done = false
         private var cancelled = false
         /// Set before either task starts.
         var waiting: CheckedContinuation<T, any Error>?
 
-        func started(work: Task<Void, Never>, timer: Task<Void, Never>) {
+        func started(work: Task<Void, Never>, timer: Scheduled<Void>) {
             let (finished, wasCancelled) = lock.withLock { () -> (Bool, Bool) in
                 if !done {
                     self.work = work
@@ -54,14 +62,15 @@ public enum HandlerDeadline {
 
         /// Delivers `result` if nothing was delivered yet; stops the other racer.
         func finish(_ result: Result<T, any Error>) {
-            let (continuation, tasks) = lock.withLock { () -> (CheckedContinuation<T, any Error>?, [Task<Void, Never>]) in
-                guard !done else { return (nil, []) }
+            let (continuation, work, timer) = lock.withLock { () -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?, Scheduled<Void>?) in
+                guard !done else { return (nil, nil, nil) }
                 done = true
-                defer { waiting = nil; work = nil; timer = nil }
-                return (waiting, [work, timer].compactMap { $0 })
+                defer { waiting = nil; self.work = nil; self.timer = nil }
+                return (waiting, self.work, self.timer)
             }
             guard let continuation else { return }
-            for task in tasks { task.cancel() } // the handler when the deadline won; the timer always
+            work?.cancel() // the handler, when the deadline won (a finished handler ignores it)
+            timer?.cancel()
             continuation.resume(with: result)
         }
 
