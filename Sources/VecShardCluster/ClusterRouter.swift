@@ -119,8 +119,12 @@ public final class ClusterRouter: Sendable {
         } catch { throw shardError(error) }
         // Which shards have it already: a create that fails on some shard (a full disk) is
         // undone on the others it created it on, so no half-created name is left behind.
+        // Only shards where this request's own create succeeded and the name did not exist
+        // before are undone (a shard that refused, e.g. because the name exists there with
+        // another schema, is left as it is).
         let name = schema.name
-        let existed = try? await onEveryShard { shard -> Bool in
+        let shardNames = allShardNames.sorted()
+        let existed = try? await onShards(shardNames) { shard -> Bool in
             do {
                 _ = try await shard.describeCollection(name)
                 return true
@@ -130,18 +134,25 @@ public final class ClusterRouter: Sendable {
                 return true // there in some form (e.g. refused for a damaged log): never drop it
             }
         }
-        let infos: [CollectionInfoMessage]
-        do {
-            infos = try await onEveryShard { try await $0.createCollection(request) }
-        } catch {
+        let slots = ReplicaSlots<CollectionInfoMessage>(count: shardNames.count)
+        await withTaskGroup(of: Void.self) { group in
+            for (index, shardName) in shardNames.enumerated() {
+                let shard = client(shardName)
+                group.addTask {
+                    do { slots.succeed(index, try await shard.createCollection(request)) } catch { slots.fail(index, shardError(error)) }
+                }
+            }
+        }
+        let (infos, errors) = slots.take()
+        if let error = errors.compactMap({ $0 }).first {
             if let existed {
-                let created = zip(allShardNames.sorted(), existed).filter { !$0.1 }.map(\.0)
+                let created = shardNames.indices.filter { infos[$0] != nil && !existed[$0] }.map { shardNames[$0] }
                 _ = try? await onShards(created) { _ = try? await $0.dropCollection(name) }
             }
             throw error
         }
         state.withLock { $0.schemas[schema.name] = schema }
-        return summed(infos)
+        return summed(infos.map { $0! })
     }
 
     public func dropCollection(_ name: String) async throws -> Bool {
@@ -216,6 +227,7 @@ public final class ClusterRouter: Sendable {
         }
         let writes = perShard, stale = staleDeletes
         try refuseIfBlocked(Array(writes.keys) + Array(stale.keys))
+        try refuseIfLate()
         let written = try await writeOnShards(Array(writes.keys)) { shard in
             try await shard.upsert(UpsertRequest(collection: collection, points: writes[shard.name]!))
         }
@@ -251,6 +263,7 @@ public final class ClusterRouter: Sendable {
         }
         let deletes = perShard
         try refuseIfBlocked(Array(deletes.keys))
+        try refuseIfLate()
         let results = try await writeOnShards(Array(deletes.keys)) { shard in
             try await shard.delete(IDsRequest(collection: collection, ids: deletes[shard.name]!))
         }
@@ -354,6 +367,15 @@ public final class ClusterRouter: Sendable {
     }
 
     // MARK: helpers
+
+    /// A write whose request deadline has passed (or whose caller went away) before it is sent
+    /// to any shard is not sent: 504, nothing written. Once sent it runs to its end.
+    private func refuseIfLate() throws {
+        if let deadline = RequestDeadline.current, ContinuousClock.now >= deadline {
+            throw ShardCallError(.deadlineExceeded, code: "deadline_exceeded", "the request's deadline passed before the write was sent to the shards; nothing was written")
+        }
+        if Task.isCancelled { throw ShardCallError(.cancelled, code: "cancelled", "the request was cancelled before the write was sent to the shards; nothing was written") }
+    }
 
     /// A write that cannot reach its quorum on some shard writes nothing anywhere.
     private func refuseIfBlocked(_ shardNames: [String]) throws {

@@ -20,7 +20,7 @@ enum DataRoutes {
             w.raw("]}")
             return json(w)
         }
-        route(&router, "PUT", "/v1/collections/{name}", requestTimeout) { request in
+        route(&router, "PUT", "/v1/collections/{name}", requestTimeout, cut: false) { request in
             let cluster = try handle.current
             let body = try decode(CreateCollectionBody.self, request)
             let name = request.pathParameters["name"]!
@@ -43,7 +43,7 @@ enum DataRoutes {
             w.collection(try await cluster.describeCollection(request.pathParameters["name"]!))
             return json(w)
         }
-        route(&router, "DELETE", "/v1/collections/{name}", requestTimeout) { request in
+        route(&router, "DELETE", "/v1/collections/{name}", requestTimeout, cut: false) { request in
             let cluster = try handle.current
             let name = request.pathParameters["name"]!
             guard try await cluster.dropCollection(name) else {
@@ -51,7 +51,7 @@ enum DataRoutes {
             }
             return .json(.ok, #"{"dropped":true}"#)
         }
-        route(&router, "POST", "/v1/collections/{name}/points", requestTimeout) { request in
+        route(&router, "POST", "/v1/collections/{name}/points", requestTimeout, cut: false) { request in
             let cluster = try handle.current
             let body = try decode(UpsertBody.self, request)
             guard body.points.count <= APILimits.maxUpsertPoints else {
@@ -61,7 +61,7 @@ enum DataRoutes {
             let result = try await cluster.upsert(collection: request.pathParameters["name"]!, points: body.points.map(\.message))
             return .json(.ok, #"{"upserted":\#(result.applied)\#(failedReplicas(result))}"#)
         }
-        route(&router, "POST", "/v1/collections/{name}/points/delete", requestTimeout) { request in
+        route(&router, "POST", "/v1/collections/{name}/points/delete", requestTimeout, cut: false) { request in
             let cluster = try handle.current
             let body = try decode(DeleteBody.self, request)
             guard body.ids.count <= APILimits.maxDeleteIDs else {
@@ -124,7 +124,7 @@ enum DataRoutes {
     }
 
     static func addAdmin(to router: inout Router, cluster handle: ClusterHandle, requestTimeout: Duration) {
-        route(&router, "GET", "/admin/shards", requestTimeout) { _ in
+        route(&router, "GET", "/admin/shards", requestTimeout, cut: false) { _ in
             let cluster = try handle.current
             let stats = try await cluster.stats()
             let counts = cluster.shardRequestCounts
@@ -167,24 +167,24 @@ enum DataRoutes {
             w.raw("]}")
             return json(w)
         }
-        route(&router, "POST", "/admin/collections/{name}/flush", requestTimeout) { request in
+        route(&router, "POST", "/admin/collections/{name}/flush", requestTimeout, cut: false) { request in
             let cluster = try handle.current
             try await cluster.flush(request.pathParameters["name"]!)
             return .json(.ok, #"{"flushed":true}"#)
         }
-        route(&router, "POST", "/admin/collections/{name}/compact", requestTimeout) { request in
+        route(&router, "POST", "/admin/collections/{name}/compact", requestTimeout, cut: false) { request in
             let cluster = try handle.current
             try await cluster.compact(request.pathParameters["name"]!)
             return .json(.ok, #"{"compacted":true}"#)
         }
-        route(&router, "GET", "/admin/topology", requestTimeout) { _ in
+        route(&router, "GET", "/admin/topology", requestTimeout, cut: false) { _ in
             let cluster = try handle.current
             let topology = cluster.table.topology
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             return .json(.ok, ByteBuffer(bytes: try encoder.encode(topology)), headers: ["etag": "\"\(topology.version)\""])
         }
-        route(&router, "PUT", "/admin/topology", requestTimeout) { request in
+        route(&router, "PUT", "/admin/topology", requestTimeout, cut: false) { request in
             let cluster = try handle.current
             let proposed = try decode(Topology.self, request)
             var expected: UInt64?
@@ -203,7 +203,13 @@ enum DataRoutes {
 
     /// Adds a handler that runs under the request's deadline (`RequestDeadline.current`): the
     /// default timeout, or the `x-request-timeout-ms` header.
-    private static func route(_ router: inout Router, _ method: String, _ pattern: String, _ timeout: Duration,
+    ///
+    /// Reads (`cut`) are answered 504 at the deadline and their work is cancelled: searches stop
+    /// (storage and the engine look at cancellation). Writes and admin calls are not cut off
+    /// half-way, so that their answer says what happened and their memory stays counted against
+    /// the concurrent-request limit: a write whose deadline passed before it was applied is
+    /// refused with 504 and nothing written; shard calls get the time left as `grpc-timeout`.
+    private static func route(_ router: inout Router, _ method: String, _ pattern: String, _ timeout: Duration, cut: Bool = true,
                               _ handler: @escaping @Sendable (ServerRequest) async throws -> ServerResponse) {
         router.add(method, pattern, .async { request in
             var limit = timeout
@@ -214,6 +220,7 @@ enum DataRoutes {
                 limit = .milliseconds(ms)
             }
             let deadline = ContinuousClock.now + limit
+            guard cut else { return try await RequestDeadline.$current.withValue(deadline) { try await handler(request) } }
             // The handler's own answer at the deadline (a search's late shards, partial results)
             // gets `deadlineGrace` to arrive; after it, 504 and the handler is cancelled.
             return try await HandlerDeadline.run(until: deadline + deadlineGrace, onTimeout: { [limit] in HTTPError.deadlineExceeded(limit) }) {

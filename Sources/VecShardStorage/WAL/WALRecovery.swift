@@ -155,6 +155,7 @@ extension WriteAheadLog {
         var report = WALRecoveryReport()
         var kept: [UInt64] = []
         var tail: (firstLSN: UInt64, validLength: Int)?
+        try restorePrefixes(directory: directory)
         let names = FileIO.list(directory).compactMap { name in WALFileName.parse(name).map { ($0, name) } }
             .sorted { $0.0 < $1.0 }
         /// The LSN the next file must start at or below (contiguity across files).
@@ -246,10 +247,16 @@ extension WriteAheadLog {
                 guard acceptDataLoss else { throw StorageError.walDamaged(found) }
                 // Keep everything: the damaged file and the later ones go aside; the valid
                 // prefix (if its header is intact) is written back under the file's name.
-                let prefix = validLength > 0 ? Array(UnsafeRawBufferPointer(rebasing: bytes[0..<validLength])) : nil
+                // The prefix is written (and fsynced) under a temporary name first: a full disk
+                // fails here with nothing renamed yet, and a crash after the renames below leaves
+                // `<name>.prefix` that the next recovery puts back (`restorePrefixes`).
+                let prefixPath = p + Self.prefixSuffix
+                if validLength > 0 {
+                    try FileIO.writeFile(prefixPath, UnsafeRawBufferPointer(rebasing: bytes[0..<validLength]))
+                }
                 try setAside(directory: directory, names: names[index...].map(\.1), report: &report)
-                if let prefix {
-                    try FileIO.writeFile(p, prefix)
+                if validLength > 0 {
+                    guard Glibc.rename(prefixPath, p) == 0 else { throw ioError(p, "rename") }
                     try FileIO.fsyncDirectory(directory)
                     kept.append(first)
                     tail = (first, validLength)
@@ -264,6 +271,26 @@ extension WriteAheadLog {
             tail = (first, validLength)
         }
         return Recovered(files: kept, report: report, tail: tail)
+    }
+
+    /// Suffix of the valid prefix of a damaged file while an accepted loss puts it in place.
+    static let prefixSuffix = ".prefix"
+
+    /// An accepted loss that crashed between setting the damaged file aside and renaming its
+    /// prefix into place left `<name>.prefix` and no `<name>`: put the prefix back. A prefix
+    /// whose file is still there was never needed (the crash came before the renames): drop it.
+    private static func restorePrefixes(directory: String) throws {
+        for name in FileIO.list(directory) where name.hasSuffix(prefixSuffix) {
+            let original = String(name.dropLast(prefixSuffix.count))
+            guard WALFileName.parse(original) != nil else { continue }
+            let from = directory + "/" + name, to = directory + "/" + original
+            if FileIO.exists(to) {
+                unlink(from)
+            } else {
+                guard Glibc.rename(from, to) == 0 else { throw ioError(to, "rename") }
+                try FileIO.fsyncDirectory(directory)
+            }
+        }
     }
 
     /// Renames WAL files aside (`<name>.damaged-<unix seconds>`): no longer read, never deleted.

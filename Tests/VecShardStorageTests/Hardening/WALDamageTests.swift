@@ -139,6 +139,26 @@ struct WALDamageTests {
         await again.close()
     }
 
+    /// An accepted loss that crashed after setting the damaged file aside and before renaming
+    /// its valid prefix into place: the next open puts the prefix back, nothing before the
+    /// damage is lost.
+    @Test func anAcceptedLossInterruptedBetweenItsRenamesKeepsThePrefix() async throws {
+        let dir = TemporaryDirectory("wal-prefix")
+        let ids = try await writeLog(dir, records: 6)
+        let file = walFiles(dir).last!
+        let recs = try records(file)
+        let bytes = try FileIO.read(file)
+        // The state the crash leaves: `<file>.prefix` (records 1...3) and the damaged file aside.
+        try FileIO.writeFile(file + WriteAheadLog.prefixSuffix, Array(bytes[0..<recs[3].offset]))
+        #expect(rename(file, file + ".damaged-1") == 0)
+        let shard = try await Shard.open(directory: dir.path, options: options())
+        let c = try shard.collection("c")
+        #expect(c.count == 3 * 5)
+        for r in 0..<3 { for id in ids[r] { #expect(c.get(id) != nil) } }
+        #expect(!FileIO.exists(file + WriteAheadLog.prefixSuffix))
+        await shard.close()
+    }
+
     @Test func fourKiBOfZerosAtARecordStartIsDamageNotACleanEnd() async throws {
         let dir = TemporaryDirectory("wal-zeros")
         try await writeLog(dir, records: 21, pointsPerRecord: 40) // records of about 1.7 KiB
