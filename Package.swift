@@ -55,6 +55,7 @@ let package = Package(
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "HeapModule", package: "swift-collections"),
             ],
             swiftSettings: [
                 // Per-request hot path: the runtime exclusivity checks cost about 2% of a

@@ -1,6 +1,4 @@
 import NIOConcurrencyHelpers
-import NIOCore
-import NIOPosix
 
 /// Runs a handler under a deadline: whichever comes first, the handler's result or the
 /// deadline, is the answer, delivered exactly once. When the deadline wins, the handler's task
@@ -8,10 +6,9 @@ import NIOPosix
 /// client reset the stream or closed the connection), the handler's task is cancelled too.
 /// The answer never waits for a handler that ignores cancellation.
 ///
-/// The timer is scheduled on an event loop, not a sleeping task: searches run synchronously on
+/// The timer is `DeadlineTimer`'s thread, not a sleeping task: searches run synchronously on
 /// the cooperative pool (two threads on two cores) and would keep a sleeping task from waking
-/// up until they are done, which is exactly when the deadline is no longer needed. A cancelled
-/// timer leaves the loop's queue at once.
+/// up until they are done, which is exactly when the deadline is no longer needed.
 public enum HandlerDeadline {
     public static func run<T: Sendable>(until deadline: ContinuousClock.Instant,
                                         onTimeout: @escaping @Sendable () -> any Error,
@@ -28,9 +25,7 @@ public enum HandlerDeadline {
                 }
                 let left = deadline - ContinuousClock.now
                 let nanos = max(0, left.components.seconds * 1_000_000_000 + left.components.attoseconds / 1_000_000_000)
-                let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(nanos)) {
-                    race.finish(.failure(onTimeout()))
-                }
+                let timer = DeadlineTimer.shared.schedule(in: nanos) { race.finish(.failure(onTimeout())) }
                 race.started(work: work, timer: timer)
             }
         } onCancel: {
@@ -42,13 +37,13 @@ public enum HandlerDeadline {
     private final class Race<T: Sendable>: @unchecked Sendable {
         private let lock = NIOLock()
         private var work: Task<Void, Never>?
-        private var timer: Scheduled<Void>?
+        private var timer: UInt64?
         private var done = false
         private var cancelled = false
         /// Set before either task starts.
         var waiting: CheckedContinuation<T, any Error>?
 
-        func started(work: Task<Void, Never>, timer: Scheduled<Void>) {
+        func started(work: Task<Void, Never>, timer: UInt64) {
             let (finished, wasCancelled) = lock.withLock { () -> (Bool, Bool) in
                 if !done {
                     self.work = work
@@ -56,13 +51,13 @@ public enum HandlerDeadline {
                 }
                 return (done, cancelled)
             }
-            if finished { timer.cancel() } // the handler answered before the tasks were recorded
+            if finished { DeadlineTimer.shared.cancel(timer) } // the handler answered before the tasks were recorded
             if wasCancelled { work.cancel() } // the caller was cancelled before that
         }
 
         /// Delivers `result` if nothing was delivered yet; stops the other racer.
         func finish(_ result: Result<T, any Error>) {
-            let (continuation, work, timer) = lock.withLock { () -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?, Scheduled<Void>?) in
+            let (continuation, work, timer) = lock.withLock { () -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?, UInt64?) in
                 guard !done else { return (nil, nil, nil) }
                 done = true
                 defer { waiting = nil; self.work = nil; self.timer = nil }
@@ -70,7 +65,7 @@ public enum HandlerDeadline {
             }
             guard let continuation else { return }
             work?.cancel() // the handler, when the deadline won (a finished handler ignores it)
-            timer?.cancel()
+            if let timer { DeadlineTimer.shared.cancel(timer) }
             continuation.resume(with: result)
         }
 
