@@ -106,7 +106,7 @@ import Testing
     @Test func heldBytesNeverExceedTheConnectionBudgetAndEveryWithheldByteIsGrantedOnceReleased() {
         let load = ServerLoad()
         let limit = 1 << 20, window = 256 * 1024
-        var budget = HTTP2BodyBudget(connectionLimit: limit, globalLimit: 1 << 30, window: window)
+        var budget = HTTP2BodyBudget(connectionLimit: limit, globalLimit: 1 << 30, window: window, load: load)
         var peerWindow = window, bodies: [Int] = [], generator = SplitMix(seed: 11)
         for _ in 0..<50_000 {
             switch generator.next() % 4 {
@@ -134,8 +134,10 @@ import Testing
 
     @Test func theGlobalBudgetStopsGrantsUntilOtherConnectionsRelease() {
         let load = ServerLoad()
-        var a = HTTP2BodyBudget(connectionLimit: 1 << 20, globalLimit: 100_000, window: 65_535)
-        var b = HTTP2BodyBudget(connectionLimit: 1 << 20, globalLimit: 100_000, window: 65_535)
+        // Both connections' initial windows are committed server-wide, with the bytes held.
+        let global = 2 * 65_535 + 60_000
+        var a = HTTP2BodyBudget(connectionLimit: 1 << 20, globalLimit: global, window: 65_535, load: load)
+        var b = HTTP2BodyBudget(connectionLimit: 1 << 20, globalLimit: global, window: 65_535, load: load)
         #expect(a.received(60_000, kept: true, load: load) == 60_000)
         #expect(b.received(60_000, kept: true, load: load) == 0) // 120000 held server-wide: withheld
         #expect(b.grant(load: load) == 0)

@@ -37,7 +37,9 @@ public final class HTTP2Client: Sendable {
 
     /// Sends one request and waits for the complete response. Throws `HTTPClientError`.
     /// A stream the peer refused without processing it (REFUSED_STREAM, GOAWAY) is retried, up to
-    /// `maxRefusedRetries` times, within the same deadline.
+    /// `maxRefusedRetries` times, within the same deadline; from the second retry on after a
+    /// growing pause (a server refuses a body its budget cannot hold while other bodies are under
+    /// way: they need a moment to complete).
     public func execute(_ request: ClientRequest, to peer: Peer, timeout: TimeAmount) async throws -> ClientResponse {
         let deadline = NIODeadline.now() + timeout
         var attempt = 0
@@ -47,11 +49,18 @@ public final class HTTP2Client: Sendable {
                 return try await connection.execute(request, deadline: deadline)
             } catch HTTPClientError.http2(.refusedStream) where attempt < Self.maxRefusedRetries && NIODeadline.now() < deadline {
                 attempt += 1
+                if attempt > 1 {
+                    let pause = min(Self.refusedRetryPause.nanoseconds << (attempt - 2), (deadline - NIODeadline.now()).nanoseconds)
+                    if pause > 0 { try? await Task.sleep(nanoseconds: UInt64(pause)) }
+                }
             }
         }
     }
 
-    static let maxRefusedRetries = 3
+    static let maxRefusedRetries = 8
+    /// The pause before the second retry of a refused stream; it doubles for each further one
+    /// (20 ms ... 1.3 s: 2.5 s in all).
+    static let refusedRetryPause: TimeAmount = .milliseconds(20)
 
     /// Closes every connection; requests in flight fail.
     public func shutdown() async {

@@ -9,6 +9,8 @@ struct TimeoutTicks {
     let header: Int
     let body: Int
     let idle: Int
+    /// `minimumBodyBytesPerSecond` per tick.
+    let minimumBodyBytes: Int
 
     init(_ limits: HTTPServerLimits) {
         let shortest = min(limits.headerTimeout.nanoseconds, limits.bodyTimeout.nanoseconds, limits.idleTimeout.nanoseconds)
@@ -18,6 +20,13 @@ struct TimeoutTicks {
         header = ticks(limits.headerTimeout)
         body = ticks(limits.bodyTimeout)
         idle = ticks(limits.idleTimeout)
+        minimumBodyBytes = Int(Int64(limits.minimumBodyBytesPerSecond) * tick / 1_000_000_000)
+    }
+
+    /// A body that has had `activeTicks` ticks to be sent (not throttled by the server) and
+    /// `received` bytes so far: past `body` ticks, it must average `minimumBodyBytes` per tick.
+    func bodyTooSlow(activeTicks: Int, received: Int) -> Bool {
+        activeTicks > body && received < activeTicks * minimumBodyBytes
     }
 }
 

@@ -8,7 +8,9 @@ import NIOHTTP1
 /// the server-wide body budget is full the connection is not read from (TCP backpressure).
 /// Timeouts (ticks of one repeating timer): the first request's head within `headerTimeout` of
 /// the connection, any head within `headerTimeout` of its first byte, body progress within
-/// `bodyTimeout` (else 408), the next request within `idleTimeout`; the connection is closed
+/// `bodyTimeout` and at least `minimumBodyBytesPerSecond` on average after it (else 408; the
+/// body clock stops while reading is paused for the budget), the next request within
+/// `idleTimeout`; the connection is closed
 /// when one passes. A closed connection cancels the handler's task.
 final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -31,11 +33,15 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var ticker: RepeatedTask?
     /// The tick of the last body byte of the request being received.
     private var since = 0
+    /// Ticks the body being received has been read from (not paused), for the minimum body rate.
+    private var activeTicks = 0
     /// Bytes of the next request head have arrived (its header timeout runs).
     private var headStarted = false
     /// Body bytes held for the request being received (counted in the server-wide budget).
     private var held = 0
     private var readPaused = false
+    /// Ticks reading has been paused for (see `tick`).
+    private var pausedTicks = 0
     /// The running handler or streamed-body producer, cancelled when the connection closes.
     private var handlerTask: Task<Void, Never>?
 
@@ -86,7 +92,20 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         switch state {
         case .receiving(let head, _):
-            if timeouts.now &- since >= timeouts.ticks.body {
+            if readPaused { // the server does not read: the body clock stops
+                since = timeouts.now
+                pausedTicks += 1
+                if pausedTicks >= 3 * timeouts.ticks.body {
+                    // Connections may pause each other (each holds part of a body): read again,
+                    // within at most one body more each, rather than stall for ever.
+                    readPaused = false
+                    context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+                }
+                break
+            }
+            activeTicks += 1
+            let ticks = timeouts.ticks
+            if timeouts.now &- since >= ticks.body || ticks.bodyTooSlow(activeTicks: activeTicks, received: held) {
                 load.timeouts.wrappingIncrement(ordering: .relaxed)
                 reject(HTTPError.requestTimeout(after: limits.bodyTimeout), head: head)
             }
@@ -98,7 +117,8 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Reads again once the server-wide budget has room (or only this connection's bytes fill it).
     private func resumeReadingIfRoom(_ context: ChannelHandlerContext) {
-        if readPaused, case let total = load.bufferedBodyBytes.load(ordering: .relaxed), total < limits.maxBufferedBodyBytes || total <= held {
+        if readPaused, load.committedBodyBytes.load(ordering: .relaxed) < limits.maxBufferedBodyBytes
+            || load.bufferedBodyBytes.load(ordering: .relaxed) <= held {
             readPaused = false
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
         }
@@ -119,6 +139,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func release() {
         if held > 0 {
             load.addBuffered(-held)
+            load.commit(-held)
             held = 0
         }
     }
@@ -152,7 +173,8 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
             }
             since = timeouts.now
-            state = .receiving(head, context.channel.allocator.buffer(capacity: min(expected, limits.maxBodyBytes)))
+            activeTicks = 0
+            state = .receiving(head, context.channel.allocator.buffer(capacity: limits.initialBodyCapacity(declared: expected, received: 0)))
         case .body(var chunk):
             guard case .receiving(let head, var body) = state else { return }
             if body.readableBytes + chunk.readableBytes > limits.maxBodyBytes {
@@ -165,11 +187,14 @@ final class HTTP1ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             state = .receiving(head, body)
             since = timeouts.now
             held += n
-            let total = load.addBuffered(n)
-            if total > limits.maxBufferedBodyBytes && total > held && !readPaused {
-                // Every connection together holds the budget: stop reading until other connections
-                // hand bodies over (never waiting for this connection's own bytes).
+            load.addBuffered(n)
+            let total = load.commit(n)
+            if total > limits.maxBufferedBodyBytes && !readPaused && load.bufferedBodyBytes.load(ordering: .relaxed) > held {
+                // Every connection together (held bytes and HTTP/2 windows) commits the budget:
+                // stop reading until other connections hand bodies over (never waiting for this
+                // connection's own bytes, nor for windows of connections that hold nothing).
                 readPaused = true
+                pausedTicks = 0
                 context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
                 scheduleResumeCheck(context)
             }

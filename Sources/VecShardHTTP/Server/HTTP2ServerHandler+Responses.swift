@@ -17,7 +17,10 @@ extension HTTP2ServerHandler {
     func dispatch(_ stream: HTTP2ServerStream) {
         let router = self.router
         if let answer = stream.rawHeaders.withMethodAndPath({ router.constantAnswer(method: $0, path: $1, version: .http2) }) {
-            stream.body = nil
+            if let body = stream.body { // a body sent to a constant route: dropped, and released
+                stream.body = nil
+                release(body)
+            }
             submit(answer, on: stream)
             return
         }
@@ -32,7 +35,7 @@ extension HTTP2ServerHandler {
         if let body = stream.body {
             // Handed to the handler: no longer held by the connection.
             stream.body = nil
-            giveBackWindow(budget.released(body.readableBytes, load: load))
+            release(body)
         }
         switch router.dispatch(request) {
         case .now(let response):

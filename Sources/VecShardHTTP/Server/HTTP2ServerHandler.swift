@@ -12,7 +12,8 @@ import Darwin
 /// back on it. Limits: concurrent streams (SETTINGS, enforced by nghttp2 with RST_STREAM), header
 /// list size (431), body size (413 then RST_STREAM(NO_ERROR)), the route and the API key checked
 /// on the header block before any body is kept (404/405/401/403), concurrent handlers (503), a
-/// stalled body (408); none of them affects other streams. Buffered bodies are bounded per
+/// stalled or too slow body (408), a body the budget cannot hold beside the others
+/// (RST_STREAM REFUSED_STREAM, `HTTP2ServerHandler+Budget.swift`); none of them affects other streams. Buffered bodies are bounded per
 /// connection and server-wide by flow control (`HTTP2BodyBudget`); the connection-wide timeouts
 /// (first request, header block, idle) end the connection with GOAWAY
 /// (`HTTP2ServerHandler+Timeouts.swift`). A handler's task is cancelled when its stream is reset
@@ -34,6 +35,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     var ticker: RepeatedTask?
     /// Streams with `receivingBody` set: only while there are any does a tick look at streams.
     var bodiesInProgress = 0
+    /// The declared `content-length`s of those streams (what they will hold once complete).
+    var declaredInProgress = 0
+    /// Consecutive ticks the peer had no connection window left while bodies were incomplete.
+    var throttledTicks = 0
     /// The stream whose request header block is being received. A header block arrives in one
     /// piece (HEADERS + CONTINUATION, nothing interleaved: RFC 9113 section 4.3), so its fields
     /// need no look-up in `streams`.
@@ -58,6 +63,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     var flushScheduled = false
     /// A retry of `budget.grant` is scheduled (only while throttled by the server-wide budget).
     var grantRetryScheduled = false
+    /// The budget has window for the peer that nghttp2 has not been told of (see `syncWindow`).
+    var windowOwed = false
     var quiescing = false
     var closed = false
 
@@ -82,11 +89,13 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.load = load
         self.timeouts = ConnectionTimeouts(TimeoutTicks(limits))
         let budgetBytes = limits.effectiveConnectionBodyBytes
+        let largest = Self.connectionWindow(limits)
         self.budget = HTTP2BodyBudget(connectionLimit: budgetBytes, globalLimit: limits.maxBufferedBodyBytes,
-                                      window: Self.connectionWindow(limits))
+                                      window: min(largest, max(65_535, limits.initialConnectionWindowBytes)),
+                                      maxWindow: largest, load: load)
     }
 
-    /// The connection receive window advertised: never more than the connection's body budget.
+    /// The largest connection receive window advertised: never more than the connection's body budget.
     static func connectionWindow(_ limits: HTTPServerLimits) -> Int {
         max(65_535, min(limits.connectionWindowBytes, limits.effectiveConnectionBodyBytes))
     }
@@ -123,7 +132,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             (Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), UInt32(limits.maxHeaderListBytes)),
             (Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), 0),
         ])
-        session.setConnectionWindow(Int32(Self.connectionWindow(limits)))
+        session.setConnectionWindow(Int32(budget.window))
         startTicker(context)
         if context.channel.isActive { flush() }
     }
@@ -273,32 +282,14 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             return 0
         }
         if stream.body == nil {
-            // Size the buffer from content-length when the client sent one (bounded by the limit).
-            let expected = stream.contentLength ?? len
-            stream.body = context!.channel.allocator.buffer(capacity: min(max(expected, len), limits.maxBodyBytes))
+            // Sized from content-length when the client sent one, up to 1 MiB: it grows from there.
+            stream.body = context!.channel.allocator.buffer(capacity: limits.initialBodyCapacity(declared: stream.contentLength, received: len))
         }
         stream.body!.writeBytes(UnsafeRawBufferPointer(start: data, count: len))
-        giveBackWindow(budget.received(len, kept: true, load: load))
+        _ = budget.received(len, kept: true, load: load)
+        windowOwed = true // given back, or the window grew
         if budget.throttledByGlobalBudget { scheduleGrantRetry() }
         return 0
-    }
-
-    /// Tells nghttp2 that `bytes` of the connection window may be given back (WINDOW_UPDATE).
-    @inline(__always)
-    func giveBackWindow(_ bytes: Int) {
-        if bytes > 0, let session { _ = nghttp2_session_consume_connection(session.raw, bytes) }
-    }
-
-    /// The stream's body is no longer kept: its held bytes leave the budget.
-    func stopReceiving(_ stream: HTTP2ServerStream) {
-        if stream.receivingBody {
-            stream.receivingBody = false
-            bodiesInProgress -= 1
-        }
-        if let body = stream.body {
-            stream.body = nil
-            giveBackWindow(budget.released(body.readableBytes, load: load))
-        }
     }
 
     func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
@@ -327,10 +318,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         if endStream {
             stream.requestComplete = true
-            if stream.receivingBody {
-                stream.receivingBody = false
-                bodiesInProgress -= 1
-            }
+            endReceiving(stream)
             if !stream.responseSubmitted { dispatch(stream) }
         }
         return 0
@@ -344,10 +332,19 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             respondEarly(stream, with: refusal)
             return false
         }
+        if let length = stream.contentLength, declaredInProgress + length > budget.connectionLimit {
+            // With the bodies already under way it could not be held whole: refused before any
+            // of it is read (the client may retry it), so that those can complete.
+            refuse(stream)
+            return false
+        }
         stream.request = request
         stream.receivingBody = true
         stream.lastProgressTick = timeouts.now
         bodiesInProgress += 1
+        declaredInProgress += stream.contentLength ?? 0
+        giveBackWindow(budget.grant(load: load)) // window withheld while the connection was idle
+        if budget.throttledByGlobalBudget { scheduleGrantRetry() }
         return true
     }
 
@@ -441,6 +438,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func flush() {
         guard let session, let context, context.channel.isActive else { return }
+        syncWindow()
         while context.channel.isWritable || !session.wantsWrite {
             if output.capacity > Self.retainedOutputBytes {
                 output = context.channel.allocator.buffer(capacity: Self.initialOutputBytes)

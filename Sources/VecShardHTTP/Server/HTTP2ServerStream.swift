@@ -31,6 +31,8 @@ final class HTTP2ServerStream {
     var receivingBody = false
     /// The connection tick of the last body byte (or of the header block), for the body timeout.
     var lastProgressTick = 0
+    /// Ticks the body has been received while the peer had window (for the minimum body rate).
+    var activeTicks = 0
     /// The task running the handler: cancelled when the client resets the stream or the
     /// connection closes before the response is complete.
     var handlerTask: Task<Void, Never>?
@@ -67,6 +69,7 @@ final class HTTP2ServerStream {
         request = nil
         receivingBody = false
         lastProgressTick = 0
+        activeTicks = 0
         handlerTask = nil
         pending = Self.noBytes
         producerFinished = true

@@ -16,8 +16,12 @@ public struct HTTPServerLimits: Sendable {
     /// HTTP/2 per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE), bytes: large enough that a
     /// multi-megabyte request does not stall every 64 KiB.
     public var streamWindowBytes = 8 * 1024 * 1024
-    /// HTTP/2 connection receive window, bytes.
+    /// HTTP/2 connection receive window, bytes: the most it grows to (within the body budgets).
     public var connectionWindowBytes = 64 * 1024 * 1024
+    /// HTTP/2 connection receive window at the start, bytes (at least 65,535): an idle connection
+    /// commits only this much of the server-wide body budget; the window doubles whenever the
+    /// peer has used half of it, up to `connectionWindowBytes`, as both budgets allow.
+    public var initialConnectionWindowBytes = 1024 * 1024
     /// HTTP/2 SETTINGS_MAX_FRAME_SIZE we accept, bytes (16 KiB to 16 MiB - 1).
     public var maxFrameBytes = 1024 * 1024
     /// A streamed response producer waits while this many bytes are queued for the peer.
@@ -35,8 +39,14 @@ public struct HTTPServerLimits: Sendable {
     /// connection is closed (GOAWAY on HTTP/2).
     public var headerTimeout: TimeAmount = .seconds(10)
     /// A request body that makes no progress (no byte) for this long: 408 `request_timeout`
-    /// (HTTP/2: on that stream, then RST_STREAM; HTTP/1.1: then the connection closes).
+    /// (HTTP/2: on that stream, then RST_STREAM; HTTP/1.1: then the connection closes). The clock
+    /// stops while the server itself throttles the body (HTTP/2: no connection window left
+    /// because the budgets withhold it; HTTP/1.1: not read from, the global budget being full).
     public var bodyTimeout: TimeAmount = .seconds(30)
+    /// After `bodyTimeout` of body time (counted as above), a body must have averaged at least
+    /// this rate, bytes per second, or it is answered 408 too: so it completes within
+    /// max(`bodyTimeout`, bytes / rate) of the time it could be sent.
+    public var minimumBodyBytesPerSecond = 64 * 1024
     /// A keep-alive connection with no request open for this long is closed (GOAWAY on HTTP/2).
     public var idleTimeout: TimeAmount = .seconds(120)
     /// Open connections; a connection accepted over it is closed at once (counted in
@@ -50,6 +60,15 @@ public struct HTTPServerLimits: Sendable {
 
     /// The connection body budget actually applied: never below one maximal body.
     var effectiveConnectionBodyBytes: Int { max(maxConnectionBodyBytes, maxBodyBytes) }
+
+    /// The capacity a request body's buffer starts with: what the first bytes need, or what was
+    /// declared, but never more than `initialBodyCapacity` (the buffer grows as bytes arrive), so
+    /// that declared lengths alone allocate little.
+    func initialBodyCapacity(declared: Int?, received: Int) -> Int {
+        min(max(declared ?? received, received), maxBodyBytes, max(received, Self.initialBodyCapacity))
+    }
+
+    static let initialBodyCapacity = 1024 * 1024
 }
 
 public struct HTTPServerConfiguration: Sendable {

@@ -9,6 +9,11 @@ public final class ServerLoad: Sendable {
     let refusedConnections = ManagedAtomic<Int>(0)
     /// Bytes of request bodies held in memory by every connection (received, not yet handed to a handler).
     let bufferedBodyBytes = ManagedAtomic<Int>(0)
+    /// Body bytes every connection has committed: held, plus (HTTP/2) connection window granted
+    /// to peers and not yet used. Window is granted only from what `maxBufferedBodyBytes` leaves
+    /// of this (`reserve`), so held bytes can never exceed it (beyond each HTTP/2 connection's
+    /// protocol-initial 65,535 bytes).
+    let committedBodyBytes = ManagedAtomic<Int>(0)
     /// Requests whose handler is running (async handlers; inline and constant answers are not counted).
     let requestsInFlight = ManagedAtomic<Int>(0)
     /// Requests answered 503 `overloaded` because `maxConcurrentRequests` were running.
@@ -46,6 +51,27 @@ public final class ServerLoad: Sendable {
     @discardableResult @inline(__always)
     func addBuffered(_ bytes: Int) -> Int {
         bufferedBodyBytes.wrappingIncrementThenLoad(by: bytes, ordering: .relaxed)
+    }
+}
+
+extension ServerLoad {
+    /// Commits up to `bytes` within `limit` (all connections together); returns what was committed
+    /// (less, possibly 0, when the budget is nearly full). One relaxed read-modify-write, plus a
+    /// second to give back the excess when over.
+    @inline(__always)
+    func reserve(_ bytes: Int, limit: Int) -> Int {
+        guard bytes > 0 else { return 0 }
+        let total = committedBodyBytes.wrappingIncrementThenLoad(by: bytes, ordering: .relaxed)
+        let excess = min(bytes, total - limit)
+        if excess <= 0 { return bytes }
+        committedBodyBytes.wrappingDecrement(by: excess, ordering: .relaxed)
+        return bytes - excess
+    }
+
+    /// Commits `bytes` unconditionally (or with a negative value, gives them back); returns the new total.
+    @discardableResult @inline(__always)
+    func commit(_ bytes: Int) -> Int {
+        committedBodyBytes.wrappingIncrementThenLoad(by: bytes, ordering: .relaxed)
     }
 }
 
