@@ -1,20 +1,28 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Module layout (dependency arrows point one way, top to bottom):
-//   vecshard (executable)       command line: serve, bench-index, bench-http, ...
-//   VecShardServer              the service: routes, metrics, lifecycle
+// Module layout. Each module imports only modules below it; the two programs of a cluster
+// meet only at the ShardClient seam (VecShardShardAPI):
+//   vecshard (executable)       command line: serve, recover, import, bench-*, storage-stress
+//   VecShardServer              the service: REST routes, metrics, lifecycle; wires router and shards
 //   VecShardBench               benchmark drivers (TEXMEX I/O, load generators)
-//   VecShardHTTP                HTTP/2 (nghttp2) + HTTP/1.1 (NIO) server and client, TLS (OpenSSL);
-//                               the only module that touches C pointers of nghttp2/OpenSSL
-//   VecShardCluster             the router: ShardClient (in-process / gRPC), placement of writes, scatter-gather search
+//   VecShardTesting             fault injection and stress workloads (DelayedShard, the storage stress child)
+//   VecShardShard               the shard service, the process that owns data: LocalShard, RepairableShard,
+//                               the gRPC service, storage errors -> shard errors
+//   VecShardCluster             the router: placement of writes, scatter-gather search, replicas, hedging;
+//                               imports neither VecShardStorage nor VecShardShard
+//   VecShardShardAPI            the seam: ShardClient, ShardCallError, the gRPC transport (RemoteShard) and the
+//                               one conversion per direction between protobuf messages and the schema model
 //   VecShardRouting             placement (XXH64 + rendezvous), topology and its validation: pure functions
 //   VecShardRPC                 gRPC over the HTTP/2 stack: framing, status, deadlines; server and client
-//   VecShardProto               hand-written protobuf codec and the shard service's messages
-//   VecShardStorage             a shard's collections: WAL, segments, manifest, metadata filters
-//   VecShardHashing             XXH64 (placement hash, storage checksums)
+//   VecShardHTTP                HTTP/2 (nghttp2) + HTTP/1.1 (NIO) server and client, TLS (OpenSSL)
+//   VecShardProto               hand-written protobuf codec and the shard service's messages (wire only)
+//   VecShardStorage             a shard's collections: WAL, segments, manifest, metadata postings
+//   VecShardSchema              the model router and storage share: point, metadata, filter, collection
+//                               schema, limits, validation, SchemaError and ErrorKind
 //   VecShardEngine              vectors in, neighbours out: kernels and indexes, no networking
-//   CNGHTTP2, COpenSSL          system libraries
+//   VecShardPrimitives          locks, memory-mapped files, SplitMix64, XXH64, the score order
+//   CNGHTTP2, COpenSSL, CVecKernels   C: system libraries and the SIMD kernels
 let package = Package(
     name: "vecshard",
     platforms: [.macOS(.v14)],
@@ -70,12 +78,26 @@ let package = Package(
             dependencies: ["VecShardProto"],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
-        .target(name: "VecShardHashing"),
-        .target(name: "VecShardRouting", dependencies: ["VecShardHashing"]),
+        .target(name: "VecShardPrimitives"),
+        .target(name: "VecShardRouting", dependencies: ["VecShardPrimitives"]),
+        .target(name: "VecShardSchema", dependencies: ["VecShardEngine", "VecShardPrimitives"]),
+        .target(
+            name: "VecShardShardAPI",
+            dependencies: ["VecShardSchema", "VecShardEngine", "VecShardProto", "VecShardRPC", "VecShardHTTP",
+                           .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .target(
             name: "VecShardCluster",
-            dependencies: ["VecShardStorage", "VecShardEngine", "VecShardProto", "VecShardRouting", "VecShardRPC", "VecShardHTTP", "VecShardHashing",
-                           .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["VecShardShardAPI", "VecShardSchema", "VecShardProto", "VecShardRouting", "VecShardRPC", "VecShardPrimitives"]
+        ),
+        .target(
+            name: "VecShardShard",
+            dependencies: ["VecShardShardAPI", "VecShardStorage", "VecShardSchema", "VecShardEngine", "VecShardProto", "VecShardRouting",
+                           "VecShardRPC", "VecShardPrimitives"]
+        ),
+        .target(
+            name: "VecShardTesting",
+            dependencies: ["VecShardShardAPI", "VecShardStorage", "VecShardSchema", "VecShardEngine", "VecShardProto", "VecShardPrimitives"]
         ),
         .target(
             name: "VecShardRPC",
@@ -85,22 +107,26 @@ let package = Package(
         .target(name: "CVecKernels"),
         .target(
             name: "VecShardEngine",
-            dependencies: ["CVecKernels"],
+            dependencies: ["CVecKernels", "VecShardPrimitives"],
             exclude: ["ALGO_PARAMS.md"]
         ),
         .target(
             name: "VecShardStorage",
-            dependencies: ["VecShardEngine", "VecShardHashing"]
+            dependencies: ["VecShardSchema", "VecShardEngine", "VecShardPrimitives"]
         ),
         .target(
             name: "VecShardBench",
-            dependencies: ["VecShardEngine", "VecShardStorage"]
+            dependencies: ["VecShardEngine", "VecShardSchema", "VecShardStorage", "VecShardTesting", "VecShardPrimitives"]
         ),
         .target(
             name: "VecShardServer",
             dependencies: [
                 "VecShardHTTP",
                 "VecShardCluster",
+                "VecShardShard",
+                "VecShardShardAPI",
+                "VecShardTesting",
+                "VecShardSchema",
                 "VecShardStorage",
                 "VecShardRouting",
                 "VecShardProto",
@@ -119,8 +145,12 @@ let package = Package(
             dependencies: [
                 "VecShardServer",
                 "VecShardBench",
+                "VecShardTesting",
+                "VecShardSchema",
                 "VecShardStorage",
                 "VecShardCluster",
+                "VecShardShard",
+                "VecShardShardAPI",
                 "VecShardRouting",
                 "VecShardProto",
                 "VecShardHTTP",

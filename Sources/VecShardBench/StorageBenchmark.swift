@@ -1,9 +1,12 @@
 #if canImport(Glibc)
+import VecShardPrimitives
 import Glibc
 #endif
 import Foundation
 import VecShardEngine
+import VecShardSchema
 import VecShardStorage
+import VecShardTesting
 
 /// `vecshard bench-storage`: the storage layer against its anchors, measured in the same
 /// run. Prints one JSON line per measurement.
@@ -96,7 +99,7 @@ public struct StorageBenchmark {
     // MARK: upserts
 
     static func vectors(_ n: Int, dimension: Int, seed: UInt64) -> [Float] {
-        var g = StressRandom(seed: seed)
+        var g = SplitMix64(seed: seed)
         return (0..<(n * dimension)).map { _ in Float(Int(g.next() % 2001) - 1000) / 1000 }
     }
 

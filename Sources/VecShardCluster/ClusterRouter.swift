@@ -1,8 +1,8 @@
 import Synchronization
-import VecShardEngine
 import VecShardProto
 import VecShardRouting
-import VecShardStorage
+import VecShardSchema
+import VecShardShardAPI
 
 /// The router: places writes with the topology (shard-key value → group, rendezvous hashing of
 /// the id → shard), scatters searches to the shards of the groups a query can touch, and merges
@@ -21,7 +21,7 @@ public final class ClusterRouter: Sendable {
 
     public init(table: RoutingTable, shards: [String: any ShardClient], defaultOversample: Double = 1.0) throws {
         for (_, shard) in table.topology.allShards where shards[shard.name] == nil {
-            throw ShardCallError(.internal, code: "unknown_shard", "topology names shard '\(shard.name)' but no client exists for it")
+            throw ShardCallError(.internalError, code: "unknown_shard", "topology names shard '\(shard.name)' but no client exists for it")
         }
         state = Mutex(State(table: table, shards: shards))
         self.defaultOversample = defaultOversample
@@ -128,7 +128,7 @@ public final class ClusterRouter: Sendable {
             do {
                 _ = try await shard.describeCollection(name)
                 return true
-            } catch let error as ShardCallError where error.statusCode == .notFound {
+            } catch let error as ShardCallError where error.kind == .notFound {
                 return false
             } catch {
                 return true // there in some form (e.g. refused for a damaged log): never drop it
@@ -191,8 +191,7 @@ public final class ClusterRouter: Sendable {
         let info = try await client(name).describeCollection(collection)
         let schema: CollectionSchema
         do {
-            schema = try CollectionSchema(message: CreateCollectionRequest(name: info.name, dimension: info.dimension, metric: info.metric,
-                                                                           index: info.index, shardKey: info.shardKey))
+            schema = try CollectionSchema(info: info)
         } catch { throw shardError(error) }
         state.withLock { $0.schemas[collection] = schema }
         return schema
@@ -210,7 +209,7 @@ public final class ClusterRouter: Sendable {
         for (i, p) in points.enumerated() { lastIndex[p.id] = i }
         let unique = points.enumerated().filter { lastIndex[$0.element.id] == $0.offset }.map(\.element)
         do {
-            try schema.validate(points: unique.map { Point(id: $0.id, vector: $0.vector, metadata: metadata($0.metadata)) })
+            try schema.validate(points: unique.map(Point.init(message:)))
         } catch { throw shardError(error) }
         let table = self.table
         let routing = table.topology.collections[collection]
@@ -305,16 +304,14 @@ public final class ClusterRouter: Sendable {
         for (qi, query) in queries.enumerated() {
             do {
                 try schema.validate(query: query.vector)
-                try CollectionSchema.validate(filter: query.filter?.storageFilter ?? [:])
+                try CollectionSchema.validate(filter: query.filter?.schemaFilter ?? [:])
             } catch { throw shardError(error) }
             var params = query.params ?? SearchParamsMessage()
             let k = params.k == 0 ? 10 : Int(params.k)
-            guard (1...maxSearchK).contains(k) else {
-                throw ShardCallError(.invalidArgument, code: "invalid_search", "k \(k) is out of range; k must be between 1 and \(maxSearchK)")
-            }
+            do { try SearchLimits.check(k: k) } catch { throw ShardCallError(error) }
             ks.append(k)
             let exact = params.exact || schema.index.kind == .flat
-            params.k = UInt32(Placement.perShardK(k: k, exact: exact, oversample: oversample ?? defaultOversample, maxK: maxSearchK))
+            params.k = UInt32(Placement.perShardK(k: k, exact: exact, oversample: oversample ?? defaultOversample, maxK: SearchLimits.maxK))
             var shardQuery = query
             shardQuery.params = params
             let pinned = routing?.shardKey.flatMap { key in query.filter?.must[key] }.map { $0.map(Self.shardKeyText) }
@@ -349,7 +346,7 @@ public final class ClusterRouter: Sendable {
             if let response {
                 for (slot, hits) in zip(shardQueries[name]!, response.results) { mergers[slot.query].add(contentsOf: hits) }
             } else if let error {
-                if error.statusCode == .invalidArgument || error.statusCode == .notFound { throw error } // the caller's fault, not a shard's
+                if error.kind == .invalidArgument || error.kind == .notFound { throw error } // the caller's fault, not a shard's
                 missing.append(name)
                 firstFailure = firstFailure ?? error
             }
@@ -361,7 +358,7 @@ public final class ClusterRouter: Sendable {
         let results = mergers.map { $0.result() }
         // Each shard kept its answer under the limit; the merged answer must fit it too.
         let bytes = results.reduce(0) { $0 + $1.reduce(0) { $0 + $1.byteCount } }
-        guard bytes <= SearchLimits.maxResponseBytes else { throw shardError(StorageError.responseTooLarge(limit: SearchLimits.maxResponseBytes)) }
+        guard bytes <= SearchLimits.maxResponseBytes else { throw ShardCallError(SchemaError.responseTooLarge(limit: SearchLimits.maxResponseBytes)) }
         return SearchOutcome(results: results, shardsAsked: names.count,
                              shardsAnswered: names.count - missing.count, missingShards: missing.sorted())
     }

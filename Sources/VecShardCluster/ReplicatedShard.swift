@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import VecShardProto
+import VecShardShardAPI
 import VecShardRPC
 
 /// One shard served by several replicas (each a `ShardClient`, normally a `RemoteShard`).
@@ -146,7 +147,7 @@ public final class ReplicatedShard: ShardClient {
             return result
         } catch {
             let failure = shardError(error)
-            if failure.statusCode == .cancelled || error is CancellationError || Task.isCancelled {
+            if failure.kind == .cancelled || error is CancellationError || Task.isCancelled {
                 // Cancelled (another replica answered first, or the caller went away): not the
                 // replica's fault; it took at least this long.
                 replica.recordLowerBound(ContinuousClock.now - start)
@@ -164,8 +165,8 @@ public final class ReplicatedShard: ShardClient {
 
     /// Transport trouble or an overloaded replica: another replica may well answer.
     static func isReplicaFault(_ error: ShardCallError) -> Bool {
-        switch error.statusCode {
-        case .unavailable, .deadlineExceeded, .internal, .unknown, .cancelled, .resourceExhausted: return true
+        switch error.kind {
+        case .unavailable, .deadlineExceeded, .internalError, .cancelled, .resourceExhausted: return true
         default: return false
         }
     }
@@ -265,7 +266,7 @@ public final class ReplicatedShard: ShardClient {
                 // refused what its peers accepted, e.g. a collection it does not have yet): it
                 // has diverged; repair it from a peer once it answers. A cancelled call (the
                 // caller went away) proves nothing.
-                if anyApplied && error.statusCode != .cancelled {
+                if anyApplied && error.kind != .cancelled {
                     replicas[index].needsSync.store(true, ordering: .relaxed)
                 }
             }
@@ -432,17 +433,6 @@ extension ReplicatedShard {
         // this is the best guess at the one that saw the most acknowledged writes.
         return points.indices.filter { points[$0] != nil }.max { (points[$0]!, -$0) < (points[$1]!, -$1) }
     }
-}
-
-/// Per-replica results of a fan-out, written by concurrent child tasks.
-final class ReplicaSlots<T: Sendable>: Sendable {
-    private let state: Mutex<(values: [T?], errors: [ShardCallError?])>
-
-    init(count: Int) { state = Mutex((Array(repeating: nil, count: count), Array(repeating: nil, count: count))) }
-
-    func succeed(_ index: Int, _ value: T) { state.withLock { $0.values[index] = value } }
-    func fail(_ index: Int, _ error: ShardCallError) { state.withLock { $0.errors[index] = error } }
-    func take() -> (values: [T?], errors: [ShardCallError?]) { state.withLock { ($0.values, $0.errors) } }
 }
 
 /// A token bucket: every read earns `ratio` of a hedge, a hedge spends one, at most `burst` saved.

@@ -1,5 +1,6 @@
 import Synchronization
 import VecShardProto
+import VecShardShardAPI
 import VecShardRPC
 
 /// Coalesces concurrent searches to one shard into fewer, larger calls, so that the cost of a
@@ -114,7 +115,7 @@ final class SearchCoalescer: Sendable {
         do {
             let response = try await RequestDeadline.$current.withValue(deadline) { try await send(combined) }
             guard response.results.count == combined.queries.count else {
-                throw ShardCallError(.internal, code: "bad_response",
+                throw ShardCallError(.internalError, code: "bad_response",
                                      "shard answered \(response.results.count) result lists for \(combined.queries.count) queries")
             }
             var offset = 0

@@ -1,4 +1,7 @@
+import VecShardPrimitives
 import VecShardProto
+import VecShardSchema
+import VecShardShardAPI
 
 /// Merges per-shard top-k lists into the global top k: a bounded min-heap keyed by score (higher
 /// is closer; ties broken by the smaller id, so the order is total and shard-independent), with
@@ -16,7 +19,7 @@ public struct TopKMerger {
     /// True if `a` ranks before (is closer than) `b`.
     @inline(__always)
     static func better(_ a: ScoredPointMessage, _ b: ScoredPointMessage) -> Bool {
-        a.score != b.score ? a.score > b.score : a.id < b.id
+        ScoreOrder.precedes(a.score, a.id, b.score, b.id)
     }
 
     public mutating func add(_ hit: ScoredPointMessage) {
@@ -75,6 +78,16 @@ public struct TopKMerger {
             if worst == i { return }
             swapAt(i, worst)
             i = worst
+        }
+    }
+}
+
+extension ScoredPointMessage {
+    /// Bytes this hit counts for in a response budget, as storage's `SearchHit.byteCount`
+    /// counts them (id, score, metadata keys and values, vector).
+    var byteCount: Int {
+        metadata.reduce(id.utf8.count + 4 + 4 * vector.count) { total, field in
+            total + field.key.utf8.count + MetadataValue(field.value).byteCount
         }
     }
 }

@@ -1,3 +1,4 @@
+import VecShardPrimitives
 /// FLAT: every vector kept as given (unit-normalized under cosine) and every search
 /// an exact scan. The oracle that the recall tests measure other indexes against.
 /// Memory: count × dimension × 4 bytes.

@@ -1,4 +1,5 @@
 import CVecKernels
+import VecShardPrimitives
 
 /// FLAT for a segment that is still taking writes: rows are appended into fixed blocks
 /// ("chunks") that never move once allocated, so

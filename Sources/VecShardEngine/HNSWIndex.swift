@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import CVecKernels
+import VecShardPrimitives
 
 /// HNSW: a hierarchical navigable small-world graph (Malkov & Yashunin). Every node has
 /// up to 2·m links on layer 0 and up to m on each upper layer it reaches (a node's top
@@ -188,7 +189,7 @@ final class HNSWIndex: VectorIndex, @unchecked Sendable {
     }
 
     private func randomLevel(_ id: Int) -> Int {
-        let bits = SeededGenerator.mix(spec.seed, UInt64(id))
+        let bits = SplitMix64.mix(spec.seed, UInt64(id))
         let u = 1 - Double(bits >> 11) * 0x1.0p-53  // (0, 1]
         return min(Int(-log(u) * levelMultiplier), 31)
     }

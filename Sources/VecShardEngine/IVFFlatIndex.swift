@@ -1,3 +1,4 @@
+import VecShardPrimitives
 /// IVF_FLAT: vectors partitioned into nlist inverted lists by a k-means coarse quantizer;
 /// a search scores the query against the centroids and scans the `nprobe` best lists
 /// exactly. Trained on a sample of the first batch it is given (`build` or `add`).

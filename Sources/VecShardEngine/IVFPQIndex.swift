@@ -1,4 +1,5 @@
 import CVecKernels
+import VecShardPrimitives
 
 /// IVF_PQ: a coarse quantizer (nlist k-means centroids) whose lists hold product-
 /// quantized codes of each vector's residual (vector − its list's centroid, as FAISS

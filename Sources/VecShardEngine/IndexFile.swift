@@ -11,6 +11,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import CVecKernels
+import VecShardPrimitives
 
 // Index file layout (version 1), little-endian, every section 64-byte aligned so that
 // float and integer arrays can be used in place from a memory mapping:
@@ -161,10 +162,10 @@ final class IndexFileReader: @unchecked Sendable {
 
     init(path: String) throws {
         self.path = path
-        mapping = try MappedFile(path: path)
-        let base = mapping.base
-        let size = mapping.size
+        do { mapping = try MappedFile(path: path) } catch { throw EngineError.io(path: error.path, operation: error.operation, errno: error.errno) }
         func fail(_ reason: String) -> EngineError { .corruptIndexFile(path: path, reason: reason) }
+        guard let base = mapping.base else { throw fail("the file is empty") }
+        let size = mapping.size
         func u32(_ o: Int) -> UInt32 { UInt32(littleEndian: base.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
         func u64(_ o: Int) -> UInt64 { UInt64(littleEndian: base.loadUnaligned(fromByteOffset: o, as: UInt64.self)) }
         guard size >= 64 else { throw fail("\(size) bytes is shorter than the 64-byte header (truncated?)") }
@@ -212,7 +213,7 @@ final class IndexFileReader: @unchecked Sendable {
         guard let entry = table[code] else {
             throw EngineError.corruptIndexFile(path: path, reason: "section \(tag) is missing")
         }
-        let buf = UnsafeRawBufferPointer(start: mapping.base + entry.offset, count: entry.length)
+        let buf = UnsafeRawBufferPointer(start: mapping.base! + entry.offset, count: entry.length)
         if !verified.contains(code) {
             let sum = entry.length == 0 ? 0 : vk_checksum64(buf.baseAddress, buf.count, 0)
             guard sum == entry.checksum else {

@@ -1,4 +1,5 @@
 import CVecKernels
+import VecShardPrimitives
 
 /// Lloyd's k-means under squared L2, trained on a seeded sample, deterministic for a
 /// given (data, k, seed) whatever the thread count: the sample, the initial centroids
@@ -16,7 +17,7 @@ struct KMeans {
     /// With fewer sampled rows than k, every row becomes a centroid and the rest repeat them.
     func train(_ data: UnsafePointer<Float>, count: Int, dimension: Int) -> [Float] {
         precondition(count > 0 && k > 0)
-        var rng = SeededGenerator(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let sampleCount = min(count, k * maxPointsPerCentroid)
         var sample = [Float](repeating: 0, count: sampleCount * dimension)
         // Partial Fisher-Yates over row indexes picks a uniform sample without replacement;
@@ -45,7 +46,7 @@ struct KMeans {
     }
 
     private func trainOnSample(_ sample: inout [Float], count n: Int, dimension d: Int,
-                               rng: inout SeededGenerator) -> [Float] {
+                               rng: inout SplitMix64) -> [Float] {
         var centroids = [Float](repeating: 0, count: k * d)
         if n <= k {
             for c in 0..<k {
@@ -93,7 +94,7 @@ struct KMeans {
     /// An empty cluster takes over half of the largest one: its centroid becomes a
     /// slightly perturbed copy (as FAISS does), and the next iteration splits the points.
     private func splitEmptyClusters(_ centroids: inout [Float], sizes: inout [Int], dimension d: Int,
-                                    rng: inout SeededGenerator) {
+                                    rng: inout SplitMix64) {
         for c in 0..<k where sizes[c] == 0 {
             var big = 0
             for j in 1..<k where sizes[j] > sizes[big] { big = j }

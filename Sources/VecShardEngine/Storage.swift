@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import VecShardPrimitives
 
 /// Allocates `bytes` for a large array: 64-byte aligned, and from 8 MiB on 2 MiB aligned
 /// with transparent huge pages requested (Linux `madvise`), which cuts the TLB misses of
@@ -134,43 +135,3 @@ final class Bitset: @unchecked Sendable {
     }
 }
 
-/// A read-only memory mapping of a whole file; unmapped when released.
-final class MappedFile: @unchecked Sendable {
-    let path: String
-    let base: UnsafeRawPointer
-    let size: Int
-
-    init(path: String) throws {
-        self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw EngineError.io(path: path, operation: "open", errno: errno) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw EngineError.io(path: path, operation: "stat", errno: errno) }
-        size = Int(st.st_size)
-        guard size > 0 else {
-            throw EngineError.corruptIndexFile(path: path, reason: "the file is empty")
-        }
-        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
-            throw EngineError.io(path: path, operation: "mmap", errno: errno)
-        }
-        base = UnsafeRawPointer(p)
-    }
-
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
-
-    /// Unmaps the whole pages inside `region` (part of this mapping) from this process, so
-    /// pages read once (a checksum pass) stop counting as its resident memory. They stay in
-    /// the page cache, and the next access maps them again: the mapping is read-only, so
-    /// nothing is lost.
-    func dropResidentPages(_ region: UnsafeRawBufferPointer) {
-        #if os(Linux)
-        guard let start = region.baseAddress, region.count > 0 else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let first = (Int(bitPattern: start) + page - 1) / page * page
-        let end = (Int(bitPattern: start) + region.count) / page * page
-        guard end > first else { return }
-        _ = madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, 4 /* MADV_DONTNEED */)
-        #endif
-    }
-}

@@ -1,3 +1,5 @@
+import VecShardPrimitives
+
 /// Keeps the k best (highest score) of the (score, id) pairs pushed into it: a binary
 /// min-heap whose root is the worst kept pair. Ties in score keep the lower id, so
 /// results do not depend on scan order. Capacity k is fixed at creation.
@@ -71,7 +73,7 @@ struct TopKHeap {
     /// The kept pairs, best first.
     func sorted() -> [Neighbor] {
         var out = zip(ids, scores).map { Neighbor(id: $0.0, score: $0.1) }
-        out.sort { $0.score > $1.score || ($0.score == $1.score && $0.id < $1.id) }
+        out.sort { ScoreOrder.precedes($0.score, $0.id, $1.score, $1.id) }
         return out
     }
 }

@@ -1,4 +1,4 @@
-import VecShardHashing
+import VecShardPrimitives
 
 /// The id hash placement uses: XXH64 with seed 0 over the id's UTF-8 bytes.
 ///

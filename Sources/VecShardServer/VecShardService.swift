@@ -9,7 +9,10 @@ import VecShardCluster
 import VecShardHTTP
 import VecShardRPC
 import VecShardRouting
+import VecShardShard
+import VecShardShardAPI
 import VecShardStorage
+import VecShardTesting
 
 /// What this process is (../shared/DESIGN.md, Processes).
 public enum ServiceRole: Sendable, Equatable {

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Foundation
+import VecShardPrimitives
+import VecShardSchema
 
 /// One shard's storage: a root directory holding its collections
 /// (`<root>/collections/<name>/`). Safe to use from many tasks at once.
@@ -68,7 +70,7 @@ public final class Shard: @unchecked Sendable {
     /// nothing of the collection is left behind.
     @discardableResult
     public func createCollection(_ schema: CollectionSchema) async throws -> ShardCollection {
-        try schema.validate()
+        do { try schema.validate() } catch let e as SchemaError { throw StorageError.invalid(e) }
         return try await runBlocking { try self.createNow(schema) }
     }
 

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import VecShardEngine
+import VecShardPrimitives
+import VecShardSchema
 
 /// Every error of the storage layer. Each case has a stable snake_case `code` (for
 /// clients and logs) and a `kind` that the HTTP and gRPC layers map to a status, each in
@@ -11,23 +13,6 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case collectionNotFound(String)
     /// A collection of that name exists already (with the schema it has).
     case collectionAlreadyExists(String)
-    /// The collection name is empty, too long or has characters outside [A-Za-z0-9_-].
-    case invalidCollectionName(String, reason: String)
-    /// A schema knob is out of range (dimension, index spec, shard key).
-    case invalidSchema(String)
-    /// A vector (of a point or a query) has the wrong number of components.
-    /// `pointID` is nil for a query.
-    case dimensionMismatch(collection: String, got: Int, expected: Int, pointID: String?)
-    /// A component is NaN or infinite. `pointID` is nil for a query.
-    case nonFiniteComponent(pointID: String?, component: Int)
-    /// A zero vector under the cosine metric (no direction). `pointID` is nil for a query.
-    case zeroVector(pointID: String?)
-    /// A finite component whose float32 square overflows (|x| above
-    /// `VectorCheck.maxComponentMagnitude`); code `non_finite_component`. `pointID` is nil for a query.
-    case componentTooLarge(pointID: String?, component: Int, value: Float)
-    /// Under cosine, a vector that is not all zeros but whose float32 squared norm is below
-    /// `Float.leastNormalMagnitude` (or overflows): it has no direction; code `zero_vector`.
-    case vectorWithoutDirection(pointID: String?, squaredNorm: Float)
     /// The collection's write-ahead log is damaged before its end (not a torn tail):
     /// opening it would lose acknowledged writes, so it is not opened until an operator
     /// accepts the loss (`vecshard recover --accept-data-loss`). The files are kept.
@@ -36,16 +21,6 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case dataDirectoryLocked(path: String, holderPID: Int32?)
     /// A new collection would exceed the shard's limit on collections (`--max-collections`).
     case collectionLimitReached(name: String, limit: Int)
-    /// A point id is empty or longer than `maxPointIDBytes` bytes of UTF-8.
-    case invalidPointID(String, reason: String)
-    /// A metadata key or value breaks a limit (key length, value size, field count).
-    case invalidMetadata(pointID: String, reason: String)
-    /// A filter names a value type that cannot be filtered on, or an empty IN list.
-    case invalidFilter(String)
-    /// A search knob is out of range (k, nprobe, ef, ...); the message says which.
-    case invalidSearch(String)
-    /// A request carries more points or ids than one write accepts.
-    case batchTooLarge(count: Int, limit: Int)
     /// No point with that id in the collection.
     case pointNotFound(collection: String, id: String)
     /// The disk is full (ENOSPC/EDQUOT/EFBIG): the write was not acknowledged and changed
@@ -60,27 +35,20 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case io(path: String, operation: String, errno: Int32)
     /// An error of the vector engine that is not the caller's fault (a bug or a damaged index).
     case engine(String)
-    /// A search's answer would exceed `limit` bytes (`SearchLimits.maxResponseBytes`); nothing is returned.
-    case responseTooLarge(limit: Int)
+    /// An input that breaks the schema or a limit (checked before anything is written).
+    case invalid(SchemaError)
     /// The caller went away or its deadline passed (its task was cancelled); the work stopped.
     case cancelled
 
     /// How far an error reaches and who is at fault; the HTTP/gRPC layers map this to a status.
-    public enum Kind: String, Sendable {
-        case invalidArgument, notFound, alreadyExists, resourceExhausted, unavailable, internalError, cancelled
-        /// Acknowledged data is unreadable (a damaged write-ahead log).
-        case dataLoss
-    }
+    public typealias Kind = ErrorKind
 
     public var kind: Kind {
         switch self {
         case .collectionNotFound, .pointNotFound: return .notFound
         case .collectionAlreadyExists: return .alreadyExists
-        case .invalidCollectionName, .invalidSchema, .dimensionMismatch, .nonFiniteComponent, .zeroVector,
-             .componentTooLarge, .vectorWithoutDirection,
-             .invalidPointID, .invalidMetadata, .invalidFilter, .invalidSearch, .batchTooLarge, .collectionLimitReached,
-             .responseTooLarge:
-            return .invalidArgument
+        case .invalid(let e): return e.kind
+        case .collectionLimitReached: return .invalidArgument
         case .cancelled: return .cancelled
         case .diskFull: return .resourceExhausted
         case .unavailable, .dataDirectoryLocked: return .unavailable
@@ -92,49 +60,27 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A stable machine-readable name of the case.
     public var code: String {
         switch self {
+        case .invalid(let e): return e.code
         case .collectionNotFound: return "collection_not_found"
         case .collectionAlreadyExists: return "collection_already_exists"
-        case .invalidCollectionName: return "invalid_collection_name"
-        case .invalidSchema: return "invalid_schema"
-        case .dimensionMismatch: return "dimension_mismatch"
-        case .nonFiniteComponent, .componentTooLarge: return "non_finite_component"
-        case .zeroVector, .vectorWithoutDirection: return "zero_vector"
         case .walDamaged: return "data_loss"
         case .dataDirectoryLocked: return "data_directory_locked"
         case .collectionLimitReached: return "limit_exceeded"
-        case .invalidPointID: return "invalid_point_id"
-        case .invalidMetadata: return "invalid_metadata"
-        case .invalidFilter: return "invalid_filter"
-        case .invalidSearch: return "invalid_search"
-        case .batchTooLarge: return "batch_too_large"
         case .pointNotFound: return "point_not_found"
         case .diskFull: return "disk_full"
         case .unavailable: return "unavailable"
         case .corrupt: return "corrupt"
         case .io: return "io_error"
         case .engine: return "engine_error"
-        case .responseTooLarge: return "response_too_large"
         case .cancelled: return "cancelled"
         }
     }
 
     public var description: String {
-        func point(_ id: String?) -> String { id.map { "point '\($0)'" } ?? "query" }
         switch self {
+        case let .invalid(e): return e.description
         case let .collectionNotFound(name): return "collection '\(name)' does not exist"
         case let .collectionAlreadyExists(name): return "collection '\(name)' already exists"
-        case let .invalidCollectionName(name, reason): return "collection name '\(name)' is invalid: \(reason)"
-        case let .invalidSchema(message): return message
-        case let .dimensionMismatch(collection, got, expected, id):
-            return "\(point(id)): dimension \(got), collection '\(collection)' expects \(expected)"
-        case let .nonFiniteComponent(id, component):
-            return "\(point(id)): component \(component) is NaN or infinite; components must be finite"
-        case let .zeroVector(id):
-            return "\(point(id)): the vector is all zeros, which has no cosine similarity"
-        case let .componentTooLarge(id, component, value):
-            return "\(point(id)): " + VectorCheck.Problem.componentTooLarge(component: component, value: value).description
-        case let .vectorWithoutDirection(id, squaredNorm):
-            return "\(point(id)): " + VectorCheck.Problem.noDirection(squaredNorm: squaredNorm, allZero: false).description
         case let .walDamaged(damage):
             return "\(damage); the collection is not opened (its files are kept). To open it without the records after the "
                 + "damage, stop the service and run `vecshard recover --data-dir <dir> --accept-data-loss` (or start it with --accept-wal-damage)"
@@ -143,22 +89,38 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
                 + "two processes must not share a --data-dir"
         case let .collectionLimitReached(name, limit):
             return "collection '\(name)' cannot be created: this shard has \(limit) collections, the limit (--max-collections \(limit))"
-        case let .invalidPointID(id, reason):
-            return "point id '\(id.prefix(64))\(id.utf8.count > 64 ? "…" : "")' is invalid: \(reason)"
-        case let .invalidMetadata(id, reason): return "point '\(id)': metadata \(reason)"
-        case let .invalidFilter(message): return "filter: \(message)"
-        case let .invalidSearch(message): return message
-        case let .batchTooLarge(count, limit): return "\(count) items in one write; the limit is \(limit)"
         case let .pointNotFound(collection, id): return "point '\(id)' does not exist in collection '\(collection)'"
         case let .diskFull(path): return "disk full while writing \(path); the write was not applied"
         case let .unavailable(message): return message
         case let .corrupt(path, reason): return "\(path) is corrupt: \(reason)"
         case let .io(path, operation, errno): return "\(operation) \(path) failed (errno \(errno))"
         case let .engine(message): return "vector engine: \(message)"
-        case let .responseTooLarge(limit):
-            return "the answer would exceed \(limit) bytes; ask for a smaller k or fewer queries, or set include_metadata to false"
         case .cancelled: return "the search was cancelled (the caller went away or its deadline passed)"
         }
+    }
+
+
+    // The checks of `VecShardSchema` throw `SchemaError`; storage wraps it. These spell the
+    // wrapped cases as storage's own, for storage code and its tests.
+    public static func invalidCollectionName(_ name: String, reason: String) -> StorageError { .invalid(.invalidCollectionName(name, reason: reason)) }
+    public static func invalidSchema(_ message: String) -> StorageError { .invalid(.invalidSchema(message)) }
+    public static func dimensionMismatch(collection: String, got: Int, expected: Int, pointID: String?) -> StorageError {
+        .invalid(.dimensionMismatch(collection: collection, got: got, expected: expected, pointID: pointID))
+    }
+    public static func nonFiniteComponent(pointID: String?, component: Int) -> StorageError { .invalid(.nonFiniteComponent(pointID: pointID, component: component)) }
+    public static func zeroVector(pointID: String?) -> StorageError { .invalid(.zeroVector(pointID: pointID)) }
+    public static func componentTooLarge(pointID: String?, component: Int, value: Float) -> StorageError {
+        .invalid(.componentTooLarge(pointID: pointID, component: component, value: value))
+    }
+    public static func invalidPointID(_ id: String, reason: String) -> StorageError { .invalid(.invalidPointID(id, reason: reason)) }
+    public static func invalidFilter(_ message: String) -> StorageError { .invalid(.invalidFilter(message)) }
+    public static func invalidSearch(_ message: String) -> StorageError { .invalid(.invalidSearch(message)) }
+    public static func batchTooLarge(count: Int, limit: Int) -> StorageError { .invalid(.batchTooLarge(count: count, limit: limit)) }
+    public static func responseTooLarge(limit: Int) -> StorageError { .invalid(.responseTooLarge(limit: limit)) }
+
+    /// Runs a check of `VecShardSchema`, throwing its error as storage's.
+    static func checking<T>(_ body: () throws(SchemaError) -> T) throws(StorageError) -> T {
+        do { return try body() } catch { throw .invalid(error) }
     }
 
     /// Maps an engine error raised while serving a caller's request. `pointID` names the

@@ -4,6 +4,8 @@ import NIOCore
 import NIOPosix
 import VecShardBench
 import VecShardCluster
+import VecShardShard
+import VecShardShardAPI
 import VecShardHTTP
 import VecShardProto
 import VecShardRouting

@@ -1,5 +1,6 @@
 import ArgumentParser
 import VecShardStorage
+import VecShardTesting
 
 /// `vecshard storage-stress` (hidden): the child process of the storage crash tests.
 /// Opens a shard directory, runs concurrent writers of `StorageStressWorkload`, and prints

@@ -3,6 +3,8 @@ import NIOCore
 import VecShardCluster
 import VecShardHTTP
 import VecShardProto
+import VecShardSchema
+import VecShardShardAPI
 import VecShardRouting
 
 /// The REST/JSON data API and the operators' admin endpoints, over a `ClusterRouter`.

@@ -1,5 +1,7 @@
 import VecShardHTTP
 import VecShardProto
+import VecShardSchema
+import VecShardShardAPI
 
 /// Builds JSON response bodies directly into a byte array (no intermediate objects): search
 /// answers are the hot path.

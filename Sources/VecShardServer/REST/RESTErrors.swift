@@ -2,14 +2,16 @@ import Foundation
 import NIOHTTP1
 import VecShardCluster
 import VecShardHTTP
-import VecShardRPC
+import VecShardSchema
+import VecShardShardAPI
 
-// The one place where shard-protocol statuses and request-decoding failures become HTTP answers.
+// The one place where error kinds and request-decoding failures become HTTP answers (the gRPC
+// statuses of the same kinds are in VecShardShardAPI/ShardWire.swift).
 
-extension ShardCallError: HTTPResponseError {
-    public var status: HTTPResponseStatus {
-        switch statusCode {
-        case .invalidArgument, .outOfRange: return .badRequest
+extension ErrorKind {
+    var httpStatus: HTTPResponseStatus {
+        switch self {
+        case .invalidArgument: return .badRequest
         case .failedPrecondition: return .preconditionFailed
         case .notFound: return .notFound
         case .alreadyExists, .aborted: return .conflict
@@ -19,9 +21,13 @@ extension ShardCallError: HTTPResponseError {
         case .unimplemented: return .notImplemented
         case .permissionDenied: return .forbidden
         case .unauthenticated: return .unauthorized
-        case .ok, .unknown, .internal, .dataLoss: return .internalServerError
+        case .internalError, .dataLoss: return .internalServerError
         }
     }
+}
+
+extension ShardCallError: HTTPResponseError {
+    public var status: HTTPResponseStatus { kind.httpStatus }
 
     /// A write that some shards applied and some did not lists both in the error object.
     public func response() -> ServerResponse {

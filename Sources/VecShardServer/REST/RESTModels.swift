@@ -1,6 +1,7 @@
 import VecShardEngine
 import VecShardProto
-import VecShardStorage
+import VecShardSchema
+import VecShardShardAPI
 
 /// Request bodies of the REST data API (../shared/DESIGN.md, section Wire; openapi.yaml).
 

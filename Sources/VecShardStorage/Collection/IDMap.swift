@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import VecShardHashing
+import VecShardPrimitives
 
 /// Point id → the row holding it: the collection's id map, updated for every point written.
 ///

@@ -1,3 +1,4 @@
+import VecShardPrimitives
 /// The durable list of a collection's live sealed segments, in order, and the WAL
 /// position they cover. Written as a whole to a temporary file, fsynced, renamed over
 /// `MANIFEST`, and the directory fsynced: a crash leaves the old or the new one.
@@ -28,7 +29,7 @@ enum ManifestCodec {
         let json = encodeJSON(m)
         var w = ByteWriter(capacity: json.count + 16)
         w.raw(magic)
-        w.int(XXHash64.hash(json))
+        w.int(XXH64.hash(json))
         w.raw(json)
         return w.bytes
     }
@@ -39,7 +40,7 @@ enum ManifestCodec {
         }
         let json = Array(bytes[16...])
         let sum = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
-        guard XXHash64.hash(json) == sum else { throw StorageError.corrupt(path: path, reason: "checksum mismatch") }
+        guard XXH64.hash(json) == sum else { throw StorageError.corrupt(path: path, reason: "checksum mismatch") }
         return try decodeJSON(json, as: Manifest.self, path: path)
     }
 }

@@ -1,4 +1,5 @@
 import VecShardEngine
+import VecShardSchema
 
 extension ShardCollection {
     /// Calls `body` with batches of at most `batchSize` live points from one snapshot (in

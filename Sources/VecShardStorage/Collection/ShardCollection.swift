@@ -3,6 +3,8 @@ import Glibc
 #endif
 import Dispatch
 import VecShardEngine
+import VecShardPrimitives
+import VecShardSchema
 
 /// One collection's data in one shard: a write-ahead log, a growing segment, sealing
 /// segments and sealed segments (see DESIGN.md, "A shard's storage").
@@ -197,7 +199,7 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
     /// Throws before writing anything if any point is invalid (naming it).
     @discardableResult
     public func upsert(_ points: [Point]) async throws -> WriteReceipt {
-        try PointValidation.check(points: points, schema: schema)
+        try StorageError.checking { () throws(SchemaError) in try PointValidation.check(points: points, schema: schema) }
         guard !points.isEmpty else { return WriteReceipt(lsn: lsn, count: 0) }
         try await waitForSealing()
         let (lsn, applied) = try await wal.append(.upsert(points))
@@ -245,7 +247,7 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         if ids.count > PointLimits.maxBatchPoints {
             throw StorageError.batchTooLarge(count: ids.count, limit: PointLimits.maxBatchPoints)
         }
-        for id in ids { try PointValidation.check(id: id) }
+        for id in ids { try StorageError.checking { () throws(SchemaError) in try PointValidation.check(id: id) } }
         guard !ids.isEmpty else { return WriteReceipt(lsn: lsn, count: 0) }
         let (lsn, applied) = try await wal.append(.delete(ids))
         return WriteReceipt(lsn: lsn, count: applied)
@@ -423,10 +425,10 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
     public func search(_ query: [Float], parameters: SearchParameters, filter: MetadataFilter = [:],
                        includeVectors: Bool = false, includeMetadata: Bool = true,
                        budget: ResponseBudget? = nil) throws -> [SearchHit] {
-        try PointValidation.check(vector: query, schema: schema, pointID: nil)
-        try PointValidation.check(filter: filter)
-        guard (1...maxSearchK).contains(parameters.k) else {
-            throw StorageError.invalidSearch("k \(parameters.k) is out of range; k must be between 1 and \(maxSearchK)")
+        try StorageError.checking { () throws(SchemaError) in
+            try PointValidation.check(vector: query, schema: schema, pointID: nil)
+            try PointValidation.check(filter: filter)
+            try SearchLimits.check(k: parameters.k)
         }
         let snap = snapshot()
         var found: [(score: Float, id: String, view: Int, row: UInt32)] = []
@@ -446,7 +448,7 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
             for n in neighbors { found.append((n.score, view.segment.pointID(at: n.id), v, n.id)) }
         }
         if Task.isCancelled { throw StorageError.cancelled }
-        found.sort { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+        found.sort { ScoreOrder.precedes($0.score, $0.id, $1.score, $1.id) }
         var seen = Set<String>()
         var hits: [SearchHit] = []
         for f in found where hits.count < parameters.k && seen.insert(f.id).inserted {

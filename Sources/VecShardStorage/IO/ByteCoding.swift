@@ -1,3 +1,4 @@
+import VecShardSchema
 /// Appends little-endian scalars and length-prefixed strings to a byte array: the
 /// encoding of WAL payloads and segment side files.
 struct ByteWriter {

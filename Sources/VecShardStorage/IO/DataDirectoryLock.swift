@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import VecShardPrimitives
 
 /// An exclusive lock on a data directory: `flock` on `<directory>/LOCK`, which holds the
 /// holder's pid (for the message of whoever is refused). Two processes appending to one

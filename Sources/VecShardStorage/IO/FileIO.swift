@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import VecShardPrimitives
 
 /// True for the errno values that mean "no space left": the write is refused, nothing
 /// acknowledged is affected.
@@ -196,56 +197,7 @@ enum FileIO {
     }
 }
 
-/// A read-only memory mapping of a whole file; unmapped when released. An empty file
-/// maps to an empty region.
-final class MappedRegion: @unchecked Sendable {
-    let path: String
-    let base: UnsafeRawPointer?
-    let size: Int
-
-    init(path: String) throws {
-        self.path = path
-        let fd = try FileIO.open(path, O_RDONLY)
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw ioError(path, "stat") }
-        size = Int(st.st_size)
-        if size == 0 {
-            base = nil
-            return
-        }
-        guard let p = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), p != MAP_FAILED else {
-            throw ioError(path, "mmap")
-        }
-        base = UnsafeRawPointer(p)
-    }
-
-    deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
-    }
-
-    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
-}
-
-/// A value guarded by a pthread mutex. Keep critical sections short: no I/O, no search.
-final class Locked<State>: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private var state: State
-
-    init(_ state: State) {
-        self.state = state
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    @inline(__always) func withLock<T>(_ body: (inout State) throws -> T) rethrows -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body(&state)
-    }
+/// Maps a whole file read-only (an empty file maps to an empty region).
+func mapFile(_ path: String) throws -> MappedFile {
+    do { return try MappedFile(path: path) } catch { throw ioError(error.path, error.operation, error.errno) }
 }

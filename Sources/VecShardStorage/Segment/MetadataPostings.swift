@@ -1,4 +1,6 @@
 import VecShardEngine
+import VecShardPrimitives
+import VecShardSchema
 
 /// The secondary index of one segment's metadata: for every field and every string, int
 /// or bool value, the rows holding it (ascending). Doubles are not indexed (filters do not
@@ -178,14 +180,14 @@ struct DeadRows: Sendable, Equatable {
         var w = ByteWriter(capacity: words.count * 8 + 16)
         w.int(UInt64(words.count))
         words.withUnsafeBytes { w.raw($0) }
-        w.int(XXHash64.hash(w.bytes))
+        w.int(XXH64.hash(w.bytes))
         return w.bytes
     }
 
     static func decode(_ bytes: [UInt8], path: String) throws -> DeadRows {
         try bytes.withUnsafeBytes { raw in
             guard raw.count >= 16,
-                  XXHash64.hash(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 8)]))
+                  XXH64.hash(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 8)]))
                     == UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - 8, as: UInt64.self))
             else { throw StorageError.corrupt(path: path, reason: "tombstone file checksum mismatch") }
             var r = ByteReader(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 8)]))

@@ -3,6 +3,8 @@ import Glibc
 #endif
 import Dispatch
 import VecShardEngine
+import VecShardPrimitives
+import VecShardSchema
 
 /// Where a stored row lives: a segment and its row (the engine's internal id there).
 struct RowLocation: Sendable, Hashable {
@@ -206,8 +208,8 @@ final class SealedSegment: Segment, @unchecked Sendable {
     let directory: String
     let index: any VectorIndex
     let ids: [String]
-    private let vectors: MappedRegion
-    private let metadataFile: MappedRegion
+    private let vectors: MappedFile
+    private let metadataFile: MappedFile
     /// Start of row i's metadata in metadataFile: offsets[i]..<offsets[i+1].
     private let metadataOffsets: UnsafeRawBufferPointer
     private let metadataBase: Int
@@ -222,12 +224,12 @@ final class SealedSegment: Segment, @unchecked Sendable {
         let infoPath = directory + "/segment.json"
         info = try decodeJSONFile(infoPath, as: SegmentInfo.self)
         id = info.id
-        vectors = try MappedRegion(path: directory + "/vectors.f32")
+        vectors = try mapFile(directory + "/vectors.f32")
         guard vectors.size == info.rows * info.dimension * 4 else {
             throw StorageError.corrupt(path: directory + "/vectors.f32", reason: "\(vectors.size) bytes, expected \(info.rows * info.dimension * 4)")
         }
         ids = try Self.readIDs(directory + "/ids.bin", rows: info.rows)
-        metadataFile = try MappedRegion(path: directory + "/metadata.bin")
+        metadataFile = try mapFile(directory + "/metadata.bin")
         let (offsets, base) = try Self.checkMetadata(metadataFile, rows: info.rows)
         metadataOffsets = offsets
         metadataBase = base
@@ -258,12 +260,12 @@ final class SealedSegment: Segment, @unchecked Sendable {
 
     /// metadata.bin: u32 rows, (rows + 1) × u64 offsets into the blob area, blobs, then
     /// u64 xxHash64 of everything before it.
-    private static func checkMetadata(_ file: MappedRegion, rows: Int) throws -> (UnsafeRawBufferPointer, Int) {
+    private static func checkMetadata(_ file: MappedFile, rows: Int) throws -> (UnsafeRawBufferPointer, Int) {
         let b = file.bytes
         let header = 4 + (rows + 1) * 8
         guard b.count >= header + 8 else { throw StorageError.corrupt(path: file.path, reason: "shorter than its offset table") }
         let body = UnsafeRawBufferPointer(rebasing: b[0..<(b.count - 8)])
-        guard XXHash64.hash(body) == UInt64(littleEndian: b.loadUnaligned(fromByteOffset: b.count - 8, as: UInt64.self)) else {
+        guard XXH64.hash(body) == UInt64(littleEndian: b.loadUnaligned(fromByteOffset: b.count - 8, as: UInt64.self)) else {
             throw StorageError.corrupt(path: file.path, reason: "checksum mismatch")
         }
         guard Int(UInt32(littleEndian: b.loadUnaligned(as: UInt32.self))) == rows else {
@@ -311,7 +313,7 @@ func withVerifiedBody<T>(_ bytes: [UInt8], path: String, _ body: (inout ByteRead
     try bytes.withUnsafeBytes { raw in
         guard raw.count >= 8 else { throw StorageError.corrupt(path: path, reason: "\(raw.count) bytes is too short") }
         let bodyBytes = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 8)])
-        guard XXHash64.hash(bodyBytes) == UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - 8, as: UInt64.self)) else {
+        guard XXH64.hash(bodyBytes) == UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - 8, as: UInt64.self)) else {
             throw StorageError.corrupt(path: path, reason: "checksum mismatch")
         }
         var r = ByteReader(bodyBytes)
@@ -366,7 +368,7 @@ enum SegmentWriter {
                 throw StorageError.from(error, collection: "", dimension: dimension)
             }
             let info = SegmentInfo(id: id, rows: rows, dimension: dimension, metric: metric, indexKind: index.kind,
-                                   indexNote: note, vectorsChecksum: c.vectors.withUnsafeBytes { XXHash64.hash($0) })
+                                   indexNote: note, vectorsChecksum: c.vectors.withUnsafeBytes { XXH64.hash($0) })
             try FileIO.writeFile(tmp + "/segment.json", encodeJSON(info))
             try FileIO.fsyncDirectory(tmp)
             FileIO.removeTree(final)
@@ -401,7 +403,7 @@ enum SegmentWriter {
 
     private static func sealed(_ w: ByteWriter) -> [UInt8] {
         var w = w
-        w.int(XXHash64.hash(w.bytes))
+        w.int(XXH64.hash(w.bytes))
         return w.bytes
     }
 }

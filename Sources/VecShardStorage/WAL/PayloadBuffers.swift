@@ -1,3 +1,4 @@
+import VecShardPrimitives
 /// Hands a value to a queue when the compiler cannot see that only one thread uses it.
 struct UncheckedSendable<T>: @unchecked Sendable {
     let value: T

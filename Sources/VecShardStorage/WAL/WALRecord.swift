@@ -1,3 +1,5 @@
+import VecShardPrimitives
+import VecShardSchema
 /// What one WAL record does to a collection. Records are replayed in LSN order; replaying
 /// a record twice leaves the same state as once (upserts replace, deletes of missing ids
 /// are no-ops), so recovery may replay records a sealed segment already covers.
@@ -36,7 +38,7 @@ enum WALRecordCodec {
 
     static func encode(_ record: WALRecord) -> [UInt8] {
         let payload = encodePayload(record.operation)
-        return frame(lsn: record.lsn, payload: payload, payloadHash: XXHash64.hash(payload))
+        return frame(lsn: record.lsn, payload: payload, payloadHash: XXH64.hash(payload))
     }
 
     /// The payload of an operation; writers encode it (and hash it) before they queue, so
@@ -90,7 +92,7 @@ enum WALRecordCodec {
         out.int(UInt32(payloadCount))
         out.int(lsn)
         out.int(payloadHash)
-        let sum = out.bytes.withUnsafeBytes { XXHash64.hash($0) }
+        let sum = out.bytes.withUnsafeBytes { XXH64.hash($0) }
         var fixed = Array(out.bytes[0..<16])
         withUnsafeBytes(of: sum.littleEndian) { fixed.append(contentsOf: $0) }
         return fixed
@@ -102,7 +104,7 @@ enum WALRecordCodec {
         p.storeBytes(of: UInt32(payloadCount).littleEndian, toByteOffset: 4, as: UInt32.self)
         p.storeBytes(of: lsn.littleEndian, toByteOffset: 8, as: UInt64.self)
         p.storeBytes(of: payloadHash.littleEndian, toByteOffset: 16, as: UInt64.self)
-        let sum = XXHash64.hash(UnsafeRawBufferPointer(start: p, count: 24))
+        let sum = XXH64.hash(UnsafeRawBufferPointer(start: p, count: 24))
         p.storeBytes(of: sum.littleEndian, toByteOffset: 16, as: UInt64.self)
     }
 
@@ -141,8 +143,8 @@ enum WALRecordCodec {
         }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[(offset + headerBytes)..<(offset + headerBytes + length)])
         var check = Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + 16)]))
-        withUnsafeBytes(of: XXHash64.hash(payload).littleEndian) { check.append(contentsOf: $0) }
-        guard XXHash64.hash(check) == sum else { return .corrupt("checksum mismatch in record at offset \(offset)") }
+        withUnsafeBytes(of: XXH64.hash(payload).littleEndian) { check.append(contentsOf: $0) }
+        guard XXH64.hash(check) == sum else { return .corrupt("checksum mismatch in record at offset \(offset)") }
         if let decodeAbove, lsn <= decodeAbove { return .verified(lsn: lsn, length: headerBytes + length) }
         do {
             let op = try decodePayload(payload)
@@ -191,7 +193,7 @@ enum WALFileHeader {
         w.int(UInt32(1))
         w.int(UInt32(0))
         w.int(firstLSN)
-        w.int(w.bytes.withUnsafeBytes { XXHash64.hash($0) })
+        w.int(w.bytes.withUnsafeBytes { XXH64.hash($0) })
         return w.bytes
     }
 
@@ -203,7 +205,7 @@ enum WALFileHeader {
         _ = try? r.int(UInt32.self)
         let first = try! r.int(UInt64.self)
         let sum = try! r.int(UInt64.self)
-        return XXHash64.hash(UnsafeRawBufferPointer(rebasing: b[0..<24])) == sum ? first : nil
+        return XXH64.hash(UnsafeRawBufferPointer(rebasing: b[0..<24])) == sum ? first : nil
     }
 }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import VecShardPrimitives
 
 /// What recovery found in the WAL files.
 public struct WALRecoveryReport: Sendable, Equatable {
@@ -167,7 +168,7 @@ extension WriteAheadLog {
                 continue
             }
             // Mapped, not read: preallocated files are mostly zeros the kernel need not read.
-            let mapping = try MappedRegion(path: p)
+            let mapping = try mapFile(p)
             let bytes = mapping.bytes
             var validLength = 0
             var damage: String?
@@ -175,7 +176,7 @@ extension WriteAheadLog {
             let headerFirst = WALFileHeader.decode(bytes)
             // An LSN gap between files: the records of the gap (above the checkpoint) are gone.
             if let headerFirst, let expected = expectedNext, headerFirst > max(expected, checkpoint + 1) {
-                let later = names[index...].map { n in (name: n.1, found: (try? MappedRegion(path: directory + "/" + n.1)).map { WALRecordsFound.scan($0.bytes, from: 0) } ?? WALRecordsFound()) }
+                let later = names[index...].map { n in (name: n.1, found: (try? mapFile(directory + "/" + n.1)).map { WALRecordsFound.scan($0.bytes, from: 0) } ?? WALRecordsFound()) }
                 var total = WALRecordsFound()
                 for l in later { total.add(l.found) }
                 let gap = WALDamage(path: p, offset: 0, reason: "the file starts at LSN \(headerFirst) but the previous one ends before LSN \(expected): records \(expected)...\(headerFirst - 1) are missing",
@@ -217,7 +218,7 @@ extension WriteAheadLog {
                 var later: [(name: String, found: WALRecordsFound)] = []
                 if after.count > 0 || damage != nil || validLength == 0 {
                     for (_, laterName) in names[(index + 1)...] {
-                        let m = try MappedRegion(path: directory + "/" + laterName)
+                        let m = try mapFile(directory + "/" + laterName)
                         later.append((laterName, WALRecordsFound.scan(m.bytes, from: 0)))
                     }
                 }

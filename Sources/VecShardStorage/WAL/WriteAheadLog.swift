@@ -9,6 +9,7 @@ let directIOFlag: Int32 = 0o200000
 #else
 let directIOFlag: Int32 = 0o40000
 #endif
+import VecShardPrimitives
 
 /// Where WAL files live and what their names mean: `wal-<first LSN, 20 digits>.log`.
 enum WALFileName {
@@ -228,7 +229,7 @@ final class WriteAheadLog: @unchecked Sendable {
     /// Appends one operation and returns once it is durable and applied.
     func append(_ operation: WALOperation) async throws -> (lsn: UInt64, applied: Int) {
         let payload = WALRecordCodec.encodePayload(operation, reusing: PayloadBuffers.shared.take())
-        let hash = XXHash64.hash(payload)
+        let hash = XXH64.hash(payload)
         return try await withCheckedThrowingContinuation { (waiter: Waiter) in
             let action = state.withLock {
                 $0.submit(.init(payload: payload, payloadHash: hash, operation: operation, waiter: waiter))

@@ -2,6 +2,9 @@
 import Glibc
 #endif
 import VecShardEngine
+import VecShardPrimitives
+import VecShardSchema
+import VecShardStorage
 
 /// The deterministic write workload of the crash tests (`vecshard storage-stress`):
 /// writer w owns the ids "w<w>-<n>" (n < idsPerWriter) and performs operations one at a
@@ -32,7 +35,7 @@ public struct StorageStressWorkload: Sendable {
 
     /// Operation `index` of `writer`: about 70% upserts of 1...16 points, else deletes of 1...4 ids.
     public func operation(writer: Int, index: Int) -> Operation {
-        var g = StressRandom(seed: seed ^ (UInt64(writer) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(index) &* 0xC2B2_AE3D_27D4_EB4F))
+        var g = SplitMix64(seed: seed ^ (UInt64(writer) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(index) &* 0xC2B2_AE3D_27D4_EB4F))
         let upsert = g.next() % 10 < 7
         let n = upsert ? 1 + Int(g.next() % 16) : 1 + Int(g.next() % 4)
         var ids: [String] = []
@@ -103,15 +106,3 @@ public struct StorageStressWorkload: Sendable {
     }
 }
 
-/// splitmix64, for workloads reproducible across processes and platforms.
-public struct StressRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,9 +1,13 @@
 import VecShardProto
 import VecShardRPC
+import VecShardSchema
 
-/// The one protocol between the router and a shard. Two implementations: `LocalShard`
-/// (in-process, the standalone default) and the gRPC transport (remote shards); nothing above
-/// this protocol knows which. Values are the shard service's protobuf messages, so the remote
+/// The one protocol between the router and a shard, and its seam for tests. Implementations:
+/// `LocalShard` (the shard module: storage in this process, the standalone default),
+/// `RemoteShard` (this module: the gRPC transport), `RepairableShard` (the shard module: a
+/// replica's sync state around a local shard), `ReplicatedShard` (the router: replicas with
+/// quorum writes and hedged reads) and `DelayedShard` (VecShardTesting: fault injection).
+/// The router holds `any ShardClient` and never asks which one it has. Values are the shard service's protobuf messages, so the remote
 /// implementation only encodes them.
 public protocol ShardClient: Sendable {
     /// The shard's name in the topology.
@@ -39,11 +43,14 @@ public enum RequestDeadline {
     @TaskLocal public static var current: ContinuousClock.Instant?
 }
 
-/// A failed shard call: a gRPC status (how far it reaches: the caller's fault, missing, or the
-/// shard's), a stable snake_case code and a message naming the problem. The HTTP layer maps
-/// `statusCode` to an HTTP status in one place.
+/// A failed shard call, the router's and the shard protocol's one error type: who is at
+/// fault (`kind`), a stable snake_case code (`collection_not_found`, `shards_unavailable`, ...)
+/// and a message naming the problem. Errors of lower layers become this in one place each
+/// (`SchemaError` here, `StorageError` in the shard module, gRPC statuses in
+/// ProtoToSchema.swift); it becomes an HTTP status in the REST layer's RESTErrors.swift and a
+/// gRPC status in ShardWire.swift.
 public struct ShardCallError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var statusCode: GRPCStatusCode
+    public var kind: ErrorKind
     public var code: String
     public var message: String
     /// A write that spans shards and failed on some of them: the shards that applied it and
@@ -52,27 +59,25 @@ public struct ShardCallError: Error, Sendable, Equatable, CustomStringConvertibl
     public var appliedShards: [String] = []
     public var failedShards: [String] = []
 
-    public init(_ status: GRPCStatusCode, code: String, _ message: String) {
-        self.statusCode = status
+    public init(_ kind: ErrorKind, code: String, _ message: String) {
+        self.kind = kind
         self.code = code
         self.message = message
     }
 
+    public init(_ error: SchemaError) { self.init(error.kind, code: error.code, error.description) }
+
     public var description: String { message }
-
-    /// Over gRPC the code travels in front of the message: `[code] message`.
-    public var grpcError: GRPCError { GRPCError(statusCode, "[\(code)] \(message)") }
-
-    public init(_ error: GRPCError) {
-        statusCode = error.code
-        if error.message.hasPrefix("["), let close = error.message.firstIndex(of: "]") {
-            code = String(error.message[error.message.index(after: error.message.startIndex)..<close])
-            message = String(error.message[error.message.index(after: close)...]).trimmingPrefix(" ").description
-        } else {
-            code = error.code.description.lowercased()
-            message = error.message
-        }
-    }
 }
 
 extension ShardCallError: GRPCStatusConvertible {}
+
+/// Any error of a shard call as a `ShardCallError` (errors of unknown type are internal).
+public func shardError(_ error: any Error) -> ShardCallError {
+    switch error {
+    case let e as ShardCallError: return e
+    case let e as SchemaError: return ShardCallError(e)
+    case let e as GRPCError: return ShardCallError(e)
+    default: return ShardCallError(.internalError, code: "internal", "internal error: \(error)")
+    }
+}

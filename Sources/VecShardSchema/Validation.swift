@@ -1,27 +1,27 @@
 import VecShardEngine
 
 /// Input checks run before anything is logged, so a record in the WAL always applies.
-enum PointValidation {
-    static func check(id: String) throws {
-        if id.isEmpty { throw StorageError.invalidPointID(id, reason: "it is empty") }
+public enum PointValidation {
+    public static func check(id: String) throws(SchemaError) {
+        if id.isEmpty { throw SchemaError.invalidPointID(id, reason: "it is empty") }
         let n = id.utf8.count
         if n > PointLimits.maxPointIDBytes {
-            throw StorageError.invalidPointID(id, reason: "\(n) bytes of UTF-8; the limit is \(PointLimits.maxPointIDBytes)")
+            throw SchemaError.invalidPointID(id, reason: "\(n) bytes of UTF-8; the limit is \(PointLimits.maxPointIDBytes)")
         }
     }
 
-    static func check(vector: [Float], schema: CollectionSchema, pointID: String?) throws {
+    public static func check(vector: [Float], schema: CollectionSchema, pointID: String?) throws(SchemaError) {
         guard vector.count == schema.dimension else {
-            throw StorageError.dimensionMismatch(collection: schema.name, got: vector.count, expected: schema.dimension, pointID: pointID)
+            throw SchemaError.dimensionMismatch(collection: schema.name, got: vector.count, expected: schema.dimension, pointID: pointID)
         }
         // The engine's own check (the one every index applies), so nothing accepted here
         // can be refused when a segment is sealed.
         switch VectorCheck.problem(vector, metric: schema.metric) {
         case nil: return
-        case let .nonFinite(c)?: throw StorageError.nonFiniteComponent(pointID: pointID, component: c)
-        case let .componentTooLarge(c, value)?: throw StorageError.componentTooLarge(pointID: pointID, component: c, value: value)
+        case let .nonFinite(c)?: throw SchemaError.nonFiniteComponent(pointID: pointID, component: c)
+        case let .componentTooLarge(c, value)?: throw SchemaError.componentTooLarge(pointID: pointID, component: c, value: value)
         case let .noDirection(squaredNorm, allZero)?:
-            throw allZero ? StorageError.zeroVector(pointID: pointID) : StorageError.vectorWithoutDirection(pointID: pointID, squaredNorm: squaredNorm)
+            throw allZero ? SchemaError.zeroVector(pointID: pointID) : SchemaError.vectorWithoutDirection(pointID: pointID, squaredNorm: squaredNorm)
         }
     }
 
@@ -29,7 +29,7 @@ enum PointValidation {
     /// Whether every component is finite and whether any is non-zero, eight lanes at a
     /// time on the bit patterns: a float is NaN or infinite exactly when its exponent bits
     /// are all ones, and non-zero when any bit but the sign is set.
-    static func scan(_ vector: [Float]) -> (finite: Bool, nonZero: Bool) {
+    public static func scan(_ vector: [Float]) -> (finite: Bool, nonZero: Bool) {
         vector.withUnsafeBytes { raw in
             let n = raw.count / 4
             var exponents = SIMD8<UInt32>(repeating: 0)
@@ -55,8 +55,8 @@ enum PointValidation {
         }
     }
 
-    static func check(metadata: Metadata, pointID: String) throws {
-        func bad(_ reason: String) -> StorageError { .invalidMetadata(pointID: pointID, reason: reason) }
+    public static func check(metadata: Metadata, pointID: String) throws(SchemaError) {
+        func bad(_ reason: String) -> SchemaError { .invalidMetadata(pointID: pointID, reason: reason) }
         if metadata.count > PointLimits.maxMetadataFields {
             throw bad("has \(metadata.count) fields; the limit is \(PointLimits.maxMetadataFields)")
         }
@@ -79,9 +79,9 @@ enum PointValidation {
         }
     }
 
-    static func check(points: [Point], schema: CollectionSchema) throws {
+    public static func check(points: [Point], schema: CollectionSchema) throws(SchemaError) {
         if points.count > PointLimits.maxBatchPoints {
-            throw StorageError.batchTooLarge(count: points.count, limit: PointLimits.maxBatchPoints)
+            throw SchemaError.batchTooLarge(count: points.count, limit: PointLimits.maxBatchPoints)
         }
         for p in points {
             try check(id: p.id)
@@ -90,11 +90,46 @@ enum PointValidation {
         }
     }
 
-    static func check(filter: MetadataFilter) throws {
+    public static func check(filter: MetadataFilter) throws(SchemaError) {
         for (field, condition) in filter {
             for value in condition.values where !value.isFilterable {
-                throw StorageError.invalidFilter("field '\(field)': \(value) is a float; filters take strings, ints and bools")
+                throw SchemaError.invalidFilter("field '\(field)': \(value) is a float; filters take strings, ints and bools")
             }
+        }
+    }
+}
+
+/// Validation without writing, so that a router can refuse a whole batch before it fans the batch
+/// out to several shards (a bad point must change nothing anywhere); storage runs the same
+/// checks before it logs a write.
+extension CollectionSchema {
+    /// Checks a batch exactly as `ShardCollection.upsert` does.
+    public func validate(points: [Point]) throws(SchemaError) {
+        try PointValidation.check(points: points, schema: self)
+    }
+
+    /// Checks a query vector exactly as `ShardCollection.search` does.
+    public func validate(query: [Float]) throws(SchemaError) {
+        try PointValidation.check(vector: query, schema: self, pointID: nil)
+    }
+
+    /// Checks a metadata filter (filterable value types, non-empty IN lists).
+    public static func validate(filter: MetadataFilter) throws(SchemaError) {
+        try PointValidation.check(filter: filter)
+    }
+
+    /// Checks an id for get and delete.
+    public static func validate(pointID: String) throws(SchemaError) {
+        try PointValidation.check(id: pointID)
+    }
+}
+
+extension SearchLimits {
+    /// The one check of k, run where a search enters a service (the router for REST, a shard
+    /// for gRPC) with one message.
+    public static func check(k: Int) throws(SchemaError) {
+        guard (1...maxK).contains(k) else {
+            throw .invalidSearch("k \(k) is out of range; k must be between 1 and \(maxK)")
         }
     }
 }

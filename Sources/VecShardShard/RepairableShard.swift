@@ -1,7 +1,9 @@
 import Synchronization
-import VecShardHashing
+import VecShardPrimitives
 import VecShardProto
 import VecShardRPC
+import VecShardSchema
+import VecShardShardAPI
 import VecShardStorage
 
 /// A shard replica that can be brought up to date from a peer replica of the same shard (the
@@ -161,7 +163,7 @@ public final class RepairableShard: ShardClient {
                         response.source = address
                         done = true
                     } catch {
-                        failures.append("\(address): \(shardError(error).message)")
+                        failures.append("\(address): \(storageShardError(error).message)")
                     }
                 }
                 guard done else {
@@ -192,7 +194,7 @@ public final class RepairableShard: ShardClient {
                 }
                 t.running = nil
             }
-            throw shardError(error)
+            throw storageShardError(error)
         }
     }
 
@@ -225,7 +227,7 @@ public final class RepairableShard: ShardClient {
                 try Task.checkCancellation()
                 var differing: [Point] = []
                 for message in batch.points {
-                    let point = Point(id: message.id, vector: message.vector, metadata: metadata(message.metadata))
+                    let point = Point(message: message)
                     if local[point.id] != PointDigest.of(vector: point.vector, metadata: point.metadata) { differing.append(point) }
                 }
                 seen.withLock { s in for m in batch.points { s.insert(m.id) } }
@@ -318,38 +320,4 @@ final class AsyncGate: Sendable {
         }
         next?.resume()
     }
-}
-
-/// Test and benchmark aid (`vecshard serve --inject-search-delay-ms`): a shard whose searches
-/// all wait `delay` first, to stand for a slow replica. Everything else passes straight through.
-public final class DelayedShard: ShardClient {
-    let inner: any ShardClient
-    let delay: Duration
-
-    public static func wrap(_ shard: any ShardClient, delay: Duration?) -> any ShardClient {
-        guard let delay, delay > .zero else { return shard }
-        return DelayedShard(shard, delay: delay)
-    }
-
-    init(_ inner: any ShardClient, delay: Duration) {
-        self.inner = inner
-        self.delay = delay
-    }
-
-    public var name: String { inner.name }
-    public func createCollection(_ r: CreateCollectionRequest) async throws -> CollectionInfoMessage { try await inner.createCollection(r) }
-    public func dropCollection(_ name: String) async throws -> Bool { try await inner.dropCollection(name) }
-    public func describeCollection(_ name: String) async throws -> CollectionInfoMessage { try await inner.describeCollection(name) }
-    public func upsert(_ r: UpsertRequest) async throws -> WriteResponse { try await inner.upsert(r) }
-    public func delete(_ r: IDsRequest) async throws -> WriteResponse { try await inner.delete(r) }
-    public func get(_ r: IDsRequest) async throws -> PointsResponse { try await inner.get(r) }
-    public func search(_ r: SearchRequest) async throws -> SearchResponse {
-        try await Task.sleep(for: delay)
-        return try await inner.search(r)
-    }
-    public func stats() async throws -> StatsResponse { try await inner.stats() }
-    public func scan(_ r: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws { try await inner.scan(r, body) }
-    public func flush(_ collection: String) async throws { try await inner.flush(collection) }
-    public func compact(_ collection: String) async throws { try await inner.compact(collection) }
-    public func sync(_ r: SyncRequest) async throws -> SyncResponse { try await inner.sync(r) }
 }

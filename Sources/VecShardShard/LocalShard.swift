@@ -1,5 +1,7 @@
 import VecShardProto
 import VecShardRouting
+import VecShardSchema
+import VecShardShardAPI
 import VecShardStorage
 
 /// A shard in this process: the storage `Shard` behind the shard protocol.
@@ -13,7 +15,7 @@ public final class LocalShard: ShardClient {
     }
 
     private func collection(_ name: String) throws -> ShardCollection {
-        do { return try storage.collection(name) } catch { throw shardError(error) }
+        do { return try storage.collection(name) } catch { throw storageShardError(error) }
     }
 
     public func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage {
@@ -29,7 +31,7 @@ public final class LocalShard: ShardClient {
             }
             return try await storage.createCollection(schema).describe().message
         } catch {
-            throw shardError(error)
+            throw storageShardError(error)
         }
     }
 
@@ -40,7 +42,7 @@ public final class LocalShard: ShardClient {
         } catch let error as StorageError where error.kind == .notFound {
             return false
         } catch {
-            throw shardError(error)
+            throw storageShardError(error)
         }
     }
 
@@ -50,11 +52,11 @@ public final class LocalShard: ShardClient {
 
     public func upsert(_ request: UpsertRequest) async throws -> WriteResponse {
         let target = try collection(request.collection)
-        let points = request.points.map { Point(id: $0.id, vector: $0.vector, metadata: metadata($0.metadata)) }
+        let points = request.points.map { Point(message: $0) }
         do {
             let receipt = try await target.upsert(points)
             return WriteResponse(lsn: receipt.lsn, applied: UInt32(receipt.count))
-        } catch { throw shardError(error) }
+        } catch { throw storageShardError(error) }
     }
 
     public func delete(_ request: IDsRequest) async throws -> WriteResponse {
@@ -62,13 +64,13 @@ public final class LocalShard: ShardClient {
         do {
             let receipt = try await target.delete(ids: request.ids)
             return WriteResponse(lsn: receipt.lsn, applied: UInt32(receipt.count))
-        } catch { throw shardError(error) }
+        } catch { throw storageShardError(error) }
     }
 
     public func get(_ request: IDsRequest) async throws -> PointsResponse {
         let target = try collection(request.collection)
         return PointsResponse(points: request.ids.compactMap { id in
-            target.get(id).map { PointMessage(id: $0.id, vector: request.includeVector ? $0.vector : [], metadata: metadataMessage($0.metadata)) }
+            target.get(id).map { PointMessage(id: $0.id, vector: request.includeVector ? $0.vector : [], metadata: $0.metadata.message) }
         })
     }
 
@@ -81,13 +83,13 @@ public final class LocalShard: ShardClient {
         @Sendable func run(_ query: QueryMessage) throws -> [ScoredPointMessage] {
             do {
                 let hits = try target.search(query.vector, parameters: (query.params ?? SearchParamsMessage()).parameters(),
-                                             filter: query.filter?.storageFilter ?? [:], includeVectors: query.includeVector,
+                                             filter: query.filter?.schemaFilter ?? [:], includeVectors: query.includeVector,
                                              includeMetadata: query.includeMetadata, budget: budget)
                 return hits.map {
-                    ScoredPointMessage(id: $0.id, score: $0.score, metadata: query.includeMetadata ? metadataMessage($0.metadata) : [:],
+                    ScoredPointMessage(id: $0.id, score: $0.score, metadata: query.includeMetadata ? $0.metadata.message : [:],
                                        vector: $0.vector ?? [])
                 }
-            } catch { throw shardError(error) }
+            } catch { throw storageShardError(error) }
         }
         if request.queries.count == 1 { return SearchResponse(results: [try run(request.queries[0])]) }
         // Several queries (a batch search, or searches a router coalesced): answered concurrently,
@@ -96,7 +98,7 @@ public final class LocalShard: ShardClient {
         await withTaskGroup(of: Void.self) { group in
             for (i, query) in request.queries.enumerated() {
                 group.addTask {
-                    do { slots.succeed(i, try run(query)) } catch { slots.fail(i, shardError(error)) }
+                    do { slots.succeed(i, try run(query)) } catch { slots.fail(i, storageShardError(error)) }
                 }
             }
         }
@@ -131,16 +133,16 @@ public final class LocalShard: ShardClient {
         let idsOnly = request.idsOnly
         try await target.forEachLivePoint(batchSize: Int(request.batchSize == 0 ? 1000 : request.batchSize), where: predicate) { points in
             try await body(PointsResponse(points: points.map {
-                idsOnly ? PointMessage(id: $0.id) : PointMessage(id: $0.id, vector: $0.vector, metadata: metadataMessage($0.metadata))
+                idsOnly ? PointMessage(id: $0.id) : PointMessage(id: $0.id, vector: $0.vector, metadata: $0.metadata.message)
             }))
         }
     }
 
     public func flush(_ collection: String) async throws {
-        do { try await self.collection(collection).flush() } catch { throw shardError(error) }
+        do { try await self.collection(collection).flush() } catch { throw storageShardError(error) }
     }
 
     public func compact(_ collection: String) async throws {
-        do { try await self.collection(collection).compact(force: true) } catch { throw shardError(error) }
+        do { try await self.collection(collection).compact(force: true) } catch { throw storageShardError(error) }
     }
 }

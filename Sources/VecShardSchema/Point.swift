@@ -1,0 +1,78 @@
+
+/// One metadata value: the JSON scalar types a point's metadata may hold. Ints and
+/// doubles are distinct (2021 is an int, 2021.0 a double): filters match on both type
+/// and value.
+public enum MetadataValue: Sendable, Hashable, CustomStringConvertible {
+    case string(String)
+    case int(Int64)
+    case double(Double)
+    case bool(Bool)
+
+    /// Bytes this value counts for in `PointLimits.maxMetadataBytes` and response budgets.
+    public var byteCount: Int {
+        switch self {
+        case let .string(s): return s.utf8.count
+        case .int, .double: return 8
+        case .bool: return 1
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .string(s): return "\"\(s)\""
+        case let .int(i): return String(i)
+        case let .double(d): return String(d)
+        case let .bool(b): return String(b)
+        }
+    }
+
+    /// True for the types a filter (and the metadata index) supports: string, int, bool.
+    public var isFilterable: Bool {
+        if case .double = self { return false }
+        return true
+    }
+}
+
+/// A point's metadata: a flat map of keys to scalar values.
+public typealias Metadata = [String: MetadataValue]
+
+/// A point as stored: a string id (1...`maxPointIDBytes` bytes of UTF-8), a vector of the
+/// collection's dimension (as given: not normalized, even under cosine) and metadata.
+public struct Point: Sendable, Equatable {
+    public var id: String
+    public var vector: [Float]
+    public var metadata: Metadata
+
+    public init(id: String, vector: [Float], metadata: Metadata = [:]) {
+        self.id = id
+        self.vector = vector
+        self.metadata = metadata
+    }
+}
+
+/// The operator of one condition on a metadata field: the field equals the value, or equals
+/// one of the values (IN). Values must be string, int or bool. New operators (ranges) are
+/// new cases here; the one place that evaluates them is storage's `MetadataPostings`, the one
+/// place that checks them is `Validation.swift`, and the wire has one conversion per direction.
+public enum FilterCondition: Sendable, Hashable {
+    case equals(MetadataValue)
+    case oneOf([MetadataValue])
+
+    /// The values the condition names (the candidates a posting-list look-up unions).
+    public var values: [MetadataValue] {
+        switch self {
+        case let .equals(v): return [v]
+        case let .oneOf(vs): return vs
+        }
+    }
+}
+
+/// A metadata filter: every field's condition must hold (AND). An empty filter admits
+/// every point. A point without the field does not match.
+public typealias MetadataFilter = [String: FilterCondition]
+
+extension Metadata {
+    /// Bytes of keys and values, as `PointLimits.maxMetadataBytes` counts them.
+    public var byteCount: Int { reduce(0) { $0 + $1.key.utf8.count + $1.value.byteCount } }
+}
+
