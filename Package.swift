@@ -161,19 +161,24 @@ let package = Package(
         ),
         .testTarget(name: "VecShardHTTPTests", dependencies: [
             "VecShardHTTP",
+            "VecShardPrimitives",
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "VecShardRoutingTests", dependencies: ["VecShardRouting"]),
-        .testTarget(name: "VecShardClusterTests", dependencies: ["VecShardCluster", "VecShardStorage", "VecShardProto", "VecShardRouting"]),
-        .testTarget(name: "VecShardProtoTests", dependencies: ["VecShardProto"], exclude: ["Interop"]),
+        .testTarget(name: "VecShardClusterTests", dependencies: ["VecShardCluster", "VecShardShard", "VecShardShardAPI", "VecShardSchema", "VecShardStorage",
+                                                               "VecShardProto", "VecShardRouting", "VecShardTesting", "VecShardPrimitives"]),
+        .testTarget(name: "VecShardProtoTests", dependencies: ["VecShardProto", "VecShardPrimitives"], exclude: ["Interop"]),
         .testTarget(name: "VecShardRPCTests", dependencies: [
-            "VecShardRPC", "VecShardHTTP", "VecShardProto", "VecShardCluster",
+            "VecShardRPC", "VecShardHTTP", "VecShardProto", "VecShardCluster", "VecShardShard", "VecShardShardAPI", "VecShardSchema",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ], exclude: ["Interop"]),
-        .testTarget(name: "VecShardEngineTests", dependencies: ["VecShardEngine", "CVecKernels"]),
+        .testTarget(name: "VecShardEngineTests", dependencies: ["VecShardEngine", "CVecKernels", "VecShardPrimitives"]),
         .testTarget(name: "VecShardStorageTests", dependencies: [
             "VecShardStorage",
+            "VecShardSchema",
+            "VecShardPrimitives",
+            "VecShardTesting",
             "vecshard", // the storage-stress child process of the crash tests
         ]),
         .testTarget(name: "VecShardServerTests", dependencies: [
@@ -182,6 +187,11 @@ let package = Package(
             "VecShardHTTP",
             "VecShardEngine",
             "VecShardCluster",
+            "VecShardShard",
+            "VecShardShardAPI",
+            "VecShardSchema",
+            "VecShardTesting",
+            "VecShardPrimitives",
             "VecShardProto",
             "VecShardRPC",
             "vecshard", // built for the end-to-end process tests

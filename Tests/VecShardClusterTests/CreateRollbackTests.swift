@@ -2,8 +2,12 @@ import Foundation
 import Testing
 import VecShardProto
 import VecShardRouting
+import VecShardPrimitives
+import VecShardSchema
 import VecShardStorage
 @testable import VecShardCluster
+import VecShardShard
+import VecShardShardAPI
 
 /// A collection create that fails on one shard (a full disk, the collection limit) is undone
 /// on the shards this call created it on, and never touches a collection that was already

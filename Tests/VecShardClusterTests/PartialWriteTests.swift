@@ -2,8 +2,12 @@ import Foundation
 import Testing
 import VecShardProto
 import VecShardRouting
+import VecShardPrimitives
+import VecShardSchema
 import VecShardStorage
 @testable import VecShardCluster
+import VecShardShard
+import VecShardShardAPI
 
 /// A shard that refuses every write, as one whose replicas are down does.
 private struct RefusingShard: ShardClient {

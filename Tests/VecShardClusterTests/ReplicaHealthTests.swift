@@ -2,6 +2,8 @@ import Synchronization
 import Testing
 import VecShardProto
 @testable import VecShardCluster
+import VecShardSchema
+import VecShardShardAPI
 
 /// A replica as a router sees it: a state for health checks (nil: unreachable), and a record of
 /// the syncs it was asked for.

@@ -2,6 +2,8 @@ import Synchronization
 import Testing
 import VecShardProto
 @testable import VecShardCluster
+import VecShardSchema
+import VecShardShardAPI
 
 /// A fake shard call: answers each query with one hit named after its first coordinate, after a
 /// short sleep, and records how many calls ran at once and how large they were.

@@ -2,8 +2,12 @@ import Foundation
 import Testing
 import VecShardProto
 import VecShardRouting
+import VecShardPrimitives
+import VecShardSchema
 import VecShardStorage
 @testable import VecShardCluster
+import VecShardShard
+import VecShardShardAPI
 
 /// Two groups of in-process shards: `main` (s0, s1) and `books` (b0); collection `products` is
 /// routed by its `category` field (books and comics → books, everything else → main).

@@ -1,3 +1,4 @@
+import VecShardPrimitives
 import Testing
 import CVecKernels
 @testable import VecShardEngine
@@ -7,7 +8,7 @@ struct KernelTests {
     static let dimensions = [1, 3, 15, 16, 17, 33, 128, 768, 4096]
 
     static func vectors(_ n: Int, seed: UInt64) -> [Float] {
-        var rng = SeededGenerator(seed: seed)
+        var rng = SplitMix64(seed: seed)
         return (0..<n).map { _ in Float(Int64(rng.next() % 2001) - 1000) / 250 }
     }
 
@@ -73,7 +74,7 @@ struct KernelTests {
     func pqScan(m: Int) {
         let n = 19
         let table = Self.vectors(m * 256, seed: 5)
-        var rng = SeededGenerator(seed: 6)
+        var rng = SplitMix64(seed: 6)
         let codes = (0..<(n * m)).map { _ in UInt8(rng.next() & 255) }
         for level in VectorKernels.Level.allCases where level.rawValue <= VectorKernels.supported.rawValue {
             VectorKernels.force(level)

@@ -10,7 +10,7 @@ struct TestData {
 
     init(count: Int, queries: Int, dimension: Int, clusters: Int = 20, seed: UInt64 = 7) {
         self.dimension = dimension
-        var rng = SeededGenerator(seed: seed)
+        var rng = SplitMix64(seed: seed)
         func gaussian() -> Float {
             let u1 = Double(rng.next() >> 11) * 0x1.0p-53 + 1e-12
             let u2 = Double(rng.next() >> 11) * 0x1.0p-53
@@ -66,6 +66,7 @@ func temporaryPath(_ name: String) -> String {
 }
 
 #if canImport(Glibc)
+import VecShardPrimitives
 import Glibc
 #elseif canImport(Darwin)
 import Darwin

@@ -1,12 +1,13 @@
 import Testing
 @testable import VecShardHTTP
+import VecShardPrimitives
 
 /// The per-connection tables of the HTTP/2 handlers, checked against plain dictionaries.
 @Suite struct ConnectionStateTests {
     @Test func streamTableMatchesADictionaryUnderRandomInsertsAndRemovals() {
         var table = HTTP2StreamTable(minimumCapacity: 16)
         var oracle: [Int32: HTTP2ServerStream] = [:]
-        var generator = SplitMix(seed: 7)
+        var generator = SplitMix64(seed: 7)
         var nextID: Int32 = 1
         for step in 0..<20_000 {
             let open = Array(oracle.keys)
@@ -107,7 +108,7 @@ import Testing
         let load = ServerLoad()
         let limit = 1 << 20, window = 256 * 1024
         var budget = HTTP2BodyBudget(connectionLimit: limit, globalLimit: 1 << 30, window: window, load: load)
-        var peerWindow = window, bodies: [Int] = [], generator = SplitMix(seed: 11)
+        var peerWindow = window, bodies: [Int] = [], generator = SplitMix64(seed: 11)
         for _ in 0..<50_000 {
             switch generator.next() % 4 {
             case 0, 1: // the peer sends what its window allows, kept or discarded
@@ -193,17 +194,5 @@ import Testing
         t.headerEnded()
         t.requestsFinished()
         #expect(firstExpiry(&t, within: 100).map { "\($0.0)@\($0.1)" } == "idle@67")
-    }
-}
-
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VecShardPrimitives
 @testable import VecShardProto
 
 /// The Swift codec against Python's protobuf (classes generated from proto/ by grpcio-tools at

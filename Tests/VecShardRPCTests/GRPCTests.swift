@@ -7,6 +7,8 @@ import VecShardHTTP
 import VecShardProto
 @testable import VecShardRPC
 import VecShardCluster
+import VecShardSchema
+import VecShardShardAPI
 
 /// A fake `vecshard.v1.Shard`: deterministic answers, enough to exercise every method and status.
 func makeFakeShardService() -> GRPCService {
@@ -319,7 +321,7 @@ func withGRPCClient<T>(_ body: (GRPCClient) async throws -> T) async throws -> T
                     }
                     Issue.record("expected DEADLINE_EXCEEDED")
                 } catch let error as ShardCallError {
-                    #expect(error.statusCode == .deadlineExceeded)
+                    #expect(error.kind == .deadlineExceeded)
                 }
                 #expect(ContinuousClock.now - start < .milliseconds(2_500)) // the fake answers after 3 s: anything shorter is the 300 ms deadline (plus scheduling on a loaded 2-core machine)
                 // Without a request deadline the shard's own timeout applies and the call succeeds.

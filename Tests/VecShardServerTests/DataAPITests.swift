@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import Testing
+import VecShardPrimitives
 import VecShardEngine
 import VecShardHTTP
 @testable import VecShardServer
@@ -28,17 +29,6 @@ struct JSONClient: Sendable {
 func errorMessage(_ json: [String: Any]) -> String { ((json["error"] as? [String: Any])?["message"] as? String) ?? "" }
 func errorCode(_ json: [String: Any]) -> String { ((json["error"] as? [String: Any])?["code"] as? String) ?? "" }
 
-private struct Rng: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite struct DataAPITests {
     /// With FLAT, top-k through the router over N shards equals top-k of one flat index over all
     /// the data: same ids, same scores, for random data and random k.
@@ -47,7 +37,7 @@ private struct Rng: RandomNumberGenerator {
         try await withService(shards: shards) { _, peer in
             try await withClient { client in
                 let api = JSONClient(client: client, peer: peer)
-                var rng = Rng(state: UInt64(shards))
+                var rng = SplitMix64(seed: UInt64(shards))
                 let dim = 12, n = 400
                 let created = try await api.call("PUT", "/v1/collections/exact", ["dimension": dim, "metric": "l2", "index": ["type": "flat"]])
                 #expect(created.status == 200, "\(created.json)")

@@ -4,6 +4,8 @@ import NIOPosix
 import Synchronization
 import Testing
 import VecShardCluster
+import VecShardSchema
+import VecShardShardAPI
 import VecShardHTTP
 import VecShardProto
 import VecShardRPC

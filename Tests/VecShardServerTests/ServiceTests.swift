@@ -6,6 +6,8 @@ import ServiceLifecycle
 import Testing
 import VecShardHTTP
 @testable import VecShardServer
+import VecShardPrimitives
+import VecShardSchema
 import VecShardStorage
 
 /// Runs the service on an ephemeral port under a ServiceGroup and shuts it down gracefully after.

@@ -1,5 +1,7 @@
 import Foundation
 @testable import VecShardStorage
+import VecShardSchema
+import VecShardPrimitives
 import VecShardEngine
 
 /// A fresh directory under /tmp, removed when the value is released.
@@ -14,10 +16,10 @@ final class TemporaryDirectory: @unchecked Sendable {
 
 /// Deterministic small vectors.
 struct VectorSource {
-    var rng: StressRandom
+    var rng: SplitMix64
     let dimension: Int
     init(seed: UInt64, dimension: Int) {
-        rng = StressRandom(seed: seed)
+        rng = SplitMix64(seed: seed)
         self.dimension = dimension
     }
     mutating func vector() -> [Float] { (0..<dimension).map { _ in Float(Int(rng.next() % 2001) - 1000) / 1000 } }

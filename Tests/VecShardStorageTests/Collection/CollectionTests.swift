@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import VecShardEngine
 @testable import VecShardStorage
+import VecShardSchema
+import VecShardPrimitives
 
 @Suite("Collections: writes, reads, filters, sealing, compaction, restart")
 struct CollectionTests {
@@ -85,7 +87,7 @@ struct CollectionTests {
         let dir = TemporaryDirectory()
         var (shard, c) = try await open(dir, sealRows: 120)
         var live: [String: Point] = [:]
-        var rng = StressRandom(seed: 5)
+        var rng = SplitMix64(seed: 5)
         for round in 0..<4 {
             let batch = makePoints(100, seed: UInt64(10 + round), prefix: "r\(round)-")
             try await c.upsert(batch)
@@ -324,7 +326,7 @@ struct CollectionTests {
         // Cut the last record in half, then append garbage.
         let recordBytes = WALRecordCodec.encode(WALRecord(lsn: 4, operation: .upsert(Array(points[30..<40])))).count
         var damaged = Array(full[0..<(validEnd - recordBytes / 2)])
-        var rng = StressRandom(seed: 1)
+        var rng = SplitMix64(seed: 1)
         damaged += (0..<777).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         try FileIO.writeFile(file, damaged)
         (shard, c) = try await open(dir)

@@ -1,6 +1,8 @@
 import Testing
 import VecShardEngine
 @testable import VecShardStorage
+import VecShardSchema
+import VecShardPrimitives
 
 @Suite("Searches during writes, sealing and compaction")
 struct ConcurrentSearchTests {
@@ -21,7 +23,7 @@ struct ConcurrentSearchTests {
         try await withThrowingTaskGroup(of: Int.self) { group in
             group.addTask {
                 var src = VectorSource(seed: 2, dimension: dim)
-                var rng = StressRandom(seed: 9)
+                var rng = SplitMix64(seed: 9)
                 for _ in 0..<60 {
                     let batch = (0..<10).map { _ -> Point in
                         let i = Int(rng.next() % UInt64(ids))

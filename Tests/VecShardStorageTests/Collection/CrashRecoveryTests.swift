@@ -2,6 +2,9 @@ import Foundation
 import Testing
 import VecShardEngine
 @testable import VecShardStorage
+import VecShardTesting
+import VecShardSchema
+import VecShardPrimitives
 
 /// The environment variable that turns `stressChild` into the crash-test child process
 /// (used when the `vecshard` binary does not offer `storage-stress` yet).
@@ -116,7 +119,7 @@ struct CrashRecoveryTests {
         if ProcessInfo.processInfo.environment[childArgumentsVariable] != nil { return }
         let dir = TemporaryDirectory("crash")
         var model: [String: Point] = [:] // the state every acknowledged write implies
-        var rng = StressRandom(seed: 2024)
+        var rng = SplitMix64(seed: 2024)
         var totalAcks = 0
         for cycle in 0..<Self.cycles {
             let seed = UInt64(1000 + cycle)

@@ -1,5 +1,7 @@
 import Testing
 @testable import VecShardStorage
+import VecShardSchema
+import VecShardPrimitives
 
 @Suite("Id map")
 struct IDMapTests {
@@ -8,7 +10,7 @@ struct IDMapTests {
     /// entries back, and the table grows several times.
     @Test("agrees with a Dictionary through inserts, replacements, deletes and growth")
     func matchesDictionary() {
-        var rng = StressRandom(seed: 42)
+        var rng = SplitMix64(seed: 42)
         for keySpace in [40, 3000] {
             var map = IDMap()
             var reference: [String: RowLocation] = [:]

@@ -1,5 +1,7 @@
 import Testing
 @testable import VecShardStorage
+import VecShardSchema
+import VecShardPrimitives
 
 @Suite("Point validation")
 struct PointValidationTests {

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import VecShardEngine
 @testable import VecShardStorage
+import VecShardSchema
+import VecShardPrimitives
 
 /// What one search may gather (a byte budget shared by a request's queries) and when it stops
 /// (its task is cancelled: the caller went away or its deadline passed).

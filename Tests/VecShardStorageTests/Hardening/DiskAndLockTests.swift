@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import VecShardEngine
 @testable import VecShardStorage
+import VecShardSchema
+import VecShardPrimitives
 
 /// A full disk (injected ENOSPC, and a real small tmpfs where it can be mounted), log
 /// files reused and grown lazily, the data directory's lock, the collection limit.

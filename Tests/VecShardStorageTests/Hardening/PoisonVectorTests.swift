@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import VecShardEngine
 @testable import VecShardStorage
+import VecShardSchema
+import VecShardPrimitives
 
 /// Vectors the engine cannot index ("poison"): refused at the door with the engine's own
 /// arithmetic, and quarantined by a seal when one is already in the log, so a collection's

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import VecShardEngine
 @testable import VecShardStorage
+import VecShardSchema
+import VecShardPrimitives
 
 /// Recovery of damaged write-ahead logs: only a torn tail (no valid record after it, in its
 /// file or a later one) is cut without asking; any other damage keeps the collection closed

@@ -1,5 +1,7 @@
 import Testing
 @testable import VecShardStorage
+import VecShardSchema
+import VecShardPrimitives
 
 @Suite("Segment lifecycle, manifest and checkpoint plans")
 struct SegmentLifecycleTests {

@@ -4,6 +4,8 @@ import Glibc
 import Dispatch
 import Testing
 @testable import VecShardStorage
+import VecShardSchema
+import VecShardPrimitives
 
 /// The WAL's apply protocol (`WALApplier`): a group is staged while it is written, then
 /// published (durable) or abandoned (refused), in LSN order, and a writer is answered only
