@@ -6,7 +6,7 @@ import Testing
 /// client hung up, stays near zero instead of running the rest of the batch.
 @Suite(.serialized) struct CancellationProcessTests {
     static let dimension = 64
-    static let points = 40_000
+    static let points = 80_000
 
     /// The server's user + system CPU seconds so far.
     static func cpuSeconds(_ pid: Int32) -> Double {
