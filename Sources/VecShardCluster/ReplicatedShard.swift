@@ -3,6 +3,7 @@ import Synchronization
 import VecShardProto
 import VecShardShardAPI
 import VecShardRPC
+import VecShardSchema
 
 /// One shard served by several replicas (each a `ShardClient`, normally a `RemoteShard`).
 ///
@@ -34,17 +35,10 @@ public final class ReplicatedShard: ShardClient {
     }
 
     final class Replica: Sendable {
+        let index: Int
         let client: any ShardClient
         let address: String
         let outstanding = Atomic<Int>(0)
-        let suspectedUntil = Mutex<ContinuousClock.Instant?>(nil)
-        /// The replica is not serving reads (it said `replica_catching_up`, or its last health
-        /// check reported awaiting_sync/syncing): it gets writes but no reads.
-        let catchingUp = Atomic<Bool>(false)
-        /// A write to it failed while others may have applied it: sync it from a peer.
-        let needsSync = Atomic<Bool>(false)
-        /// A Sync call from this router is in flight.
-        let syncing = Atomic<Bool>(false)
         /// Smoothed latency of its reads in microseconds (0: none yet), and when it was last
         /// sampled (nanoseconds on `ReplicatedShard.epoch`).
         let latencyMicros = Atomic<Int>(0)
@@ -73,12 +67,11 @@ public final class ReplicatedShard: ShardClient {
             return micros * Foundation.exp2(-max(0, idle) / 10e9)
         }
 
-        init(client: any ShardClient, address: String) {
+        init(index: Int, client: any ShardClient, address: String) {
+            self.index = index
             self.client = client
             self.address = address
         }
-
-        var isSuspected: Bool { suspectedUntil.withLock { $0.map { ContinuousClock.now < $0 } ?? false } }
     }
 
     public let name: String
@@ -89,23 +82,29 @@ public final class ReplicatedShard: ShardClient {
     /// slow (saturated, not one bad replica) hedging does not pile duplicate work on it.
     private let hedgeBudget = Mutex(HedgeBudget())
     let coalescer: SearchCoalescer?
+    /// Suspicion, read eligibility and sync state of the replicas: decisions only; this class
+    /// does the calls and reports their outcomes to it.
+    let health: Mutex<ReplicaHealth>
 
     public init(name: String, replicas: [(address: String, client: any ShardClient)], policy: Policy = Policy()) {
         precondition(!replicas.isEmpty, "a shard has at least one replica")
         self.name = name
         self.policy = policy
-        self.replicas = replicas.map { Replica(client: $0.client, address: $0.address) }
+        self.replicas = replicas.enumerated().map { Replica(index: $0.offset, client: $0.element.client, address: $0.element.address) }
+        health = Mutex(ReplicaHealth(count: replicas.count, writeQuorum: policy.writeQuorum, suspicion: policy.suspicionSeconds))
         coalescer = policy.maxSearchesInFlight.map { SearchCoalescer(maxInFlight: max(1, $0)) }
     }
 
     /// Replica addresses currently suspected (for /admin/shards).
-    public var suspectedReplicas: [String] { replicas.filter(\.isSuspected).map(\.address) }
+    public var suspectedReplicas: [String] {
+        let now = ContinuousClock.now
+        return health.withLock { $0.suspected(at: now) }.map { replicas[$0].address }
+    }
 
     public var writeBlocker: String? {
-        let quorum = min(policy.writeQuorum ?? replicas.count, replicas.count)
-        let suspected = suspectedReplicas
-        guard replicas.count - suspected.count < quorum else { return nil }
-        return "shard '\(name)' has \(replicas.count - suspected.count) live replicas, its write quorum is \(quorum) (down: \(suspected.joined(separator: ", ")))"
+        let now = ContinuousClock.now
+        guard let (live, down) = health.withLock({ $0.writeBlocked(at: now) }) else { return nil }
+        return "shard '\(name)' has \(live) live replicas, its write quorum is \(health.withLock { $0.writeQuorum }) (down: \(down.map { replicas[$0].address }.joined(separator: ", ")))"
     }
 
     // MARK: reads
@@ -117,10 +116,10 @@ public final class ReplicatedShard: ShardClient {
     /// (a replica 25 times slower is chosen only when the other has 25 requests in flight).
     /// Replicas without a latency yet come first, so that they get measured.
     private func readOrder() -> [Replica] {
-        let serving = replicas.filter { !$0.catchingUp.load(ordering: .relaxed) }
         let now = ContinuousClock.now
-        return (serving.isEmpty ? replicas : serving).enumerated().map { (offset: $0.offset, replica: $0.element,
-                                                                         suspected: $0.element.isSuspected,
+        let (readable, suspected) = health.withLock { h in (h.readable(), Set(h.suspected(at: now))) }
+        return readable.map { replicas[$0] }.enumerated().map { (offset: $0.offset, replica: $0.element,
+                                                                         suspected: suspected.contains($0.element.index),
                                                                          cost: Double($0.element.outstanding.load(ordering: .relaxed) + 1)
                                                                              * $0.element.expectedLatency(now: now)) }
             .sorted { a, b in
@@ -143,7 +142,7 @@ public final class ReplicatedShard: ShardClient {
             let elapsed = ContinuousClock.now - start
             latencies.withLock { $0.add(elapsed) }
             replica.recordLatency(elapsed)
-            replica.suspectedUntil.withLock { $0 = nil }
+            health.withLock { $0.callSucceeded(replica.index) }
             return result
         } catch {
             let failure = shardError(error)
@@ -153,23 +152,14 @@ public final class ReplicatedShard: ShardClient {
                 replica.recordLowerBound(ContinuousClock.now - start)
                 throw failure
             }
-            if failure.code == "replica_catching_up" {
-                // Alive and taking writes, only not serving reads yet: not a suspect.
-                replica.catchingUp.store(true, ordering: .relaxed)
-            } else if Self.isReplicaFault(failure) {
-                replica.suspectedUntil.withLock { $0 = ContinuousClock.now + policy.suspicionSeconds }
-            }
+            let now = ContinuousClock.now
+            health.withLock { $0.callFailed(replica.index, kind: failure.kind, code: failure.code, now: now) }
             throw failure
         }
     }
 
     /// Transport trouble or an overloaded replica: another replica may well answer.
-    static func isReplicaFault(_ error: ShardCallError) -> Bool {
-        switch error.kind {
-        case .unavailable, .deadlineExceeded, .internalError, .cancelled, .resourceExhausted: return true
-        default: return false
-        }
-    }
+    static func isReplicaFault(_ error: ShardCallError) -> Bool { ReplicaHealth.isReplicaFault(error.kind) }
 
     /// A read with hedging and fail-over. Errors that are the caller's (invalid argument, not
     /// found) are returned at once; replica faults move on to the next replica.
@@ -258,19 +248,19 @@ public final class ReplicatedShard: ShardClient {
         var results: [T] = []
         var failed: [(address: String, error: ShardCallError)] = []
         let anyApplied = values.contains { $0 != nil }
+        var failedKinds: [Int: ErrorKind] = [:]
         for index in replicas.indices {
             if let value = values[index] { results.append(value) }
             if let error = errors[index] {
                 failed.append((replicas[index].address, error))
-                // Another replica applied the write and this one did not (down, timed out, or
-                // refused what its peers accepted, e.g. a collection it does not have yet): it
-                // has diverged; repair it from a peer once it answers. A cancelled call (the
-                // caller went away) proves nothing.
-                if anyApplied && error.kind != .cancelled {
-                    replicas[index].needsSync.store(true, ordering: .relaxed)
-                }
+                failedKinds[index] = error.kind
             }
         }
+        // Another replica applied the write and these did not (down, timed out, or refused what
+        // their peers accepted, e.g. a collection they do not have yet): they have diverged and
+        // are repaired from a peer once they answer.
+        let applied = values.map { $0 != nil }
+        health.withLock { $0.writeFinished(applied: applied, failed: failedKinds) }
         // The caller's fault only if no replica accepted the write (a bad request fails on all).
         if !anyApplied, let callerFault = failed.first(where: { !Self.isReplicaFault($0.error) }) { throw callerFault.error }
         guard results.count >= quorum else {
@@ -343,95 +333,51 @@ public final class ReplicatedShard: ShardClient {
 extension ReplicatedShard {
     /// Per replica: address, state (`serving`, `catching_up`, `suspect`) as this router sees it.
     public var replicaStates: [(address: String, state: String)] {
-        replicas.map { r in
-            (r.address, r.isSuspected ? "suspect" : (r.catchingUp.load(ordering: .relaxed) || r.syncing.load(ordering: .relaxed)) ? "catching_up" : "serving")
-        }
+        let now = ContinuousClock.now
+        return health.withLock { h in replicas.map { ($0.address, h.displayState($0.index, at: now)) } }
     }
 
-    /// One round of active health checks: asks every replica for its stats (within `timeout`);
-    /// a replica that does not answer is suspected, one that answers is cleared. A replica that
-    /// reports `awaiting_sync`, or missed a write (`needsSync`), is synchronised from a serving
-    /// peer (`Sync`), in the background; until that finishes it takes writes but no reads.
-    /// Returns when the checks are done (not the syncs).
+    /// One round of active health checks: asks every replica for its stats (within `timeout`)
+    /// and hands the answers to `ReplicaHealth`, which decides which replicas to sync (in the
+    /// background; until a sync finishes the replica takes writes but no reads). Returns when
+    /// the checks are done (not the syncs).
     public func checkHealth(timeout: Duration = .seconds(2), log: (@Sendable (String) -> Void)? = nil) async {
-        struct Report: Sendable { var state: String; var points: UInt64 }
-        let reports = ReplicaSlots<Report>(count: replicas.count)
+        let reports = ReplicaSlots<ReplicaHealth.Report>(count: replicas.count)
         await withTaskGroup(of: Void.self) { group in
             for (index, replica) in replicas.enumerated() {
                 group.addTask {
                     do {
                         let stats = try await RequestDeadline.$current.withValue(ContinuousClock.now + timeout) { try await replica.client.stats() }
-                        reports.succeed(index, Report(state: stats.replicaState.isEmpty ? "serving" : stats.replicaState,
-                                                      points: stats.collections.reduce(0) { $0 + $1.count }))
+                        reports.succeed(index, ReplicaHealth.Report(state: stats.replicaState.isEmpty ? "serving" : stats.replicaState,
+                                                                    points: stats.collections.reduce(0) { $0 + $1.count }))
                     } catch {
                         reports.fail(index, shardError(error))
                     }
                 }
             }
         }
-        let (values, _) = reports.take()
-        let answered = values.map { $0?.state }
-        for (index, replica) in replicas.enumerated() {
-            if let state = answered[index] {
-                replica.suspectedUntil.withLock { $0 = nil }
-                if !replica.syncing.load(ordering: .relaxed) { replica.catchingUp.store(state != "serving", ordering: .relaxed) }
-            } else {
-                replica.suspectedUntil.withLock { $0 = ContinuousClock.now + policy.suspicionSeconds }
-            }
-        }
-        // Serving peers that are up to date: the sources a returning replica may copy from; when
-        // there is none, serving peers that missed a write (better than no reads at all).
-        let serving = replicas.indices.filter { answered[$0] == "serving" && !replicas[$0].syncing.load(ordering: .relaxed) }
-        let clean = serving.filter { !replicas[$0].needsSync.load(ordering: .relaxed) }
-        for (index, replica) in replicas.enumerated() {
-            guard let state = answered[index], !replica.syncing.load(ordering: .relaxed) else { continue }
-            let missedWrites = replica.needsSync.load(ordering: .relaxed)
-            guard state == "awaiting_sync" || missedWrites else { continue }
-            var peers = clean.filter { $0 != index }.map { replicas[$0].address }
-            if peers.isEmpty && state != "serving" {
-                peers = serving.filter { $0 != index }.map { replicas[$0].address }
-                if !peers.isEmpty { log?("replica \(replica.address) of shard '\(name)' syncs from a peer that itself missed a write (no other is serving)") }
-            }
-            if peers.isEmpty {
-                // Nobody to copy from. A replica that missed writes waits for a peer. When every
-                // replica is freshly started (a whole shard restarted), one of them is declared up
-                // to date as it is: with a write quorum of all replicas every acknowledged write is
-                // on each of them, so the first that answers will do; with a smaller quorum only
-                // when all answered, and the one holding the most points.
-                guard state == "awaiting_sync", !answered.contains("serving"), !answered.contains("syncing"),
-                      designatedSource(values.map { $0?.points }) == index else { continue }
-                peers = []
-            }
-            replica.syncing.store(true, ordering: .relaxed)
-            replica.catchingUp.store(true, ordering: .relaxed)
-            replica.needsSync.store(false, ordering: .relaxed)
-            let name = self.name
-            Task {
-                do {
-                    let r = try await replica.client.sync(SyncRequest(peers: peers, force: missedWrites))
-                    replica.catchingUp.store(false, ordering: .relaxed)
-                    log?("replica \(replica.address) of shard '\(name)' is up to date (from \(r.source.isEmpty ? "itself" : r.source): \(r.copied) copied, \(r.deleted) deleted)")
-                } catch {
-                    if missedWrites { replica.needsSync.store(true, ordering: .relaxed) }
-                    log?("sync of replica \(replica.address) of shard '\(name)' failed: \(shardError(error).message)")
+        let now = ContinuousClock.now
+        let actions = health.withLock { $0.healthChecked(reports.take().values, now: now) }
+        for action in actions {
+            switch action {
+            case let .syncFromDivergedPeer(index):
+                log?("replica \(replicas[index].address) of shard '\(name)' syncs from a peer that itself missed a write (no other is serving)")
+            case let .sync(index, peers, force):
+                let replica = replicas[index], name = self.name
+                let request = SyncRequest(peers: peers.map { replicas[$0].address }, force: force)
+                Task {
+                    var succeeded = false
+                    do {
+                        let r = try await replica.client.sync(request)
+                        succeeded = true
+                        log?("replica \(replica.address) of shard '\(name)' is up to date (from \(r.source.isEmpty ? "itself" : r.source): \(r.copied) copied, \(r.deleted) deleted)")
+                    } catch {
+                        log?("sync of replica \(replica.address) of shard '\(name)' failed: \(shardError(error).message)")
+                    }
+                    self.health.withLock { $0.syncFinished(index, succeeded: succeeded, force: force) }
                 }
-                replica.syncing.store(false, ordering: .relaxed)
             }
         }
-    }
-
-    /// Which freshly started replica becomes the source when none is serving.
-    /// `points`: each replica's point count, nil for those that did not answer. Replicas that
-    /// missed a write are passed over while another candidate exists.
-    private func designatedSource(_ answeredPoints: [UInt64?]) -> Int? {
-        let quorum = min(policy.writeQuorum ?? replicas.count, replicas.count)
-        if quorum < replicas.count { guard answeredPoints.allSatisfy({ $0 != nil }) else { return nil } }
-        let clean = answeredPoints.indices.map { answeredPoints[$0] != nil && !replicas[$0].needsSync.load(ordering: .relaxed) ? answeredPoints[$0] : nil }
-        let points = clean.contains { $0 != nil } ? clean : answeredPoints
-        if quorum >= replicas.count { return points.firstIndex { $0 != nil } }
-        // The replica holding the most points (lowest index on a tie): without per-point versions
-        // this is the best guess at the one that saw the most acknowledged writes.
-        return points.indices.filter { points[$0] != nil }.max { (points[$0]!, -$0) < (points[$1]!, -$1) }
     }
 }
 

@@ -47,7 +47,7 @@ private final class FakeReplica: ShardClient {
 
     /// Health checks start syncs in the background: wait for them.
     private func settle(_ shard: ReplicatedShard) async throws {
-        for _ in 0..<200 where shard.replicas.contains(where: { $0.syncing.load(ordering: .relaxed) }) {
+        for _ in 0..<200 where shard.health.withLock({ $0.replicas.contains { $0.syncing } }) {
             try await Task.sleep(for: .milliseconds(5))
         }
     }
@@ -67,21 +67,21 @@ private final class FakeReplica: ShardClient {
         // ever; then A is synced from B.
         let a = FakeReplica(state: "serving"), b = FakeReplica(state: "awaiting_sync")
         let s = shard(a, b)
-        s.replicas[0].needsSync.store(true, ordering: .relaxed)
+        s.health.withLock { $0.writeFinished(applied: [false, true], failed: [0: .unavailable]) } // A missed a write B applied
         await s.checkHealth()
         try await settle(s)
         #expect(b.syncs.withLock { $0 } == [SyncRequest(peers: ["A"])])
         await s.checkHealth()
         try await settle(s)
         #expect(a.syncs.withLock { $0 } == [SyncRequest(peers: ["B"], force: true)])
-        let stillNeedsSync = s.replicas[0].needsSync.load(ordering: .relaxed)
+        let stillNeedsSync = s.health.withLock { $0.replicas[0].needsSync }
         #expect(!stillNeedsSync)
     }
 
     @Test func whenAWholeShardRestartsAReplicaThatMissedNoWriteIsTheSource() async throws {
         let a = FakeReplica(state: "awaiting_sync"), b = FakeReplica(state: "awaiting_sync")
         let s = shard(a, b)
-        s.replicas[0].needsSync.store(true, ordering: .relaxed)
+        s.health.withLock { $0.writeFinished(applied: [false, true], failed: [0: .unavailable]) } // A missed a write B applied
         await s.checkHealth()
         try await settle(s)
         #expect(b.syncs.withLock { $0 } == [SyncRequest(peers: [])], "B is declared up to date as it is")
