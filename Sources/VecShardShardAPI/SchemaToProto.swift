@@ -26,10 +26,14 @@ extension Point {
 }
 
 extension IndexSpec {
+    /// Knobs of other index types are dropped, not sent or stored: an HNSW schema never carries a
+    /// pq_m. (Knobs are range-checked by `validate(dimension:)` before they are narrowed here.)
     public var message: IndexSpecMessage {
-        IndexSpecMessage(type: kind.rawValue, nlist: UInt32(nlist ?? 0), pqM: UInt32(pqM ?? 0), m: UInt32(m),
-                         efConstruction: UInt32(efConstruction), nprobe: UInt32(nprobe), efSearch: UInt32(efSearch),
-                         refine: UInt32(refine))
+        let ivf = kind == .ivfFlat || kind == .ivfPQ
+        return IndexSpecMessage(type: kind.rawValue, nlist: ivf ? UInt32(clamping: nlist ?? 0) : 0,
+                                pqM: kind == .ivfPQ ? UInt32(clamping: pqM ?? 0) : 0, m: UInt32(clamping: m),
+                                efConstruction: UInt32(clamping: efConstruction), nprobe: UInt32(clamping: nprobe),
+                                efSearch: UInt32(clamping: efSearch), refine: UInt32(clamping: refine))
     }
 }
 

@@ -14,7 +14,7 @@ public enum APILimits {
     /// Queries in one batch search.
     public static let maxBatchQueries = 1_000
     /// k of one query.
-    public static let maxK = VecShardEngine.maxSearchK
+    public static let maxK = SearchLimits.maxK
     /// Oversampling factor of approximate searches.
     public static let maxOversample = 100.0
     /// Results one search request may ask for: the sum of k over a batch's queries.

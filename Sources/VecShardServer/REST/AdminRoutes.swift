@@ -1,0 +1,89 @@
+import Foundation
+import NIOCore
+import VecShardCluster
+import VecShardHTTP
+import VecShardProto
+import VecShardSchema
+import VecShardShardAPI
+import VecShardRouting
+
+/// `/admin/...`: shard states, maintenance (flush, compact) and the topology (read, replace with If-Match).
+extension DataRoutes {
+    static func addAdminRoutes(to router: inout Router, cluster handle: ClusterHandle, requestTimeout: Duration) {
+        route(&router, "GET", "/admin/shards", requestTimeout, cut: false) { _ in
+            let cluster = try handle.current
+            let stats = try await cluster.stats()
+            let counts = cluster.shardRequestCounts
+            let replicated = Dictionary(cluster.replicatedShards.map { ($0.name, $0.replicaStates) }, uniquingKeysWith: { a, _ in a })
+            var w = JSONWriter()
+            w.raw("{\"shards\":[")
+            for (i, s) in stats.sorted(by: { $0.shardID < $1.shardID }).enumerated() {
+                if i > 0 { w.raw(",") }
+                w.raw("{\"name\":"); w.string(s.shardID)
+                w.raw(",\"state\":\"ready\",\"points\":"); w.number(s.collections.reduce(0) { $0 + $1.count })
+                w.raw(",\"segments\":"); w.number(s.collections.reduce(0) { $0 + Int($1.segments) })
+                w.raw(",\"memory_bytes\":"); w.number(s.memoryBytes)
+                w.raw(",\"disk_bytes\":"); w.number(s.diskBytes)
+                w.raw(",\"requests\":"); w.number(counts[s.shardID] ?? 0)
+                if let replicas = replicated[s.shardID] {
+                    w.raw(",\"replicas\":[")
+                    for (j, r) in replicas.enumerated() {
+                        if j > 0 { w.raw(",") }
+                        w.raw("{\"address\":"); w.string(r.address); w.raw(",\"state\":"); w.string(r.state); w.raw("}")
+                    }
+                    w.raw("]")
+                }
+                w.raw(",\"collections\":[")
+                for (j, c) in s.collections.enumerated() {
+                    if j > 0 { w.raw(",") }
+                    w.collection(c)
+                }
+                w.raw("],\"maintenance\":{")
+                for (j, c) in s.collections.enumerated() {
+                    if j > 0 { w.raw(",") }
+                    w.string(c.name); w.raw(":"); w.maintenance(c)
+                }
+                w.raw("},\"refused_collections\":[")
+                for (j, c) in s.refusedCollections.enumerated() {
+                    if j > 0 { w.raw(",") }
+                    w.refusedCollection(c)
+                }
+                w.raw("]}")
+            }
+            w.raw("]}")
+            return json(w)
+        }
+        route(&router, "POST", "/admin/collections/{name}/flush", requestTimeout, cut: false) { request in
+            let cluster = try handle.current
+            try await cluster.flush(request.pathParameters["name"]!)
+            return .json(.ok, #"{"flushed":true}"#)
+        }
+        route(&router, "POST", "/admin/collections/{name}/compact", requestTimeout, cut: false) { request in
+            let cluster = try handle.current
+            try await cluster.compact(request.pathParameters["name"]!)
+            return .json(.ok, #"{"compacted":true}"#)
+        }
+        route(&router, "GET", "/admin/topology", requestTimeout, cut: false) { _ in
+            let cluster = try handle.current
+            let topology = cluster.table.topology
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return .json(.ok, ByteBuffer(bytes: try encoder.encode(topology)), headers: ["etag": "\"\(topology.version)\""])
+        }
+        route(&router, "PUT", "/admin/topology", requestTimeout, cut: false) { request in
+            let cluster = try handle.current
+            let proposed = try decode(Topology.self, request)
+            var expected: UInt64?
+            if let ifMatch = request.headers.first(name: "if-match") {
+                guard let version = UInt64(ifMatch.trimmingCharacters(in: CharacterSet(charactersIn: "\" W/"))) else {
+                    throw RequestBodyError(message: "If-Match must be the topology version, e.g. \"3\"; got \(ifMatch)")
+                }
+                expected = version
+            }
+            try await cluster.replaceTopology(proposed, expectedVersion: expected, makeClient: handle.makeShardClient)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return .json(.ok, ByteBuffer(bytes: try encoder.encode(proposed)), headers: ["etag": "\"\(proposed.version)\""])
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import NIOCore
+import VecShardCluster
+import VecShardHTTP
+import VecShardProto
+import VecShardSchema
+import VecShardShardAPI
+
+/// `/v1/collections/{name}/points`: upsert, delete by id, get by id.
+extension DataRoutes {
+    static func addPointRoutes(to router: inout Router, cluster handle: ClusterHandle, requestTimeout: Duration) {
+        route(&router, "POST", "/v1/collections/{name}/points", requestTimeout, cut: false) { request in
+            let cluster = try handle.current
+            let body = try decode(UpsertBody.self, request)
+            guard body.points.count <= APILimits.maxUpsertPoints else {
+                throw LimitError(message: "field points has \(body.points.count) points; the limit is \(APILimits.maxUpsertPoints) per request")
+            }
+            guard !body.points.isEmpty else { throw LimitError(message: "field points is empty") }
+            let result = try await cluster.upsert(collection: request.pathParameters["name"]!, points: body.points.map(\.message))
+            return .json(.ok, #"{"upserted":\#(result.applied)\#(failedReplicas(result))}"#)
+        }
+        route(&router, "POST", "/v1/collections/{name}/points/delete", requestTimeout, cut: false) { request in
+            let cluster = try handle.current
+            let body = try decode(DeleteBody.self, request)
+            guard body.ids.count <= APILimits.maxDeleteIDs else {
+                throw LimitError(message: "field ids has \(body.ids.count) ids; the limit is \(APILimits.maxDeleteIDs) per request")
+            }
+            let result = try await cluster.delete(collection: request.pathParameters["name"]!, ids: body.ids)
+            return .json(.ok, #"{"deleted":\#(result.applied)\#(failedReplicas(result))}"#)
+        }
+        route(&router, "GET", "/v1/collections/{name}/points/{id}", requestTimeout) { request in
+            let cluster = try handle.current
+            let name = request.pathParameters["name"]!, id = request.pathParameters["id"]!
+            guard let point = try await cluster.get(collection: name, id: id) else {
+                throw ShardCallError(.notFound, code: "point_not_found", "no point with id '\(id)' in collection '\(name)'")
+            }
+            var w = JSONWriter()
+            w.point(point)
+            return json(w)
+        }
+    }
+
+    /// `,"failed_replicas":[...]` when a write met its quorum without some replicas.
+    static func failedReplicas(_ result: WriteResponse) -> String {
+        guard !result.failedReplicas.isEmpty else { return "" }
+        return #","failed_replicas":["# + result.failedReplicas.map(JSONString.quoted).joined(separator: ",") + "]"
+    }
+}
