@@ -88,7 +88,7 @@ let package = Package(
         ),
         .target(
             name: "VecShardCluster",
-            dependencies: ["VecShardShardAPI", "VecShardSchema", "VecShardProto", "VecShardRouting", "VecShardRPC", "VecShardPrimitives"]
+            dependencies: ["VecShardShardAPI", "VecShardSchema", "VecShardRouting", "VecShardRPC", "VecShardPrimitives"]
         ),
         .target(
             name: "VecShardShard",

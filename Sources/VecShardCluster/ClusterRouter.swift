@@ -1,5 +1,4 @@
 import Synchronization
-import VecShardProto
 import VecShardRouting
 import VecShardSchema
 import VecShardShardAPI
@@ -98,10 +97,7 @@ public final class ClusterRouter: Sendable {
         // Collections exist on every shard: create them on the shards this change adds.
         let collections = stats.first?.collections ?? []
         for (name, client) in shards where oldShards[name] == nil {
-            for c in collections {
-                _ = try await client.createCollection(CreateCollectionRequest(name: c.name, dimension: c.dimension, metric: c.metric,
-                                                                              index: c.index, shardKey: c.shardKey))
-            }
+            for c in collections { _ = try await client.createCollection(c.schema) }
         }
         state.withLock {
             $0.table = newTable
@@ -111,12 +107,8 @@ public final class ClusterRouter: Sendable {
 
     // MARK: collections
 
-    public func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage {
-        let schema: CollectionSchema
-        do {
-            schema = try CollectionSchema(message: request)
-            try schema.validate()
-        } catch { throw shardError(error) }
+    public func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo {
+        do { try schema.validate() } catch { throw shardError(error) }
         // Which shards have it already: a create that fails on some shard (a full disk) is
         // undone on the others it created it on, so no half-created name is left behind.
         // Only shards where this request's own create succeeded and the name did not exist
@@ -134,12 +126,12 @@ public final class ClusterRouter: Sendable {
                 return true // there in some form (e.g. refused for a damaged log): never drop it
             }
         }
-        let slots = ReplicaSlots<CollectionInfoMessage>(count: shardNames.count)
+        let slots = ReplicaSlots<CollectionInfo>(count: shardNames.count)
         await withTaskGroup(of: Void.self) { group in
             for (index, shardName) in shardNames.enumerated() {
                 let shard = client(shardName)
                 group.addTask {
-                    do { slots.succeed(index, try await shard.createCollection(request)) } catch { slots.fail(index, shardError(error)) }
+                    do { slots.succeed(index, try await shard.createCollection(schema)) } catch { slots.fail(index, shardError(error)) }
                 }
             }
         }
@@ -160,19 +152,19 @@ public final class ClusterRouter: Sendable {
         return try await onEveryShard { try await $0.dropCollection(name) }.contains(true)
     }
 
-    public func describeCollection(_ name: String) async throws -> CollectionInfoMessage {
+    public func describeCollection(_ name: String) async throws -> CollectionInfo {
         summed(try await onEveryShard { try await $0.describeCollection(name) })
     }
 
     /// The collections every shard has (created through this router, so on all of them).
-    public func listCollections() async throws -> [CollectionInfoMessage] {
+    public func listCollections() async throws -> [CollectionInfo] {
         let stats = try await onEveryShard { try await $0.stats() }
-        var byName: [String: [CollectionInfoMessage]] = [:]
+        var byName: [String: [CollectionInfo]] = [:]
         for s in stats { for c in s.collections { byName[c.name, default: []].append(c) } }
         return byName.keys.sorted().map { summed(byName[$0]!) }
     }
 
-    public func stats() async throws -> [StatsResponse] {
+    public func stats() async throws -> [ShardStats] {
         try await onEveryShard { try await $0.stats() }
     }
 
@@ -188,11 +180,7 @@ public final class ClusterRouter: Sendable {
     public func schema(of collection: String) async throws -> CollectionSchema {
         if let cached = state.withLock({ $0.schemas[collection] }) { return cached }
         let name = allShardNames[0]
-        let info = try await client(name).describeCollection(collection)
-        let schema: CollectionSchema
-        do {
-            schema = try CollectionSchema(info: info)
-        } catch { throw shardError(error) }
+        let schema = try await client(name).describeCollection(collection).schema
         state.withLock { $0.schemas[collection] = schema }
         return schema
     }
@@ -203,17 +191,17 @@ public final class ClusterRouter: Sendable {
     /// anywhere); an id given twice keeps its last occurrence. When a point's shard-key value
     /// moves it to another group, its copy in every other group is deleted after the new copy is
     /// durable, so a search never misses it and no stale copy stays behind.
-    public func upsert(collection: String, points: [PointMessage]) async throws -> WriteResponse {
+    public func upsert(collection: String, points: [Point]) async throws -> WriteResult {
         let schema = try await schema(of: collection)
         var lastIndex: [String: Int] = [:]
         for (i, p) in points.enumerated() { lastIndex[p.id] = i }
         let unique = points.enumerated().filter { lastIndex[$0.element.id] == $0.offset }.map(\.element)
         do {
-            try schema.validate(points: unique.map(Point.init(message:)))
+            try schema.validate(points: unique)
         } catch { throw shardError(error) }
         let table = self.table
         let routing = table.topology.collections[collection]
-        var perShard: [String: [PointMessage]] = [:]
+        var perShard: [String: [Point]] = [:]
         var staleDeletes: [String: [String]] = [:]
         for point in unique {
             let value = routing?.shardKey.flatMap { point.metadata[$0] }.map(Self.shardKeyText)
@@ -228,12 +216,12 @@ public final class ClusterRouter: Sendable {
         try refuseIfBlocked(Array(writes.keys) + Array(stale.keys))
         try refuseIfLate()
         let written = try await writeOnShards(Array(writes.keys)) { shard in
-            try await shard.upsert(UpsertRequest(collection: collection, points: writes[shard.name]!))
+            try await shard.upsert(collection: collection, points: writes[shard.name]!)
         }
         if !stale.isEmpty {
             do {
                 _ = try await writeOnShards(Array(stale.keys)) { shard in
-                    try await shard.delete(IDsRequest(collection: collection, ids: stale[shard.name]!))
+                    try await shard.delete(collection: collection, ids: stale[shard.name]!)
                 }
             } catch var error as ShardCallError {
                 // The points were written to their owners; only old copies in other groups remain.
@@ -243,12 +231,12 @@ public final class ClusterRouter: Sendable {
                 throw error
             }
         }
-        return WriteResponse(lsn: written.map(\.lsn).max() ?? 0, applied: UInt32(unique.count),
-                             failedReplicas: written.flatMap(\.failedReplicas).sorted())
+        return WriteResult(lsn: written.map(\.lsn).max() ?? 0, applied: unique.count,
+                           failedReplicas: written.flatMap(\.failedReplicas).sorted())
     }
 
     /// Deletes ids wherever they may live (their owner shard in every group of the collection).
-    public func delete(collection: String, ids: [String]) async throws -> WriteResponse {
+    public func delete(collection: String, ids: [String]) async throws -> WriteResult {
         _ = try await schema(of: collection)
         for id in ids {
             do { try CollectionSchema.validate(pointID: id) } catch { throw shardError(error) }
@@ -264,19 +252,19 @@ public final class ClusterRouter: Sendable {
         try refuseIfBlocked(Array(deletes.keys))
         try refuseIfLate()
         let results = try await writeOnShards(Array(deletes.keys)) { shard in
-            try await shard.delete(IDsRequest(collection: collection, ids: deletes[shard.name]!))
+            try await shard.delete(collection: collection, ids: deletes[shard.name]!)
         }
-        return WriteResponse(lsn: results.map(\.lsn).max() ?? 0, applied: results.reduce(0) { $0 + $1.applied },
-                             failedReplicas: results.flatMap(\.failedReplicas).sorted())
+        return WriteResult(lsn: results.map(\.lsn).max() ?? 0, applied: results.reduce(0) { $0 + $1.applied },
+                           failedReplicas: results.flatMap(\.failedReplicas).sorted())
     }
 
-    public func get(collection: String, id: String, includeVector: Bool = true) async throws -> PointMessage? {
+    public func get(collection: String, id: String, includeVector: Bool = true) async throws -> Point? {
         _ = try await schema(of: collection)
         do { try CollectionSchema.validate(pointID: id) } catch { throw shardError(error) }
         let table = self.table
         let owners = table.groupsToSearch(collection: collection, pinnedValues: nil).map { table.owner(of: id, inGroup: $0) }
         let found = try await onShards(owners) { shard in
-            try await shard.get(IDsRequest(collection: collection, ids: [id], includeVector: includeVector)).points
+            try await shard.get(collection: collection, ids: [id], includeVector: includeVector)
         }
         return found.flatMap { $0 }.first
     }
@@ -285,7 +273,7 @@ public final class ClusterRouter: Sendable {
 
     public struct SearchOutcome: Sendable {
         /// Per query, best first.
-        public var results: [[ScoredPointMessage]]
+        public var results: [[SearchHit]]
         public var shardsAsked: Int
         public var shardsAnswered: Int
         /// Shards that did not answer (only with `allowPartial`).
@@ -294,27 +282,25 @@ public final class ClusterRouter: Sendable {
 
     /// Runs a batch of queries: each goes to the shards of the groups its filter allows, asks each
     /// for k' results (k for exact searches, k × oversample otherwise) and merges them.
-    public func search(collection: String, queries: [QueryMessage], oversample: Double? = nil,
+    public func search(collection: String, queries: [ShardQuery], oversample: Double? = nil,
                        allowPartial: Bool = false) async throws -> SearchOutcome {
         let schema = try await schema(of: collection)
         let table = self.table
         let routing = table.topology.collections[collection]
-        var shardQueries: [String: [(query: Int, message: QueryMessage)]] = [:]
+        var shardQueries: [String: [(index: Int, query: ShardQuery)]] = [:]
         var ks: [Int] = []
         for (qi, query) in queries.enumerated() {
             do {
                 try schema.validate(query: query.vector)
-                try CollectionSchema.validate(filter: query.filter?.schemaFilter ?? [:])
-            } catch { throw shardError(error) }
-            var params = query.params ?? SearchParamsMessage()
-            let k = params.k == 0 ? 10 : Int(params.k)
-            do { try SearchLimits.check(k: k) } catch { throw ShardCallError(error) }
+                try CollectionSchema.validate(filter: query.filter)
+                try SearchLimits.check(k: query.k)
+            } catch { throw ShardCallError(error) }
+            let k = query.k
             ks.append(k)
-            let exact = params.exact || schema.index.kind == .flat
-            params.k = UInt32(Placement.perShardK(k: k, exact: exact, oversample: oversample ?? defaultOversample, maxK: SearchLimits.maxK))
+            let exact = query.exact || schema.index.kind == .flat
             var shardQuery = query
-            shardQuery.params = params
-            let pinned = routing?.shardKey.flatMap { key in query.filter?.must[key] }.map { $0.map(Self.shardKeyText) }
+            shardQuery.k = Placement.perShardK(k: k, exact: exact, oversample: oversample ?? defaultOversample, maxK: SearchLimits.maxK)
+            let pinned = routing?.shardKey.flatMap { key in query.filter[key] }.map { $0.values.map(Self.shardKeyText) }
             for group in table.groupsToSearch(collection: collection, pinnedValues: pinned) {
                 for shard in table.groups[group].shards {
                     shardQueries[shard.name, default: []].append((qi, shardQuery))
@@ -327,11 +313,11 @@ public final class ClusterRouter: Sendable {
                                  "the queries ask for \(wanted) results in all (the sum of k); the limit is \(SearchLimits.maxResultsPerRequest) per request")
         }
         let names = Array(shardQueries.keys)
-        let slots = ReplicaSlots<SearchResponse>(count: names.count)
+        let slots = ReplicaSlots<[[SearchHit]]>(count: names.count)
         await withTaskGroup(of: Void.self) { group in
             for (index, name) in names.enumerated() {
                 let shard = client(name)
-                let request = SearchRequest(collection: collection, queries: shardQueries[name]!.map(\.message))
+                let request = ShardSearch(collection: collection, queries: shardQueries[name]!.map(\.query))
                 group.addTask {
                     do { slots.succeed(index, try await shard.search(request)) } catch { slots.fail(index, shardError(error)) }
                 }
@@ -344,7 +330,7 @@ public final class ClusterRouter: Sendable {
         var firstFailure: ShardCallError?
         for (name, response, error) in answers {
             if let response {
-                for (slot, hits) in zip(shardQueries[name]!, response.results) { mergers[slot.query].add(contentsOf: hits) }
+                for (slot, hits) in zip(shardQueries[name]!, response) { mergers[slot.index].add(contentsOf: hits) }
             } else if let error {
                 if error.kind == .invalidArgument || error.kind == .notFound { throw error } // the caller's fault, not a shard's
                 missing.append(name)
@@ -383,7 +369,7 @@ public final class ClusterRouter: Sendable {
     }
 
     /// A shard-key value as the topology's value → group map spells it.
-    static func shardKeyText(_ value: MetadataValueMessage) -> String {
+    static func shardKeyText(_ value: MetadataValue) -> String {
         switch value {
         case .string(let s): return s
         case .int(let i): return String(i)
@@ -392,15 +378,15 @@ public final class ClusterRouter: Sendable {
         }
     }
 
-    private func summed(_ infos: [CollectionInfoMessage]) -> CollectionInfoMessage {
-        guard var total = infos.first else { return CollectionInfoMessage() }
+    private func summed(_ infos: [CollectionInfo]) -> CollectionInfo {
+        var total = infos[0]
         for info in infos.dropFirst() {
             total.count += info.count
             total.segments += info.segments
             total.memoryBytes += info.memoryBytes
             total.diskBytes += info.diskBytes
             total.lsn = max(total.lsn, info.lsn)
-            if info.indexState != "ready" { total.indexState = info.indexState }
+            total.indexBuilding = total.indexBuilding || info.indexBuilding
         }
         return total
     }

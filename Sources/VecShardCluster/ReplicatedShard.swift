@@ -1,6 +1,5 @@
 import Foundation
 import Synchronization
-import VecShardProto
 import VecShardShardAPI
 import VecShardRPC
 import VecShardSchema
@@ -273,45 +272,48 @@ public final class ReplicatedShard: ShardClient {
 
     // MARK: ShardClient
 
-    public func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage {
-        try await write { try await $0.createCollection(request) }.results[0]
+    public func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo {
+        try await write { try await $0.createCollection(schema) }.results[0]
     }
 
     public func dropCollection(_ name: String) async throws -> Bool {
         try await write { try await $0.dropCollection(name) }.results.contains(true)
     }
 
-    public func describeCollection(_ name: String) async throws -> CollectionInfoMessage { try await read { try await $0.describeCollection(name) } }
+    public func describeCollection(_ name: String) async throws -> CollectionInfo { try await read { try await $0.describeCollection(name) } }
 
-    public func upsert(_ request: UpsertRequest) async throws -> WriteResponse {
-        let outcome = try await write { try await $0.upsert(request) }
-        var response = outcome.results.max { $0.lsn < $1.lsn }!
-        response.failedReplicas = outcome.failed
-        return response
+    public func upsert(collection: String, points: [Point]) async throws -> WriteResult {
+        let outcome = try await write { try await $0.upsert(collection: collection, points: points) }
+        var result = outcome.results.max { $0.lsn < $1.lsn }!
+        result.failedReplicas = outcome.failed
+        return result
     }
 
-    public func delete(_ request: IDsRequest) async throws -> WriteResponse {
-        let outcome = try await write { try await $0.delete(request) }
-        var response = outcome.results.max { $0.applied < $1.applied }!
-        response.failedReplicas = outcome.failed
-        return response
+    public func delete(collection: String, ids: [String]) async throws -> WriteResult {
+        let outcome = try await write { try await $0.delete(collection: collection, ids: ids) }
+        var result = outcome.results.max { $0.applied < $1.applied }!
+        result.failedReplicas = outcome.failed
+        return result
     }
 
-    public func get(_ request: IDsRequest) async throws -> PointsResponse { try await read { try await $0.get(request) } }
-    public func search(_ request: SearchRequest) async throws -> SearchResponse {
+    public func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point] {
+        try await read { try await $0.get(collection: collection, ids: ids, includeVector: includeVector) }
+    }
+
+    public func search(_ request: ShardSearch) async throws -> [[SearchHit]] {
         guard let coalescer else { return try await read { try await $0.search(request) } }
         return try await coalescer.search(request) { combined in
             try await self.read { try await $0.search(combined) }
         }
     }
 
-    public func stats() async throws -> StatsResponse {
+    public func stats() async throws -> ShardStats {
         var stats = try await read { try await $0.stats() }
         stats.shardID = name
         return stats
     }
 
-    public func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws {
+    public func scan(_ request: ShardScan, _ body: @Sendable ([Point]) async throws -> Void) async throws {
         var failures: [String] = []
         for replica in readOrder() {
             do {
@@ -348,7 +350,7 @@ extension ReplicatedShard {
                 group.addTask {
                     do {
                         let stats = try await RequestDeadline.$current.withValue(ContinuousClock.now + timeout) { try await replica.client.stats() }
-                        reports.succeed(index, ReplicaHealth.Report(state: stats.replicaState.isEmpty ? "serving" : stats.replicaState,
+                        reports.succeed(index, ReplicaHealth.Report(state: stats.replicaState.rawValue,
                                                                     points: stats.collections.reduce(0) { $0 + $1.count }))
                     } catch {
                         reports.fail(index, shardError(error))
@@ -364,7 +366,7 @@ extension ReplicatedShard {
                 log?("replica \(replicas[index].address) of shard '\(name)' syncs from a peer that itself missed a write (no other is serving)")
             case let .sync(index, peers, force):
                 let replica = replicas[index], name = self.name
-                let request = SyncRequest(peers: peers.map { replicas[$0].address }, force: force)
+                let request = ReplicaSync(peers: peers.map { replicas[$0].address }, force: force)
                 Task {
                     var succeeded = false
                     do {

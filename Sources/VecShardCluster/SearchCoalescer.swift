@@ -1,5 +1,5 @@
 import Synchronization
-import VecShardProto
+import VecShardSchema
 import VecShardShardAPI
 import VecShardRPC
 
@@ -9,16 +9,16 @@ import VecShardRPC
 ///
 /// At most `maxInFlight` calls run at once. A search that finds a free call slot goes out at once
 /// (no added latency at low load); otherwise it waits, and when a call finishes, everything waiting
-/// for the same collection (up to `maxQueries` queries) goes out as one `SearchRequest` whose
+/// for the same collection (up to `maxQueries` queries) goes out as one `ShardSearch` whose
 /// results are split back per caller. The shard answers the queries of a request independently,
 /// so a caller gets exactly the answer it would have had alone.
 final class SearchCoalescer: Sendable {
-    typealias Send = @Sendable (SearchRequest) async throws -> SearchResponse
+    typealias Send = @Sendable (ShardSearch) async throws -> [[SearchHit]]
 
     private struct Waiter {
-        var request: SearchRequest
+        var request: ShardSearch
         var deadline: ContinuousClock.Instant?
-        var continuation: CheckedContinuation<SearchResponse, any Error>
+        var continuation: CheckedContinuation<[[SearchHit]], any Error>
     }
 
     private struct State {
@@ -36,7 +36,7 @@ final class SearchCoalescer: Sendable {
         self.maxQueries = maxQueries
     }
 
-    func search(_ request: SearchRequest, send: @escaping Send) async throws -> SearchResponse {
+    func search(_ request: ShardSearch, send: @escaping Send) async throws -> [[SearchHit]] {
         let direct = state.withLock { s -> Bool in
             guard s.inFlight < maxInFlight, s.waiting.isEmpty else { return false }
             s.inFlight += 1
@@ -111,17 +111,17 @@ final class SearchCoalescer: Sendable {
         }
         // The latest deadline of the batch: no caller's call is cut shorter than it would have been.
         let deadline = batch.contains { $0.deadline == nil } ? nil : batch.compactMap(\.deadline).max()
-        let combined = SearchRequest(collection: batch[0].request.collection, queries: batch.flatMap(\.request.queries))
+        let combined = ShardSearch(collection: batch[0].request.collection, queries: batch.flatMap(\.request.queries))
         do {
             let response = try await RequestDeadline.$current.withValue(deadline) { try await send(combined) }
-            guard response.results.count == combined.queries.count else {
+            guard response.count == combined.queries.count else {
                 throw ShardCallError(.internalError, code: "bad_response",
-                                     "shard answered \(response.results.count) result lists for \(combined.queries.count) queries")
+                                     "shard answered \(response.count) result lists for \(combined.queries.count) queries")
             }
             var offset = 0
             for w in batch {
                 let n = w.request.queries.count
-                w.continuation.resume(returning: SearchResponse(results: Array(response.results[offset..<(offset + n)])))
+                w.continuation.resume(returning: Array(response[offset..<(offset + n)]))
                 offset += n
             }
         } catch {

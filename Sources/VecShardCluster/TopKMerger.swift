@@ -1,14 +1,12 @@
 import VecShardPrimitives
-import VecShardProto
 import VecShardSchema
-import VecShardShardAPI
 
 /// Merges per-shard top-k lists into the global top k: a bounded min-heap keyed by score (higher
 /// is closer; ties broken by the smaller id, so the order is total and shard-independent), with
 /// duplicate ids kept once, at their best score. O(n log k) for n candidates.
 public struct TopKMerger {
     private let k: Int
-    private var heap: [ScoredPointMessage] = []   // min-heap: the worst kept hit at the root
+    private var heap: [SearchHit] = []   // min-heap: the worst kept hit at the root
     private var positionByID: [String: Int] = [:]
 
     public init(k: Int) {
@@ -18,11 +16,11 @@ public struct TopKMerger {
 
     /// True if `a` ranks before (is closer than) `b`.
     @inline(__always)
-    static func better(_ a: ScoredPointMessage, _ b: ScoredPointMessage) -> Bool {
+    static func better(_ a: SearchHit, _ b: SearchHit) -> Bool {
         ScoreOrder.precedes(a.score, a.id, b.score, b.id)
     }
 
-    public mutating func add(_ hit: ScoredPointMessage) {
+    public mutating func add(_ hit: SearchHit) {
         guard k > 0 else { return }
         if let at = positionByID[hit.id] {
             if Self.better(hit, heap[at]) {   // the same id from two places: keep the better copy
@@ -43,12 +41,12 @@ public struct TopKMerger {
         }
     }
 
-    public mutating func add(contentsOf hits: [ScoredPointMessage]) {
+    public mutating func add(contentsOf hits: [SearchHit]) {
         for hit in hits { add(hit) }
     }
 
     /// The kept hits, best first.
-    public func result() -> [ScoredPointMessage] {
+    public func result() -> [SearchHit] {
         heap.sorted(by: Self.better)
     }
 
@@ -78,16 +76,6 @@ public struct TopKMerger {
             if worst == i { return }
             swapAt(i, worst)
             i = worst
-        }
-    }
-}
-
-extension ScoredPointMessage {
-    /// Bytes this hit counts for in a response budget, as storage's `SearchHit.byteCount`
-    /// counts them (id, score, metadata keys and values, vector).
-    var byteCount: Int {
-        metadata.reduce(id.utf8.count + 4 + 4 * vector.count) { total, field in
-            total + field.key.utf8.count + MetadataValue(field.value).byteCount
         }
     }
 }

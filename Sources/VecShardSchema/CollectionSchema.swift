@@ -43,6 +43,14 @@ public struct CollectionSchema: Codable, Sendable, Equatable {
 
     public static let maxNameLength = 64
 
+    /// A metric by its name (`cosine`, `l2`, `ip`), as requests spell it.
+    public static func metric(named name: String) throws(SchemaError) -> DistanceMetric {
+        guard let metric = DistanceMetric(rawValue: name) else {
+            throw .invalidSchema("metric '\(name)' is unknown; use cosine, l2 or ip")
+        }
+        return metric
+    }
+
     public static func validate(name: String) throws {
         func bad(_ reason: String) -> SchemaError { .invalidCollectionName(name, reason: reason) }
         guard !name.isEmpty else { throw bad("it is empty") }

@@ -1,4 +1,3 @@
-import VecShardProto
 import VecShardRouting
 import VecShardSchema
 import VecShardShardAPI
@@ -18,18 +17,17 @@ public final class LocalShard: ShardClient {
         do { return try storage.collection(name) } catch { throw storageShardError(error) }
     }
 
-    public func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage {
+    public func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo {
         do {
-            let schema = try CollectionSchema(message: request)
             if let existing = try? storage.collection(schema.name) {
                 // PUT is idempotent: the same schema again is not an error, another one is.
                 guard existing.schema == schema else {
                     throw ShardCallError(.alreadyExists, code: "collection_already_exists",
                                          "collection '\(schema.name)' exists with another schema (dimension \(existing.schema.dimension), metric \(existing.schema.metric.rawValue), index \(existing.schema.index.kind.rawValue))")
                 }
-                return existing.describe().message
+                return existing.describe().info
             }
-            return try await storage.createCollection(schema).describe().message
+            return try await storage.createCollection(schema).describe().info
         } catch {
             throw storageShardError(error)
         }
@@ -46,55 +44,49 @@ public final class LocalShard: ShardClient {
         }
     }
 
-    public func describeCollection(_ name: String) async throws -> CollectionInfoMessage {
-        try collection(name).describe().message
+    public func describeCollection(_ name: String) async throws -> CollectionInfo {
+        try collection(name).describe().info
     }
 
-    public func upsert(_ request: UpsertRequest) async throws -> WriteResponse {
-        let target = try collection(request.collection)
-        let points = request.points.map { Point(message: $0) }
+    public func upsert(collection: String, points: [Point]) async throws -> WriteResult {
+        let target = try self.collection(collection)
         do {
             let receipt = try await target.upsert(points)
-            return WriteResponse(lsn: receipt.lsn, applied: UInt32(receipt.count))
+            return WriteResult(lsn: receipt.lsn, applied: receipt.count)
         } catch { throw storageShardError(error) }
     }
 
-    public func delete(_ request: IDsRequest) async throws -> WriteResponse {
-        let target = try collection(request.collection)
+    public func delete(collection: String, ids: [String]) async throws -> WriteResult {
+        let target = try self.collection(collection)
         do {
-            let receipt = try await target.delete(ids: request.ids)
-            return WriteResponse(lsn: receipt.lsn, applied: UInt32(receipt.count))
+            let receipt = try await target.delete(ids: ids)
+            return WriteResult(lsn: receipt.lsn, applied: receipt.count)
         } catch { throw storageShardError(error) }
     }
 
-    public func get(_ request: IDsRequest) async throws -> PointsResponse {
-        let target = try collection(request.collection)
-        return PointsResponse(points: request.ids.compactMap { id in
-            target.get(id).map { PointMessage(id: $0.id, vector: request.includeVector ? $0.vector : [], metadata: $0.metadata.message) }
-        })
+    public func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point] {
+        let target = try self.collection(collection)
+        return ids.compactMap { id in
+            target.get(id).map { includeVector ? $0 : Point(id: $0.id, vector: [], metadata: $0.metadata) }
+        }
     }
 
-    public func search(_ request: SearchRequest) async throws -> SearchResponse {
+    public func search(_ request: ShardSearch) async throws -> [[SearchHit]] {
         let target = try collection(request.collection)
         // One budget for the whole answer (the router checks the sum of k; a shard is asked for
         // k × oversample per query, so it bounds bytes, not counts): its queries run concurrently
         // and share it.
         let budget = ResponseBudget()
-        @Sendable func run(_ query: QueryMessage) throws -> [ScoredPointMessage] {
+        @Sendable func run(_ query: ShardQuery) throws -> [SearchHit] {
             do {
-                let hits = try target.search(query.vector, parameters: (query.params ?? SearchParamsMessage()).parameters(),
-                                             filter: query.filter?.schemaFilter ?? [:], includeVectors: query.includeVector,
-                                             includeMetadata: query.includeMetadata, budget: budget)
-                return hits.map {
-                    ScoredPointMessage(id: $0.id, score: $0.score, metadata: query.includeMetadata ? $0.metadata.message : [:],
-                                       vector: $0.vector ?? [])
-                }
+                return try target.search(query.vector, parameters: query.parameters, filter: query.filter,
+                                         includeVectors: query.includeVector, includeMetadata: query.includeMetadata, budget: budget)
             } catch { throw storageShardError(error) }
         }
-        if request.queries.count == 1 { return SearchResponse(results: [try run(request.queries[0])]) }
+        if request.queries.count == 1 { return [try run(request.queries[0])] }
         // Several queries (a batch search, or searches a router coalesced): answered concurrently,
         // each independently. Children store into slots by index and return nothing.
-        let slots = ReplicaSlots<[ScoredPointMessage]>(count: request.queries.count)
+        let slots = ReplicaSlots<[SearchHit]>(count: request.queries.count)
         await withTaskGroup(of: Void.self) { group in
             for (i, query) in request.queries.enumerated() {
                 group.addTask {
@@ -104,26 +96,21 @@ public final class LocalShard: ShardClient {
         }
         let (values, errors) = slots.take()
         if let error = errors.compactMap({ $0 }).first { throw error }
-        return SearchResponse(results: values.map { $0 ?? [] })
+        return values.map { $0 ?? [] }
     }
 
-    public func stats() async throws -> StatsResponse {
-        var stats = StatsResponse()
-        stats.shardID = name
-        stats.collections = storage.listCollections().compactMap { try? storage.collection($0.name).describe().message }
+    public func stats() async throws -> ShardStats {
+        var stats = ShardStats(shardID: name)
+        stats.collections = storage.listCollections().compactMap { try? storage.collection($0.name).describe().info }
         stats.memoryBytes = stats.collections.reduce(0) { $0 + $1.memoryBytes }
         stats.diskBytes = stats.collections.reduce(0) { $0 + $1.diskBytes }
-        stats.refusedCollections = storage.refusedCollections.map { refused in
-            var info = CollectionInfoMessage()
-            info.name = refused.name
-            info.errorCode = refused.error.code
-            info.errorMessage = refused.error.description
-            return info
+        stats.refusedCollections = storage.refusedCollections.map {
+            RefusedCollection(name: $0.name, code: $0.error.code, message: $0.error.description)
         }
         return stats
     }
 
-    public func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws {
+    public func scan(_ request: ShardScan, _ body: @Sendable ([Point]) async throws -> Void) async throws {
         let target = try collection(request.collection)
         var predicate: (@Sendable (String) -> Bool)?
         if let selector = request.selector, !selector.shards.isEmpty {
@@ -131,10 +118,8 @@ public final class LocalShard: ShardClient {
             predicate = { id in shards[Placement.owner(ofID: id, among: shards)] == owner }
         }
         let idsOnly = request.idsOnly
-        try await target.forEachLivePoint(batchSize: Int(request.batchSize == 0 ? 1000 : request.batchSize), where: predicate) { points in
-            try await body(PointsResponse(points: points.map {
-                idsOnly ? PointMessage(id: $0.id) : PointMessage(id: $0.id, vector: $0.vector, metadata: $0.metadata.message)
-            }))
+        try await target.forEachLivePoint(batchSize: request.batchSize == 0 ? 1000 : request.batchSize, where: predicate) { points in
+            try await body(idsOnly ? points.map { Point(id: $0.id, vector: []) } : points)
         }
     }
 

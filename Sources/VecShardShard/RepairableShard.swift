@@ -1,6 +1,5 @@
 import Synchronization
 import VecShardPrimitives
-import VecShardProto
 import VecShardRPC
 import VecShardSchema
 import VecShardShardAPI
@@ -23,8 +22,6 @@ import VecShardStorage
 /// reaches the peer only after the peer was scanned; tracking starts at process start for
 /// `--await-sync` and a settle delay precedes scans of a forced sync to close it in practice.
 public final class RepairableShard: ShardClient {
-    public enum ReplicaState: String, Sendable { case serving, awaitingSync = "awaiting_sync", syncing }
-
     public let inner: LocalShard
     public var name: String { inner.name }
     /// Opens a client to a peer replica (host:port).
@@ -38,7 +35,7 @@ public final class RepairableShard: ShardClient {
         var dirty: [String: Set<String>]?
         /// Collections created since tracking began.
         var created: Set<String> = []
-        var running: Task<SyncResponse, any Error>?
+        var running: Task<SyncOutcome, any Error>?
     }
     private let tracking: Mutex<Tracking>
     private let gate = AsyncGate()
@@ -79,43 +76,43 @@ public final class RepairableShard: ShardClient {
 
     // MARK: ShardClient
 
-    public func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage {
-        tracking.withLock { t in if t.dirty != nil { t.created.insert(request.name) } }
-        return try await inner.createCollection(request)
+    public func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo {
+        tracking.withLock { t in if t.dirty != nil { t.created.insert(schema.name) } }
+        return try await inner.createCollection(schema)
     }
 
     public func dropCollection(_ name: String) async throws -> Bool { try await inner.dropCollection(name) }
 
-    public func describeCollection(_ name: String) async throws -> CollectionInfoMessage {
+    public func describeCollection(_ name: String) async throws -> CollectionInfo {
         try requireServing()
         return try await inner.describeCollection(name)
     }
 
-    public func upsert(_ request: UpsertRequest) async throws -> WriteResponse {
-        try await write(request.collection, request.points.map(\.id)) { try await inner.upsert(request) }
+    public func upsert(collection: String, points: [Point]) async throws -> WriteResult {
+        try await write(collection, points.map(\.id)) { try await inner.upsert(collection: collection, points: points) }
     }
 
-    public func delete(_ request: IDsRequest) async throws -> WriteResponse {
-        try await write(request.collection, request.ids) { try await inner.delete(request) }
+    public func delete(collection: String, ids: [String]) async throws -> WriteResult {
+        try await write(collection, ids) { try await inner.delete(collection: collection, ids: ids) }
     }
 
-    public func get(_ request: IDsRequest) async throws -> PointsResponse {
+    public func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point] {
         try requireServing()
-        return try await inner.get(request)
+        return try await inner.get(collection: collection, ids: ids, includeVector: includeVector)
     }
 
-    public func search(_ request: SearchRequest) async throws -> SearchResponse {
+    public func search(_ request: ShardSearch) async throws -> [[SearchHit]] {
         try requireServing()
         return try await inner.search(request)
     }
 
-    public func stats() async throws -> StatsResponse {
+    public func stats() async throws -> ShardStats {
         var stats = try await inner.stats()
-        stats.replicaState = replicaState.rawValue
+        stats.replicaState = replicaState
         return stats
     }
 
-    public func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws {
+    public func scan(_ request: ShardScan, _ body: @Sendable ([Point]) async throws -> Void) async throws {
         try requireServing()
         try await inner.scan(request, body)
     }
@@ -132,8 +129,8 @@ public final class RepairableShard: ShardClient {
         _ = try? await running.value
     }
 
-    public func sync(_ request: SyncRequest) async throws -> SyncResponse {
-        let task: Task<SyncResponse, any Error>? = tracking.withLock { t in
+    public func sync(_ request: ReplicaSync) async throws -> SyncOutcome {
+        let task: Task<SyncOutcome, any Error>? = tracking.withLock { t in
             if let running = t.running { return running }
             if t.state == .serving && !request.force { return nil }
             if t.dirty == nil {
@@ -146,14 +143,14 @@ public final class RepairableShard: ShardClient {
             t.running = running
             return running
         }
-        guard let task else { return SyncResponse(replicaState: ReplicaState.serving.rawValue) }
+        guard let task else { return SyncOutcome(replicaState: .serving) }
         return try await task.value
     }
 
-    private func run(peers: [String], settle: Bool, wasServing: Bool) async throws -> SyncResponse {
+    private func run(peers: [String], settle: Bool, wasServing: Bool) async throws -> SyncOutcome {
         do {
             if settle { try await Task.sleep(for: settleDelay) }
-            var response = SyncResponse()
+            var response = SyncOutcome(replicaState: .syncing)
             var failures: [String] = []
             if !peers.isEmpty {
                 var done = false
@@ -177,7 +174,7 @@ public final class RepairableShard: ShardClient {
                 t.created = []
                 t.running = nil
             }
-            response.replicaState = ReplicaState.serving.rawValue
+            response.replicaState = .serving
             return response
         } catch {
             tracking.withLock { t in
@@ -199,8 +196,8 @@ public final class RepairableShard: ShardClient {
     }
 
     /// Makes every collection here equal to `peer`'s, leaving dirty ids alone.
-    private func copy(from peer: any ShardClient) async throws -> SyncResponse {
-        var response = SyncResponse()
+    private func copy(from peer: any ShardClient) async throws -> SyncOutcome {
+        var response = SyncOutcome(replicaState: .syncing)
         let peerCollections = try await peer.stats().collections
         let storage = inner.storage
         let peerNames = Set(peerCollections.map(\.name))
@@ -211,8 +208,7 @@ public final class RepairableShard: ShardClient {
         }
         for info in peerCollections {
             if (try? storage.collection(info.name)) == nil {
-                _ = try await inner.createCollection(CreateCollectionRequest(name: info.name, dimension: info.dimension, metric: info.metric,
-                                                                             index: info.index, shardKey: info.shardKey))
+                _ = try await inner.createCollection(info.schema)
             }
             let collection = try storage.collection(info.name)
             // What is here now: id → digest of (vector, metadata).
@@ -223,14 +219,13 @@ public final class RepairableShard: ShardClient {
             let name = info.name, local = here
             let copied = Atomic<UInt64>(0)
             let seen = Mutex(Set<String>())
-            try await peer.scan(ScanRequest(collection: name, batchSize: 1000)) { batch in
+            try await peer.scan(ShardScan(collection: name, batchSize: 1000)) { batch in
                 try Task.checkCancellation()
                 var differing: [Point] = []
-                for message in batch.points {
-                    let point = Point(message: message)
-                    if local[point.id] != PointDigest.of(vector: point.vector, metadata: point.metadata) { differing.append(point) }
+                for point in batch where local[point.id] != PointDigest.of(vector: point.vector, metadata: point.metadata) {
+                    differing.append(point)
                 }
-                seen.withLock { s in for m in batch.points { s.insert(m.id) } }
+                seen.withLock { s in for p in batch { s.insert(p.id) } }
                 guard !differing.isEmpty else { return }
                 try await self.gate.run {
                     let dirty = self.tracking.withLock { $0.dirty?[name] ?? [] }

@@ -1,19 +1,32 @@
 import VecShardProto
 import VecShardRPC
+import VecShardSchema
 import VecShardShardAPI
 
 extension ShardGRPC {
-    /// Serves `shard` (normally a `LocalShard`) as the gRPC shard service.
+    /// Serves `shard` (normally a `LocalShard`) as the gRPC shard service: each method decodes
+    /// its message into the seam's values (ProtoToSchema.swift), calls the shard, and encodes
+    /// the answer (SchemaToProto.swift). Errors travel as gRPC statuses (`ShardCallError.grpcError`).
     public static func service(for shard: any ShardClient, maxMessageBytes: Int = 64 * 1024 * 1024) -> GRPCService {
         var s = GRPCService(name: serviceName, maxMessageBytes: maxMessageBytes)
-        s.unary("CreateCollection") { (r: CreateCollectionRequest, _) in try await shard.createCollection(r) }
+        s.unary("CreateCollection") { (r: CreateCollectionRequest, _) -> CollectionInfoMessage in
+            let schema: CollectionSchema
+            do { schema = try CollectionSchema(message: r) } catch { throw shardError(error) }
+            return try await shard.createCollection(schema).message
+        }
         s.unary("DropCollection") { (r: CollectionNameRequest, _) in DropCollectionResponse(dropped: try await shard.dropCollection(r.name)) }
-        s.unary("DescribeCollection") { (r: CollectionNameRequest, _) in try await shard.describeCollection(r.name) }
-        s.unary("Upsert") { (r: UpsertRequest, _) in try await shard.upsert(r) }
-        s.unary("Delete") { (r: IDsRequest, _) in try await shard.delete(r) }
-        s.unary("Get") { (r: IDsRequest, _) in try await shard.get(r) }
-        s.unary("Search") { (r: SearchRequest, _) in try await shard.search(r) }
-        s.unary("Stats") { (_: StatsRequest, _) in try await shard.stats() }
+        s.unary("DescribeCollection") { (r: CollectionNameRequest, _) in try await shard.describeCollection(r.name).message }
+        s.unary("Upsert") { (r: UpsertRequest, _) in
+            try await shard.upsert(collection: r.collection, points: r.points.map(Point.init(message:))).message
+        }
+        s.unary("Delete") { (r: IDsRequest, _) in try await shard.delete(collection: r.collection, ids: r.ids).message }
+        s.unary("Get") { (r: IDsRequest, _) in
+            PointsResponse(points: try await shard.get(collection: r.collection, ids: r.ids, includeVector: r.includeVector).map(\.message))
+        }
+        s.unary("Search") { (r: SearchRequest, _) in
+            SearchResponse(results: try await shard.search(ShardSearch(message: r)).map { $0.map(\.message) })
+        }
+        s.unary("Stats") { (_: StatsRequest, _) in try await shard.stats().message }
         s.unary("Maintain") { (r: MaintainRequest, _) -> MaintainResponse in
             switch r.operation {
             case .flush: try await shard.flush(r.collection)
@@ -22,9 +35,9 @@ extension ShardGRPC {
             }
             return MaintainResponse()
         }
-        s.unary("Sync") { (r: SyncRequest, _) in try await shard.sync(r) }
+        s.unary("Sync") { (r: SyncRequest, _) in try await shard.sync(ReplicaSync(message: r)).message }
         s.serverStreaming("Scan") { (r: ScanRequest, _, send: @Sendable (PointsResponse) async throws -> Void) in
-            try await shard.scan(r) { try await send($0) }
+            try await shard.scan(ShardScan(message: r)) { try await send(PointsResponse(points: $0.map(\.message))) }
         }
         return s
     }

@@ -59,10 +59,7 @@ extension IndexSpec {
 
 extension CollectionSchema {
     public init(message r: CreateCollectionRequest) throws(SchemaError) {
-        guard let metric = DistanceMetric(rawValue: r.metric) else {
-            throw .invalidSchema("metric '\(r.metric)' is unknown; use cosine, l2 or ip")
-        }
-        self.init(name: r.name, dimension: Int(r.dimension), metric: metric, index: try IndexSpec(message: r.index),
+        self.init(name: r.name, dimension: Int(r.dimension), metric: try CollectionSchema.metric(named: r.metric), index: try IndexSpec(message: r.index),
                   shardKey: r.shardKey.isEmpty ? nil : r.shardKey)
     }
 
@@ -90,5 +87,78 @@ extension ShardCallError {
             message = String(error.message[error.message.index(after: close)...]).trimmingPrefix(" ").description
         }
         self.init(ErrorKind(error.code), code: code, message)
+    }
+}
+
+extension ShardQuery {
+    public init(message q: QueryMessage) {
+        let p = q.params ?? SearchParamsMessage()
+        self.init(vector: q.vector, filter: q.filter?.schemaFilter ?? [:], k: p.k == 0 ? 10 : Int(p.k),
+                  nprobe: p.nprobe == 0 ? nil : Int(p.nprobe), ef: p.ef == 0 ? nil : Int(p.ef), refine: p.refine == 0 ? nil : Int(p.refine),
+                  exact: p.exact, includeVector: q.includeVector, includeMetadata: q.includeMetadata)
+    }
+}
+
+extension ShardSearch {
+    public init(message r: SearchRequest) { self.init(collection: r.collection, queries: r.queries.map(ShardQuery.init(message:))) }
+}
+
+extension SearchHit {
+    public init(message h: ScoredPointMessage) {
+        self.init(id: h.id, score: h.score, metadata: Metadata(message: h.metadata), vector: h.vector.isEmpty ? nil : h.vector)
+    }
+}
+
+extension SearchResponse {
+    public var hits: [[SearchHit]] { results.map { $0.map(SearchHit.init(message:)) } }
+}
+
+extension CollectionInfo {
+    public init(message m: CollectionInfoMessage) throws(SchemaError) {
+        self.init(schema: try CollectionSchema(info: m))
+        count = m.count
+        segments = Int(m.segments)
+        memoryBytes = m.memoryBytes
+        diskBytes = m.diskBytes
+        lsn = m.lsn
+        indexBuilding = m.indexState == "building"
+        maintenanceError = m.maintenanceError.isEmpty ? nil : m.maintenanceError
+        failedSeals = m.failedSeals
+        failedCompactions = m.failedCompactions
+        quarantinedPoints = m.quarantinedPoints
+        diskFull = m.diskFull
+    }
+}
+
+extension ShardStats {
+    public init(message m: StatsResponse) throws(SchemaError) {
+        self.init(shardID: m.shardID)
+        collections = try m.collections.map { c throws(SchemaError) in try CollectionInfo(message: c) }
+        refusedCollections = m.refusedCollections.map { RefusedCollection(name: $0.name, code: $0.errorCode, message: $0.errorMessage) }
+        memoryBytes = m.memoryBytes
+        diskBytes = m.diskBytes
+        replicaState = ReplicaState(rawValue: m.replicaState) ?? .serving
+    }
+}
+
+extension WriteResult {
+    public init(message m: WriteResponse) { self.init(lsn: m.lsn, applied: Int(m.applied), failedReplicas: m.failedReplicas) }
+}
+
+extension ShardScan {
+    public init(message m: ScanRequest) {
+        self.init(collection: m.collection, batchSize: Int(m.batchSize), idsOnly: m.idsOnly,
+                  selector: m.selector.flatMap { $0.shards.isEmpty ? nil : ($0.shards, $0.owner) })
+    }
+}
+
+extension ReplicaSync {
+    public init(message m: SyncRequest) { self.init(peers: m.peers, force: m.force) }
+}
+
+extension SyncOutcome {
+    public init(message m: SyncResponse) {
+        self.init(replicaState: ReplicaState(rawValue: m.replicaState) ?? .serving, source: m.source, copied: m.copied,
+                  deleted: m.deleted, collections: Int(m.collections))
     }
 }

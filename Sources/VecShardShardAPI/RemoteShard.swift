@@ -2,6 +2,7 @@ import NIOCore
 import VecShardHTTP
 import VecShardProto
 import VecShardRPC
+import VecShardSchema
 
 /// The shard protocol on the wire: `vecshard.v1.Shard` (proto/vecshard/v1/shard.proto).
 public enum ShardGRPC {
@@ -42,38 +43,65 @@ public final class RemoteShard: ShardClient {
         }
     }
 
-    public func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage {
-        try await call("CreateCollection", request)
+    /// A response whose values do not convert (a newer shard's unknown metric, say).
+    private func decoded<T>(_ body: () throws(SchemaError) -> T) throws -> T {
+        do { return try body() } catch {
+            throw ShardCallError(.internalError, code: "bad_response", "shard '\(name)' at \(peer) answered a value this router cannot read: \(error)")
+        }
+    }
+
+    public func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo {
+        let info: CollectionInfoMessage = try await call("CreateCollection", schema.message)
+        return try decoded { () throws(SchemaError) in try CollectionInfo(message: info) }
     }
 
     public func dropCollection(_ name: String) async throws -> Bool {
         try await call("DropCollection", CollectionNameRequest(name: name), as: DropCollectionResponse.self).dropped
     }
 
-    public func describeCollection(_ name: String) async throws -> CollectionInfoMessage {
-        try await call("DescribeCollection", CollectionNameRequest(name: name))
+    public func describeCollection(_ name: String) async throws -> CollectionInfo {
+        let info: CollectionInfoMessage = try await call("DescribeCollection", CollectionNameRequest(name: name))
+        return try decoded { () throws(SchemaError) in try CollectionInfo(message: info) }
     }
 
-    public func upsert(_ request: UpsertRequest) async throws -> WriteResponse { try await call("Upsert", request) }
-    public func delete(_ request: IDsRequest) async throws -> WriteResponse { try await call("Delete", request) }
-    public func get(_ request: IDsRequest) async throws -> PointsResponse { try await call("Get", request) }
-    public func search(_ request: SearchRequest) async throws -> SearchResponse { try await call("Search", request) }
-    public func stats() async throws -> StatsResponse { try await call("Stats", StatsRequest()) }
+    public func upsert(collection: String, points: [Point]) async throws -> WriteResult {
+        WriteResult(message: try await call("Upsert", UpsertRequest(collection: collection, points: points.map(\.message))))
+    }
 
-    public func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws {
+    public func delete(collection: String, ids: [String]) async throws -> WriteResult {
+        WriteResult(message: try await call("Delete", IDsRequest(collection: collection, ids: ids)))
+    }
+
+    public func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point] {
+        let response: PointsResponse = try await call("Get", IDsRequest(collection: collection, ids: ids, includeVector: includeVector))
+        return response.points.map(Point.init(message:))
+    }
+
+    public func search(_ request: ShardSearch) async throws -> [[SearchHit]] {
+        let response: SearchResponse = try await call("Search", request.message)
+        return response.hits
+    }
+
+    public func stats() async throws -> ShardStats {
+        let response: StatsResponse = try await call("Stats", StatsRequest())
+        return try decoded { () throws(SchemaError) in try ShardStats(message: response) }
+    }
+
+    public func scan(_ request: ShardScan, _ body: @Sendable ([Point]) async throws -> Void) async throws {
         let batches: [PointsResponse]
         do {
-            batches = try await client.serverStreaming("/\(ShardGRPC.serviceName)/Scan", request, to: peer, timeout: effectiveTimeout)
+            batches = try await client.serverStreaming("/\(ShardGRPC.serviceName)/Scan", request.message, to: peer, timeout: effectiveTimeout)
         } catch let error as GRPCError {
             throw ShardCallError(error)
         }
-        for batch in batches { try await body(batch) }
+        for batch in batches { try await body(batch.points.map(Point.init(message:))) }
     }
 
     /// A sync copies a whole replica: it gets `syncTimeout`, not the per-call `timeout`.
-    public func sync(_ request: SyncRequest) async throws -> SyncResponse {
+    public func sync(_ request: ReplicaSync) async throws -> SyncOutcome {
         do {
-            return try await client.unary("/\(ShardGRPC.serviceName)/Sync", request, to: peer, timeout: syncTimeout)
+            let response: SyncResponse = try await client.unary("/\(ShardGRPC.serviceName)/Sync", request.message, to: peer, timeout: syncTimeout)
+            return SyncOutcome(message: response)
         } catch let error as GRPCError {
             throw ShardCallError(error)
         }

@@ -37,6 +37,13 @@ extension IndexSpec {
     }
 }
 
+extension IndexSpec {
+    /// The spec as a collection schema keeps it: the knobs the shard protocol carries (others
+    /// take their defaults), so that a collection made in standalone mode is the one a cluster
+    /// would make.
+    public var schemaKnobs: IndexSpec { (try? IndexSpec(message: message)) ?? self }
+}
+
 extension CollectionSchema {
     public var message: CreateCollectionRequest {
         CreateCollectionRequest(name: name, dimension: UInt32(dimension), metric: metric.rawValue, index: index.message,
@@ -47,4 +54,93 @@ extension CollectionSchema {
 extension ShardCallError {
     /// Over gRPC the code travels in front of the message: `[code] message`.
     public var grpcError: GRPCError { GRPCError(kind.grpcStatus, "[\(code)] \(message)") }
+}
+
+extension Dictionary where Key == String, Value == FilterCondition {
+    /// The filter on the wire: every field's values (one: equality, several: IN).
+    public var message: FilterMessage? {
+        isEmpty ? nil : FilterMessage(must: mapValues { $0.values.map(\.message) })
+    }
+}
+
+extension ShardQuery {
+    public var message: QueryMessage {
+        QueryMessage(vector: vector, filter: filter.message,
+                     params: SearchParamsMessage(k: UInt32(clamping: k), nprobe: UInt32(clamping: nprobe ?? 0), ef: UInt32(clamping: ef ?? 0),
+                                                 refine: UInt32(clamping: refine ?? 0), exact: exact),
+                     includeVector: includeVector, includeMetadata: includeMetadata)
+    }
+}
+
+extension ShardSearch {
+    public var message: SearchRequest { SearchRequest(collection: collection, queries: queries.map(\.message)) }
+}
+
+extension SearchHit {
+    public var message: ScoredPointMessage {
+        ScoredPointMessage(id: id, score: score, metadata: metadata.message, vector: vector ?? [])
+    }
+}
+
+extension CollectionInfo {
+    public var message: CollectionInfoMessage {
+        var m = CollectionInfoMessage()
+        m.name = schema.name
+        m.dimension = UInt32(schema.dimension)
+        m.metric = schema.metric.rawValue
+        m.index = schema.index.message
+        m.shardKey = schema.shardKey ?? ""
+        m.count = count
+        m.segments = UInt32(clamping: segments)
+        m.memoryBytes = memoryBytes
+        m.diskBytes = diskBytes
+        m.lsn = lsn
+        m.indexState = indexBuilding ? "building" : "ready"
+        m.maintenanceError = maintenanceError ?? ""
+        m.failedSeals = failedSeals
+        m.failedCompactions = failedCompactions
+        m.quarantinedPoints = quarantinedPoints
+        m.diskFull = diskFull
+        return m
+    }
+}
+
+extension ShardStats {
+    public var message: StatsResponse {
+        var m = StatsResponse()
+        m.shardID = shardID
+        m.collections = collections.map(\.message)
+        m.refusedCollections = refusedCollections.map { r in
+            var info = CollectionInfoMessage()
+            info.name = r.name
+            info.errorCode = r.code
+            info.errorMessage = r.message
+            return info
+        }
+        m.memoryBytes = memoryBytes
+        m.diskBytes = diskBytes
+        m.replicaState = replicaState.rawValue
+        return m
+    }
+}
+
+extension WriteResult {
+    public var message: WriteResponse { WriteResponse(lsn: lsn, applied: UInt32(clamping: applied), failedReplicas: failedReplicas) }
+}
+
+extension ShardScan {
+    public var message: ScanRequest {
+        ScanRequest(collection: collection, batchSize: UInt32(clamping: batchSize),
+                    selector: selector.map { PlacementSelectorMessage(shards: $0.shards, owner: $0.owner) }, idsOnly: idsOnly)
+    }
+}
+
+extension ReplicaSync {
+    public var message: SyncRequest { SyncRequest(peers: peers, force: force) }
+}
+
+extension SyncOutcome {
+    public var message: SyncResponse {
+        SyncResponse(replicaState: replicaState.rawValue, source: source, copied: copied, deleted: deleted, collections: UInt32(clamping: collections))
+    }
 }

@@ -1,4 +1,3 @@
-import VecShardProto
 import VecShardRPC
 import VecShardSchema
 
@@ -7,21 +6,24 @@ import VecShardSchema
 /// `RemoteShard` (this module: the gRPC transport), `RepairableShard` (the shard module: a
 /// replica's sync state around a local shard), `ReplicatedShard` (the router: replicas with
 /// quorum writes and hedged reads) and `DelayedShard` (VecShardTesting: fault injection).
-/// The router holds `any ShardClient` and never asks which one it has. Values are the shard service's protobuf messages, so the remote
-/// implementation only encodes them.
+/// The router holds `any ShardClient` and never asks which one it has.
+/// Values are schema values and the records of ShardCalls.swift: protobuf appears only inside
+/// `RemoteShard` and the gRPC service, which convert at the wire.
 public protocol ShardClient: Sendable {
     /// The shard's name in the topology.
     var name: String { get }
-    func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage
+    func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo
     func dropCollection(_ name: String) async throws -> Bool
-    func describeCollection(_ name: String) async throws -> CollectionInfoMessage
-    func upsert(_ request: UpsertRequest) async throws -> WriteResponse
-    func delete(_ request: IDsRequest) async throws -> WriteResponse
-    func get(_ request: IDsRequest) async throws -> PointsResponse
-    func search(_ request: SearchRequest) async throws -> SearchResponse
-    func stats() async throws -> StatsResponse
+    func describeCollection(_ name: String) async throws -> CollectionInfo
+    func upsert(collection: String, points: [Point]) async throws -> WriteResult
+    func delete(collection: String, ids: [String]) async throws -> WriteResult
+    /// The points among `ids` that exist (vectors left empty unless `includeVector`).
+    func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point]
+    /// Per query, the shard's best hits, best first.
+    func search(_ request: ShardSearch) async throws -> [[SearchHit]]
+    func stats() async throws -> ShardStats
     /// Calls `body` with batches of points (all, or those the selector picks).
-    func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws
+    func scan(_ request: ShardScan, _ body: @Sendable ([Point]) async throws -> Void) async throws
     func flush(_ collection: String) async throws
     func compact(_ collection: String) async throws
     /// Why a write to this shard would fail now (too few live replicas for the write quorum), or
@@ -29,12 +31,12 @@ public protocol ShardClient: Sendable {
     var writeBlocker: String? { get }
     /// Replica repair: bring this replica up to date from one of `request.peers` (see
     /// `RepairableShard`). Shards without replica state are always up to date.
-    func sync(_ request: SyncRequest) async throws -> SyncResponse
+    func sync(_ request: ReplicaSync) async throws -> SyncOutcome
 }
 
 extension ShardClient {
     public var writeBlocker: String? { nil }
-    public func sync(_ request: SyncRequest) async throws -> SyncResponse { SyncResponse(replicaState: "serving") }
+    public func sync(_ request: ReplicaSync) async throws -> SyncOutcome { SyncOutcome(replicaState: .serving) }
 }
 
 /// The deadline of the request being served, set by the REST layer for the whole fan-out;

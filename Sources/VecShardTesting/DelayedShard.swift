@@ -1,4 +1,4 @@
-import VecShardProto
+import VecShardSchema
 import VecShardShardAPI
 
 /// Test and benchmark aid (`vecshard serve --inject-search-delay-ms`): a shard whose searches
@@ -19,19 +19,21 @@ public final class DelayedShard: ShardClient {
     }
 
     public var name: String { inner.name }
-    public func createCollection(_ r: CreateCollectionRequest) async throws -> CollectionInfoMessage { try await inner.createCollection(r) }
+    public func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo { try await inner.createCollection(schema) }
     public func dropCollection(_ name: String) async throws -> Bool { try await inner.dropCollection(name) }
-    public func describeCollection(_ name: String) async throws -> CollectionInfoMessage { try await inner.describeCollection(name) }
-    public func upsert(_ r: UpsertRequest) async throws -> WriteResponse { try await inner.upsert(r) }
-    public func delete(_ r: IDsRequest) async throws -> WriteResponse { try await inner.delete(r) }
-    public func get(_ r: IDsRequest) async throws -> PointsResponse { try await inner.get(r) }
-    public func search(_ r: SearchRequest) async throws -> SearchResponse {
+    public func describeCollection(_ name: String) async throws -> CollectionInfo { try await inner.describeCollection(name) }
+    public func upsert(collection: String, points: [Point]) async throws -> WriteResult { try await inner.upsert(collection: collection, points: points) }
+    public func delete(collection: String, ids: [String]) async throws -> WriteResult { try await inner.delete(collection: collection, ids: ids) }
+    public func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point] {
+        try await inner.get(collection: collection, ids: ids, includeVector: includeVector)
+    }
+    public func search(_ r: ShardSearch) async throws -> [[SearchHit]] {
         try await Task.sleep(for: delay)
         return try await inner.search(r)
     }
-    public func stats() async throws -> StatsResponse { try await inner.stats() }
-    public func scan(_ r: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws { try await inner.scan(r, body) }
+    public func stats() async throws -> ShardStats { try await inner.stats() }
+    public func scan(_ r: ShardScan, _ body: @Sendable ([Point]) async throws -> Void) async throws { try await inner.scan(r, body) }
     public func flush(_ collection: String) async throws { try await inner.flush(collection) }
     public func compact(_ collection: String) async throws { try await inner.compact(collection) }
-    public func sync(_ r: SyncRequest) async throws -> SyncResponse { try await inner.sync(r) }
+    public func sync(_ r: ReplicaSync) async throws -> SyncOutcome { try await inner.sync(r) }
 }

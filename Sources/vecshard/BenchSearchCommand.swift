@@ -55,9 +55,10 @@ struct BenchSearchCommand: AsyncParsableCommand {
             let router = try ClusterRouter(table: try RoutingTable(topology), shards: shards)
             let collection = self.collection, k = self.k, oversample = self.oversample
             search = { q, v in
-                let params = SearchParamsMessage(k: UInt32(k), nprobe: knob == "nprobe" ? UInt32(v) : 0, ef: knob == "ef" ? UInt32(v) : 0)
                 let vector = Array(queryValues[(q * dim)..<((q + 1) * dim)])
-                return try await router.search(collection: collection, queries: [QueryMessage(vector: vector, params: params)], oversample: oversample)
+                // Ids and scores only (the recall check needs nothing else).
+                let query = ShardQuery(vector: vector, k: k, nprobe: knob == "nprobe" ? v : nil, ef: knob == "ef" ? v : nil, includeMetadata: false)
+                return try await router.search(collection: collection, queries: [query], oversample: oversample)
                     .results[0].map(\.id)
             }
             let all = opened

@@ -2,7 +2,6 @@ import Foundation
 import NIOCore
 import VecShardCluster
 import VecShardHTTP
-import VecShardProto
 import VecShardSchema
 import VecShardShardAPI
 import VecShardRouting

@@ -3,7 +3,6 @@ import NIOCore
 import VecShardCluster
 import VecShardEngine
 import VecShardHTTP
-import VecShardProto
 import VecShardSchema
 import VecShardShardAPI
 
@@ -32,9 +31,13 @@ extension DataRoutes {
                     throw ShardCallError(.invalidArgument, code: "invalid_schema", "index: \(error)")
                 }
             }
-            let info = try await cluster.createCollection(CreateCollectionRequest(
-                name: name, dimension: UInt32(clamping: max(body.dimension, 0)), metric: body.metric,
-                index: body.index?.message, shardKey: body.shardKey ?? ""))
+            let schema: CollectionSchema
+            do {
+                schema = CollectionSchema(name: name, dimension: Int(UInt32(clamping: max(body.dimension, 0))),
+                                          metric: try CollectionSchema.metric(named: body.metric),
+                                          index: body.index?.schemaKnobs ?? IndexSpec(kind: .hnsw), shardKey: body.shardKey.flatMap { $0.isEmpty ? nil : $0 })
+            } catch { throw shardError(error) }
+            let info = try await cluster.createCollection(schema)
             var w = JSONWriter()
             w.collection(info)
             return json(w)

@@ -1,5 +1,4 @@
 import VecShardHTTP
-import VecShardProto
 import VecShardSchema
 import VecShardShardAPI
 
@@ -50,7 +49,7 @@ struct JSONWriter {
         raw("]")
     }
 
-    mutating func value(_ v: MetadataValueMessage) {
+    mutating func value(_ v: MetadataValue) {
         switch v {
         case .string(let s): string(s)
         case .int(let i): bytes.append(contentsOf: String(i).utf8)
@@ -59,7 +58,7 @@ struct JSONWriter {
         }
     }
 
-    mutating func metadata(_ m: [String: MetadataValueMessage]) {
+    mutating func metadata(_ m: Metadata) {
         raw("{")
         for (i, k) in m.keys.sorted().enumerated() {
             if i > 0 { raw(",") }
@@ -69,7 +68,7 @@ struct JSONWriter {
         raw("}")
     }
 
-    mutating func point(_ p: PointMessage) {
+    mutating func point(_ p: Point) {
         raw("{\"id\":")
         string(p.id)
         raw(",\"vector\":")
@@ -79,7 +78,7 @@ struct JSONWriter {
         raw("}")
     }
 
-    mutating func hits(_ hits: [ScoredPointMessage], includeMetadata: Bool, includeVector: Bool) {
+    mutating func hits(_ hits: [SearchHit], includeMetadata: Bool, includeVector: Bool) {
         raw("[")
         for (i, h) in hits.enumerated() {
             if i > 0 { raw(",") }
@@ -93,49 +92,49 @@ struct JSONWriter {
             }
             if includeVector {
                 raw(",\"vector\":")
-                floats(h.vector)
+                floats(h.vector ?? [])
             }
             raw("}")
         }
         raw("]")
     }
 
-    mutating func collection(_ c: CollectionInfoMessage) {
+    mutating func collection(_ c: CollectionInfo) {
+        let schema = c.schema, index = c.schema.index
+        let ivf = index.kind == .ivfFlat || index.kind == .ivfPQ
         raw("{\"name\":")
-        string(c.name)
+        string(schema.name)
         raw(",\"dimension\":")
-        number(Int(c.dimension))
+        number(schema.dimension)
         raw(",\"metric\":")
-        string(c.metric)
+        string(schema.metric.rawValue)
         raw(",\"index\":{\"type\":")
-        string(c.index?.type ?? "")
-        if let index = c.index {
-            if index.nlist > 0 { raw(",\"nlist\":"); number(Int(index.nlist)) }
-            if index.pqM > 0 { raw(",\"pq_m\":"); number(Int(index.pqM)) }
-            raw(",\"m\":"); number(Int(index.m))
-            raw(",\"ef_construction\":"); number(Int(index.efConstruction))
-            raw(",\"ef_search\":"); number(Int(index.efSearch))
-            raw(",\"nprobe\":"); number(Int(index.nprobe))
-            raw(",\"refine\":"); number(Int(index.refine))
-        }
+        string(index.kind.rawValue)
+        if ivf, let nlist = index.nlist, nlist > 0 { raw(",\"nlist\":"); number(nlist) }
+        if index.kind == .ivfPQ, let pqM = index.pqM, pqM > 0 { raw(",\"pq_m\":"); number(pqM) }
+        raw(",\"m\":"); number(index.m)
+        raw(",\"ef_construction\":"); number(index.efConstruction)
+        raw(",\"ef_search\":"); number(index.efSearch)
+        raw(",\"nprobe\":"); number(index.nprobe)
+        raw(",\"refine\":"); number(index.refine)
         raw("}")
-        if !c.shardKey.isEmpty {
+        if let shardKey = schema.shardKey, !shardKey.isEmpty {
             raw(",\"shard_key\":")
-            string(c.shardKey)
+            string(shardKey)
         }
         raw(",\"count\":"); number(c.count)
-        raw(",\"segments\":"); number(Int(c.segments))
+        raw(",\"segments\":"); number(c.segments)
         raw(",\"memory_bytes\":"); number(c.memoryBytes)
         raw(",\"disk_bytes\":"); number(c.diskBytes)
-        raw(",\"index_state\":"); string(c.indexState)
+        raw(",\"index_state\":"); string(c.indexBuilding ? "building" : "ready")
         raw("}")
     }
 
     /// `/admin/shards`: a collection's background work on one shard (`last_error`,
     /// `failed_seals`, `failed_compactions`, `quarantined_points`) and `disk_full`.
-    mutating func maintenance(_ c: CollectionInfoMessage) {
+    mutating func maintenance(_ c: CollectionInfo) {
         raw("{\"last_error\":")
-        if c.maintenanceError.isEmpty { raw("null") } else { string(c.maintenanceError) }
+        if let error = c.maintenanceError, !error.isEmpty { string(error) } else { raw("null") }
         raw(",\"failed_seals\":"); number(c.failedSeals)
         raw(",\"failed_compactions\":"); number(c.failedCompactions)
         raw(",\"quarantined_points\":"); number(c.quarantinedPoints)
@@ -144,10 +143,10 @@ struct JSONWriter {
     }
 
     /// A collection its shard could not open: `{"name":...,"error":{"code":...,"message":...}}`.
-    mutating func refusedCollection(_ c: CollectionInfoMessage) {
+    mutating func refusedCollection(_ c: RefusedCollection) {
         raw("{\"name\":"); string(c.name)
-        raw(",\"error\":{\"code\":"); string(c.errorCode)
-        raw(",\"message\":"); string(c.errorMessage)
+        raw(",\"error\":{\"code\":"); string(c.code)
+        raw(",\"message\":"); string(c.message)
         raw("}}")
     }
 }

@@ -2,7 +2,6 @@ import Foundation
 import NIOCore
 import VecShardCluster
 import VecShardHTTP
-import VecShardProto
 import VecShardSchema
 import VecShardShardAPI
 
@@ -16,7 +15,7 @@ extension DataRoutes {
                 throw LimitError(message: "field points has \(body.points.count) points; the limit is \(APILimits.maxUpsertPoints) per request")
             }
             guard !body.points.isEmpty else { throw LimitError(message: "field points is empty") }
-            let result = try await cluster.upsert(collection: request.pathParameters["name"]!, points: body.points.map(\.message))
+            let result = try await cluster.upsert(collection: request.pathParameters["name"]!, points: body.points.map(\.point))
             return .json(.ok, #"{"upserted":\#(result.applied)\#(failedReplicas(result))}"#)
         }
         route(&router, "POST", "/v1/collections/{name}/points/delete", requestTimeout, cut: false) { request in
@@ -41,7 +40,7 @@ extension DataRoutes {
     }
 
     /// `,"failed_replicas":[...]` when a write met its quorum without some replicas.
-    static func failedReplicas(_ result: WriteResponse) -> String {
+    static func failedReplicas(_ result: WriteResult) -> String {
         guard !result.failedReplicas.isEmpty else { return "" }
         return #","failed_replicas":["# + result.failedReplicas.map(JSONString.quoted).joined(separator: ",") + "]"
     }

@@ -1,5 +1,4 @@
 import VecShardEngine
-import VecShardProto
 import VecShardSchema
 import VecShardShardAPI
 
@@ -25,7 +24,7 @@ public enum APILimits {
 
 /// A JSON scalar of point metadata.
 struct JSONScalar: Decodable {
-    let value: MetadataValueMessage
+    let value: MetadataValue
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
@@ -40,7 +39,7 @@ struct JSONScalar: Decodable {
 
 /// A filter value: one scalar (equality) or a list of scalars (IN).
 struct FilterValue: Decodable {
-    let values: [MetadataValueMessage]
+    let values: [MetadataValue]
 
     init(from decoder: any Decoder) throws {
         if let list = try? [JSONScalar](from: decoder) {
@@ -65,8 +64,8 @@ struct PointBody: Decodable {
     var vector: [Float]
     var metadata: [String: JSONScalar]?
 
-    var message: PointMessage {
-        PointMessage(id: id, vector: vector, metadata: (metadata ?? [:]).mapValues(\.value))
+    var point: Point {
+        Point(id: id, vector: vector, metadata: (metadata ?? [:]).mapValues(\.value))
     }
 }
 

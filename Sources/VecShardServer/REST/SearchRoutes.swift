@@ -2,7 +2,6 @@ import Foundation
 import NIOCore
 import VecShardCluster
 import VecShardHTTP
-import VecShardProto
 import VecShardSchema
 import VecShardShardAPI
 
@@ -12,7 +11,7 @@ extension DataRoutes {
         route(&router, "POST", "/v1/collections/{name}/search", requestTimeout) { request in
             let cluster = try handle.current
             let body = try decode(SearchBody.self, request)
-            let query = try queryMessage(body, field: "")
+            let query = try shardQuery(body, field: "")
             let outcome = try await cluster.search(collection: request.pathParameters["name"]!, queries: [query],
                                                    oversample: body.params?.oversample, allowPartial: body.allowPartial ?? false)
             var w = JSONWriter(capacity: 256 + 64 * (outcome.results.first?.count ?? 0))
@@ -29,8 +28,8 @@ extension DataRoutes {
                 throw LimitError(message: "field queries has \(body.queries.count) queries; the limit is \(APILimits.maxBatchQueries)")
             }
             guard !body.queries.isEmpty else { throw LimitError(message: "field queries is empty") }
-            let queries = try body.queries.enumerated().map { try queryMessage($1, field: "queries[\($0)].") }
-            let wanted = queries.reduce(0) { $0 + Int($1.params?.k ?? 10) }
+            let queries = try body.queries.enumerated().map { try shardQuery($1, field: "queries[\($0)].") }
+            let wanted = queries.reduce(0) { $0 + $1.k }
             guard wanted <= APILimits.maxResultsPerRequest else {
                 throw LimitError(message: "field queries asks for \(wanted) results in all (the sum of k); the limit is \(APILimits.maxResultsPerRequest) per request")
             }
@@ -51,22 +50,24 @@ extension DataRoutes {
         }
     }
 
-    static func queryMessage(_ body: SearchBody, field: String) throws -> QueryMessage {
+    /// A query of the JSON body as the router takes it; `field` prefixes the names in errors
+    /// (`queries[3].`).
+    static func shardQuery(_ body: SearchBody, field: String) throws -> ShardQuery {
         let k = try wholeNumber(body.k, field: "\(field)k", in: 1...APILimits.maxK) ?? 10
-        func positive(_ v: Double?, _ name: String) throws -> UInt32 {
-            UInt32(try wholeNumber(v, field: "\(field)params.\(name)", in: 1...1_000_000) ?? 0)
+        func positive(_ v: Double?, _ name: String) throws -> Int? {
+            try wholeNumber(v, field: "\(field)params.\(name)", in: 1...1_000_000)
         }
         if let o = body.params?.oversample, !(1...APILimits.maxOversample).contains(o) {
             throw LimitError(message: "field \(field)params.oversample is \(o); it must be between 1 and \(APILimits.maxOversample)")
         }
-        let params = SearchParamsMessage(k: UInt32(k), nprobe: try positive(body.params?.nprobe, "nprobe"), ef: try positive(body.params?.ef, "ef"),
-                                         refine: try positive(body.params?.refine, "refine"), exact: body.params?.exact ?? false)
         for (name, condition) in body.filter ?? [:] where condition.values.isEmpty {
             throw LimitError(message: "field \(field)filter.\(name) is an empty list; an IN filter needs at least one value")
         }
-        let filter = body.filter.map { FilterMessage(must: $0.mapValues(\.values)) }
-        return QueryMessage(vector: body.vector, filter: filter, params: params, includeVector: body.includeVector ?? false,
-                            includeMetadata: body.includeMetadata ?? true)
+        let filter: MetadataFilter = (body.filter ?? [:]).mapValues { $0.values.count == 1 ? .equals($0.values[0]) : .oneOf($0.values) }
+        return ShardQuery(vector: body.vector, filter: filter, k: k, nprobe: try positive(body.params?.nprobe, "nprobe"),
+                          ef: try positive(body.params?.ef, "ef"), refine: try positive(body.params?.refine, "refine"),
+                          exact: body.params?.exact ?? false, includeVector: body.includeVector ?? false,
+                          includeMetadata: body.includeMetadata ?? true)
     }
 
     /// A count the client sent as a JSON number: nil when absent, else a whole number in `range`;

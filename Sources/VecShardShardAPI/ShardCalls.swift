@@ -1,0 +1,180 @@
+import VecShardEngine
+import VecShardSchema
+
+// The values of the shard protocol as the router and the shard service use them: schema values
+// (`Point`, `MetadataFilter`, `CollectionSchema`, `SearchHit`) and the few records of the calls
+// themselves. Protobuf messages appear only at the wire: `RemoteShard` and the gRPC service
+// convert with ProtoToSchema.swift / SchemaToProto.swift.
+
+/// One query of a search call: the vector, its filter, the knobs and what to return.
+public struct ShardQuery: Sendable, Equatable {
+    public var vector: [Float]
+    /// Every field's condition must hold; empty: all points.
+    public var filter: MetadataFilter
+    /// Hits wanted from this shard (the router asks for k × oversample).
+    public var k: Int
+    /// nil: the index's default.
+    public var nprobe: Int?
+    public var ef: Int?
+    public var refine: Int?
+    /// An exact scan, whatever the index.
+    public var exact: Bool
+    public var includeVector: Bool
+    public var includeMetadata: Bool
+
+    public init(vector: [Float], filter: MetadataFilter = [:], k: Int = 10, nprobe: Int? = nil, ef: Int? = nil, refine: Int? = nil,
+                exact: Bool = false, includeVector: Bool = false, includeMetadata: Bool = true) {
+        self.vector = vector
+        self.filter = filter
+        self.k = k
+        self.nprobe = nprobe
+        self.ef = ef
+        self.refine = refine
+        self.exact = exact
+        self.includeVector = includeVector
+        self.includeMetadata = includeMetadata
+    }
+
+    /// The engine's knobs of this query.
+    public var parameters: SearchParameters {
+        SearchParameters(k: k, nprobe: nprobe, ef: ef, refine: refine, exact: exact)
+    }
+}
+
+/// A search call: queries of one collection, answered independently (a batch search, or
+/// searches a router coalesced).
+public struct ShardSearch: Sendable, Equatable {
+    public var collection: String
+    public var queries: [ShardQuery]
+
+    public init(collection: String, queries: [ShardQuery]) {
+        self.collection = collection
+        self.queries = queries
+    }
+}
+
+/// A collection as a shard (or, summed, the router) describes it.
+public struct CollectionInfo: Sendable, Equatable {
+    public var schema: CollectionSchema
+    /// Live points.
+    public var count: UInt64 = 0
+    public var segments: Int = 0
+    public var memoryBytes: UInt64 = 0
+    public var diskBytes: UInt64 = 0
+    /// The last applied write's log sequence number.
+    public var lsn: UInt64 = 0
+    /// Some segment's index is being built (searches scan it exactly meanwhile).
+    public var indexBuilding = false
+    /// The last background error, if any.
+    public var maintenanceError: String?
+    public var failedSeals: UInt64 = 0
+    public var failedCompactions: UInt64 = 0
+    public var quarantinedPoints: UInt64 = 0
+    /// Writes are refused for a full disk (reads work).
+    public var diskFull = false
+
+    public init(schema: CollectionSchema) { self.schema = schema }
+
+    public var name: String { schema.name }
+}
+
+/// A collection a shard refused to open (a damaged log), with the error that says why.
+public struct RefusedCollection: Sendable, Equatable {
+    public var name: String
+    public var code: String
+    public var message: String
+
+    public init(name: String, code: String, message: String) {
+        self.name = name
+        self.code = code
+        self.message = message
+    }
+}
+
+/// A replica's sync state, as its `Stats` reports it (see `RepairableShard`).
+public enum ReplicaState: String, Sendable, Equatable {
+    case serving
+    case awaitingSync = "awaiting_sync"
+    case syncing
+}
+
+/// A shard's state: its collections, the ones it refused, its replica state.
+public struct ShardStats: Sendable, Equatable {
+    public var shardID: String
+    public var collections: [CollectionInfo] = []
+    public var refusedCollections: [RefusedCollection] = []
+    public var memoryBytes: UInt64 = 0
+    public var diskBytes: UInt64 = 0
+    public var replicaState: ReplicaState = .serving
+
+    public init(shardID: String) { self.shardID = shardID }
+}
+
+/// The outcome of an acknowledged write.
+public struct WriteResult: Sendable, Equatable {
+    /// The largest log sequence number the write got on a shard.
+    public var lsn: UInt64
+    /// Points written (upsert) or existing points deleted (delete).
+    public var applied: Int
+    /// Replicas that did not acknowledge although the write met its quorum (they are repaired).
+    public var failedReplicas: [String]
+
+    public init(lsn: UInt64 = 0, applied: Int = 0, failedReplicas: [String] = []) {
+        self.lsn = lsn
+        self.applied = applied
+        self.failedReplicas = failedReplicas
+    }
+}
+
+/// A scan of a collection's live points, in batches.
+public struct ShardScan: Sendable, Equatable {
+    public var collection: String
+    /// Points per batch (0: 1000).
+    public var batchSize: Int
+    /// Ids only (no vectors or metadata).
+    public var idsOnly: Bool
+    /// Only points that `owner` owns among `shards` by placement (a rebalancing copy, a repair).
+    public var selector: (shards: [String], owner: String)?
+
+    public init(collection: String, batchSize: Int = 0, idsOnly: Bool = false, selector: (shards: [String], owner: String)? = nil) {
+        self.collection = collection
+        self.batchSize = batchSize
+        self.idsOnly = idsOnly
+        self.selector = selector
+    }
+
+    public static func == (a: ShardScan, b: ShardScan) -> Bool {
+        a.collection == b.collection && a.batchSize == b.batchSize && a.idsOnly == b.idsOnly
+            && a.selector?.shards == b.selector?.shards && a.selector?.owner == b.selector?.owner
+    }
+}
+
+/// Bring a replica up to date from one of `peers` (empty: declare it up to date as it is).
+public struct ReplicaSync: Sendable, Equatable {
+    public var peers: [String]
+    /// Compare everything, not only what changed since tracking began (it missed writes).
+    public var force: Bool
+
+    public init(peers: [String], force: Bool = false) {
+        self.peers = peers
+        self.force = force
+    }
+}
+
+/// What a sync did.
+public struct SyncOutcome: Sendable, Equatable {
+    public var replicaState: ReplicaState
+    /// The peer copied from ("" when declared up to date as it was).
+    public var source: String = ""
+    public var copied: UInt64 = 0
+    public var deleted: UInt64 = 0
+    public var collections: Int = 0
+
+    public init(replicaState: ReplicaState, source: String = "", copied: UInt64 = 0, deleted: UInt64 = 0, collections: Int = 0) {
+        self.replicaState = replicaState
+        self.source = source
+        self.copied = copied
+        self.deleted = deleted
+        self.collections = collections
+    }
+}
