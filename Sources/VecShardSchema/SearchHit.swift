@@ -7,7 +7,7 @@ public struct SearchHit: Sendable, Equatable {
     /// The stored vector, when the search asked for vectors.
     public var vector: [Float]?
 
-    public init(id: String, score: Float, metadata: Metadata, vector: [Float]? = nil) {
+    public init(id: String, score: Float, metadata: Metadata = [:], vector: [Float]? = nil) {
         self.id = id
         self.score = score
         self.metadata = metadata

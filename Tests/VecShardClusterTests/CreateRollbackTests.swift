@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import VecShardProto
+import VecShardEngine
 import VecShardRouting
 import VecShardPrimitives
 import VecShardSchema
@@ -22,8 +22,8 @@ import VecShardShardAPI
         let s1 = LocalShard(name: "s1", storage: try await Shard.open(directory: root + "/s1", options: limited))
         let topology = Topology(version: 1, groups: [ShardGroup(name: "default", shards: [ShardDescriptor(name: "s0"), ShardDescriptor(name: "s1")])])
         let router = try ClusterRouter(table: try RoutingTable(topology), shards: ["s0": s0, "s1": s1])
-        func create(_ name: String) async throws -> CollectionInfoMessage {
-            try await router.createCollection(CreateCollectionRequest(name: name, dimension: 2, metric: "l2", index: IndexSpecMessage(type: "flat")))
+        func create(_ name: String) async throws -> CollectionInfo {
+            try await router.createCollection(CollectionSchema(name: name, dimension: 2, metric: .l2, index: IndexSpec(kind: .flat)))
         }
         _ = try await create("first") // s1 is now at its limit
         do {

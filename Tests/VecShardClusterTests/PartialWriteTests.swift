@@ -1,9 +1,9 @@
 import Foundation
 import Testing
-import VecShardProto
 import VecShardRouting
 import VecShardPrimitives
 import VecShardSchema
+import VecShardEngine
 import VecShardStorage
 @testable import VecShardCluster
 import VecShardShard
@@ -13,19 +13,21 @@ import VecShardShardAPI
 private struct RefusingShard: ShardClient {
     let inner: LocalShard
     var name: String { inner.name }
-    func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage { try await inner.createCollection(request) }
+    func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo { try await inner.createCollection(schema) }
     func dropCollection(_ name: String) async throws -> Bool { try await inner.dropCollection(name) }
-    func describeCollection(_ name: String) async throws -> CollectionInfoMessage { try await inner.describeCollection(name) }
-    func upsert(_ request: UpsertRequest) async throws -> WriteResponse {
+    func describeCollection(_ name: String) async throws -> CollectionInfo { try await inner.describeCollection(name) }
+    func upsert(collection: String, points: [Point]) async throws -> WriteResult {
         throw ShardCallError(.unavailable, code: "write_quorum_failed", "no replica of shard '\(name)' answered")
     }
-    func delete(_ request: IDsRequest) async throws -> WriteResponse {
+    func delete(collection: String, ids: [String]) async throws -> WriteResult {
         throw ShardCallError(.unavailable, code: "write_quorum_failed", "no replica of shard '\(name)' answered")
     }
-    func get(_ request: IDsRequest) async throws -> PointsResponse { try await inner.get(request) }
-    func search(_ request: SearchRequest) async throws -> SearchResponse { try await inner.search(request) }
-    func stats() async throws -> StatsResponse { try await inner.stats() }
-    func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws { try await inner.scan(request, body) }
+    func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point] {
+        try await inner.get(collection: collection, ids: ids, includeVector: includeVector)
+    }
+    func search(_ request: ShardSearch) async throws -> [[SearchHit]] { try await inner.search(request) }
+    func stats() async throws -> ShardStats { try await inner.stats() }
+    func scan(_ request: ShardScan, _ body: @Sendable ([Point]) async throws -> Void) async throws { try await inner.scan(request, body) }
     func flush(_ collection: String) async throws { try await inner.flush(collection) }
     func compact(_ collection: String) async throws { try await inner.compact(collection) }
 }
@@ -43,8 +45,8 @@ private struct RefusingShard: ShardClient {
         clients["s1"] = RefusingShard(inner: local["s1"]!)
         let topology = Topology(version: 1, groups: [ShardGroup(name: "main", shards: ["s0", "s1", "s2"].map { ShardDescriptor(name: $0) })])
         let router = try ClusterRouter(table: try RoutingTable(topology), shards: clients)
-        _ = try await router.createCollection(CreateCollectionRequest(name: "c", dimension: 2, metric: "l2", index: IndexSpecMessage(type: "flat")))
-        let points = (0..<30).map { PointMessage(id: "p\($0)", vector: [Float($0), 1]) }
+        _ = try await router.createCollection(CollectionSchema(name: "c", dimension: 2, metric: .l2, index: IndexSpec(kind: .flat)))
+        let points = (0..<30).map { Point(id: "p\($0)", vector: [Float($0), 1]) }
         do {
             _ = try await router.upsert(collection: "c", points: points)
             Issue.record("a write that s1 refused succeeded")

@@ -1,6 +1,5 @@
 import Synchronization
 import Testing
-import VecShardProto
 @testable import VecShardCluster
 import VecShardSchema
 import VecShardShardAPI
@@ -10,33 +9,33 @@ import VecShardShardAPI
 private final class FakeReplica: ShardClient {
     let name = "a"
     let state: Mutex<String?>
-    let syncs = Mutex<[SyncRequest]>([])
+    let syncs = Mutex<[ReplicaSync]>([])
 
     init(state: String?) { self.state = Mutex(state) }
 
     private func unused() -> ShardCallError { ShardCallError(.unimplemented, code: "unused", "not used by these tests") }
-    func createCollection(_ request: CreateCollectionRequest) async throws -> CollectionInfoMessage { throw unused() }
+    func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo { throw unused() }
     func dropCollection(_ name: String) async throws -> Bool { throw unused() }
-    func describeCollection(_ name: String) async throws -> CollectionInfoMessage { throw unused() }
-    func upsert(_ request: UpsertRequest) async throws -> WriteResponse { throw unused() }
-    func delete(_ request: IDsRequest) async throws -> WriteResponse { throw unused() }
-    func get(_ request: IDsRequest) async throws -> PointsResponse { throw unused() }
-    func search(_ request: SearchRequest) async throws -> SearchResponse { throw unused() }
-    func scan(_ request: ScanRequest, _ body: @Sendable (PointsResponse) async throws -> Void) async throws { throw unused() }
+    func describeCollection(_ name: String) async throws -> CollectionInfo { throw unused() }
+    func upsert(collection: String, points: [Point]) async throws -> WriteResult { throw unused() }
+    func delete(collection: String, ids: [String]) async throws -> WriteResult { throw unused() }
+    func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point] { throw unused() }
+    func search(_ request: ShardSearch) async throws -> [[SearchHit]] { throw unused() }
+    func scan(_ request: ShardScan, _ body: @Sendable ([Point]) async throws -> Void) async throws { throw unused() }
     func flush(_ collection: String) async throws { throw unused() }
     func compact(_ collection: String) async throws { throw unused() }
 
-    func stats() async throws -> StatsResponse {
+    func stats() async throws -> ShardStats {
         guard let current = state.withLock({ $0 }) else { throw ShardCallError(.unavailable, code: "unavailable", "connection refused") }
-        var s = StatsResponse()
-        s.replicaState = current
+        var s = ShardStats(shardID: name)
+        s.replicaState = ReplicaState(rawValue: current)!
         return s
     }
 
-    func sync(_ request: SyncRequest) async throws -> SyncResponse {
+    func sync(_ request: ReplicaSync) async throws -> SyncOutcome {
         syncs.withLock { $0.append(request) }
         state.withLock { $0 = "serving" }
-        return SyncResponse(replicaState: "serving")
+        return SyncOutcome(replicaState: .serving)
     }
 }
 
@@ -57,7 +56,7 @@ private final class FakeReplica: ShardClient {
         let s = shard(a, b)
         await s.checkHealth()
         try await settle(s)
-        #expect(b.syncs.withLock { $0 } == [SyncRequest(peers: ["A"])])
+        #expect(b.syncs.withLock { $0 } == [ReplicaSync(peers: ["A"])])
         #expect(a.syncs.withLock { $0 }.isEmpty)
         #expect(s.replicaStates.map(\.state) == ["serving", "serving"])
     }
@@ -70,10 +69,10 @@ private final class FakeReplica: ShardClient {
         s.health.withLock { $0.writeFinished(applied: [false, true], failed: [0: .unavailable]) } // A missed a write B applied
         await s.checkHealth()
         try await settle(s)
-        #expect(b.syncs.withLock { $0 } == [SyncRequest(peers: ["A"])])
+        #expect(b.syncs.withLock { $0 } == [ReplicaSync(peers: ["A"])])
         await s.checkHealth()
         try await settle(s)
-        #expect(a.syncs.withLock { $0 } == [SyncRequest(peers: ["B"], force: true)])
+        #expect(a.syncs.withLock { $0 } == [ReplicaSync(peers: ["B"], force: true)])
         let stillNeedsSync = s.health.withLock { $0.replicas[0].needsSync }
         #expect(!stillNeedsSync)
     }
@@ -84,11 +83,11 @@ private final class FakeReplica: ShardClient {
         s.health.withLock { $0.writeFinished(applied: [false, true], failed: [0: .unavailable]) } // A missed a write B applied
         await s.checkHealth()
         try await settle(s)
-        #expect(b.syncs.withLock { $0 } == [SyncRequest(peers: [])], "B is declared up to date as it is")
+        #expect(b.syncs.withLock { $0 } == [ReplicaSync(peers: [])], "B is declared up to date as it is")
         #expect(a.syncs.withLock { $0 }.isEmpty)
         await s.checkHealth()
         try await settle(s)
-        #expect(a.syncs.withLock { $0 } == [SyncRequest(peers: ["B"], force: true)])
+        #expect(a.syncs.withLock { $0 } == [ReplicaSync(peers: ["B"], force: true)])
     }
 
     @Test func anUnreachableReplicaIsSuspectedAndNotSynced() async throws {

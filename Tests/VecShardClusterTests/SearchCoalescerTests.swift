@@ -1,6 +1,5 @@
 import Synchronization
 import Testing
-import VecShardProto
 @testable import VecShardCluster
 import VecShardSchema
 import VecShardShardAPI
@@ -12,7 +11,7 @@ private final class FakeShard: Sendable {
     let running = Atomic<Int>(0)
     let maxRunning = Atomic<Int>(0)
 
-    func send(_ request: SearchRequest) async throws -> SearchResponse {
+    func send(_ request: ShardSearch) async throws -> [[SearchHit]] {
         let now = running.wrappingAdd(1, ordering: .relaxed).newValue
         _ = maxRunning.max(now, ordering: .relaxed)
         defer { running.wrappingSubtract(1, ordering: .relaxed) }
@@ -21,7 +20,7 @@ private final class FakeShard: Sendable {
         if request.queries.contains(where: { $0.vector.first == -1 }) {
             throw ShardCallError(.invalidArgument, code: "invalid_search", "query -1 is bad")
         }
-        return SearchResponse(results: request.queries.map { [ScoredPointMessage(id: "q\(Int($0.vector[0]))", score: 1)] })
+        return request.queries.map { [SearchHit(id: "q\(Int($0.vector[0]))", score: 1)] }
     }
 }
 
@@ -30,8 +29,8 @@ private final class Answers: Sendable {
 }
 
 @Suite struct SearchCoalescerTests {
-    private func query(_ i: Int) -> SearchRequest {
-        SearchRequest(collection: "c", queries: [QueryMessage(vector: [Float(i), 0], params: SearchParamsMessage(k: 1))])
+    private func query(_ i: Int) -> ShardSearch {
+        ShardSearch(collection: "c", queries: [ShardQuery(vector: [Float(i), 0], k: 1)])
     }
 
     @Test func concurrentSearchesShareCallsAndEachGetsItsOwnAnswer() async throws {
@@ -42,7 +41,7 @@ private final class Answers: Sendable {
             for i in 0..<60 {
                 group.addTask {
                     let r = try? await coalescer.search(self.query(i)) { try await shard.send($0) }
-                    answers.map.withLock { $0[i] = r?.results.first?.first?.id ?? "error" }
+                    answers.map.withLock { $0[i] = r?.first?.first?.id ?? "error" }
                 }
             }
         }
@@ -63,7 +62,7 @@ private final class Answers: Sendable {
                 group.addTask {
                     do {
                         let r = try await coalescer.search(self.query(i)) { try await shard.send($0) }
-                        answers.map.withLock { $0[i] = r.results.first?.first?.id ?? "none" }
+                        answers.map.withLock { $0[i] = r.first?.first?.id ?? "none" }
                     } catch let error as ShardCallError {
                         answers.map.withLock { $0[i] = error.code }
                     } catch {
@@ -82,7 +81,7 @@ private final class Answers: Sendable {
         let coalescer = SearchCoalescer(maxInFlight: 4)
         for i in 0..<5 {
             let r = try await coalescer.search(query(i)) { try await shard.send($0) }
-            #expect(r.results.first?.first?.id == "q\(i)")
+            #expect(r.first?.first?.id == "q\(i)")
         }
         #expect(shard.calls.withLock { $0 } == [1, 1, 1, 1, 1])
     }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import VecShardProto
+import VecShardEngine
 import VecShardRouting
 import VecShardPrimitives
 import VecShardSchema
@@ -23,16 +23,16 @@ func withTwoGroups<T>(_ body: (ClusterRouter, [String: LocalShard]) async throws
         ShardGroup(name: "books", shards: [ShardDescriptor(name: "b0")]),
     ], collections: ["products": CollectionRouting(shardKey: "category", groups: ["books": "books", "comics": "books"], defaultGroup: "main")])
     let router = try ClusterRouter(table: try RoutingTable(topology), shards: shards.mapValues { $0 as any ShardClient })
-    _ = try await router.createCollection(CreateCollectionRequest(name: "products", dimension: 2, metric: "l2",
-                                                                  index: IndexSpecMessage(type: "flat"), shardKey: "category"))
+    _ = try await router.createCollection(CollectionSchema(name: "products", dimension: 2, metric: .l2,
+                                                                  index: IndexSpec(kind: .flat), shardKey: "category"))
     let result: Result<T, any Error>
     do { result = .success(try await body(router, shards)) } catch { result = .failure(error) }
     for shard in shards.values { await shard.storage.close() }
     return try result.get()
 }
 
-private func point(_ id: String, _ x: Float, _ category: String) -> PointMessage {
-    PointMessage(id: id, vector: [x, 0], metadata: ["category": .string(category)])
+private func point(_ id: String, _ x: Float, _ category: String) -> Point {
+    Point(id: id, vector: [x, 0], metadata: ["category": .string(category)])
 }
 
 @Suite struct TwoTierPlacementTests {
@@ -43,7 +43,7 @@ private func point(_ id: String, _ x: Float, _ category: String) -> PointMessage
             #expect(try shards["b0"]!.storage.collection("products").count == 20)
             let before = router.shardRequestCounts
             let pinned = try await router.search(collection: "products", queries: [
-                QueryMessage(vector: [0, 0], filter: FilterMessage(must: ["category": [.string("books")]]), params: SearchParamsMessage(k: 5))])
+                ShardQuery(vector: [0, 0], filter: ["category": .equals(.string("books"))], k: 5)])
             let after = router.shardRequestCounts
             #expect(after["b0"]! - before["b0"]! == 1)
             #expect(after["s0"]! == before["s0"]! && after["s1"]! == before["s1"]!)
@@ -51,10 +51,10 @@ private func point(_ id: String, _ x: Float, _ category: String) -> PointMessage
             #expect(pinned.results[0].map(\.id) == ["p0", "p3", "p6", "p9", "p12"])
             // IN over values of both groups asks both; no filter asks every shard.
             let both = try await router.search(collection: "products", queries: [
-                QueryMessage(vector: [0, 0], filter: FilterMessage(must: ["category": [.string("comics"), .string("music")]]), params: SearchParamsMessage(k: 3))])
+                ShardQuery(vector: [0, 0], filter: ["category": .oneOf([.string("comics"), .string("music")])], k: 3)])
             #expect(both.shardsAsked == 3)
             #expect(both.results[0].map(\.id) == ["p1", "p4", "p7"])
-            let all = try await router.search(collection: "products", queries: [QueryMessage(vector: [0, 0], params: SearchParamsMessage(k: 4))])
+            let all = try await router.search(collection: "products", queries: [ShardQuery(vector: [0, 0], k: 4)])
             #expect(all.shardsAsked == 3)
             #expect(all.results[0].map(\.id) == ["p0", "p1", "p2", "p3"])
         }
@@ -71,10 +71,10 @@ private func point(_ id: String, _ x: Float, _ category: String) -> PointMessage
             let got = try await router.get(collection: "products", id: "x")
             #expect(got?.vector == [2, 0] && got?.metadata["category"] == .string("books"))
             let oldGroup = try await router.search(collection: "products", queries: [
-                QueryMessage(vector: [2, 0], filter: FilterMessage(must: ["category": [.string("music")]]), params: SearchParamsMessage(k: 5))])
+                ShardQuery(vector: [2, 0], filter: ["category": .equals(.string("music"))], k: 5)])
             #expect(oldGroup.results[0].isEmpty)
             let newGroup = try await router.search(collection: "products", queries: [
-                QueryMessage(vector: [2, 0], filter: FilterMessage(must: ["category": [.string("books")]]), params: SearchParamsMessage(k: 5))])
+                ShardQuery(vector: [2, 0], filter: ["category": .equals(.string("books"))], k: 5)])
             #expect(newGroup.results[0].map(\.id) == ["x"])
             // A value with no group goes to the default group, and the books copy is removed.
             _ = try await router.upsert(collection: "products", points: [point("x", 3, "garden")])
@@ -88,7 +88,7 @@ private func point(_ id: String, _ x: Float, _ category: String) -> PointMessage
 
     @Test func aBatchWithABadPointWritesNothingAnywhere() async throws {
         try await withTwoGroups { router, shards in
-            let batch = [point("ok1", 1, "books"), point("ok2", 2, "music"), PointMessage(id: "bad", vector: [1, .nan])]
+            let batch = [point("ok1", 1, "books"), point("ok2", 2, "music"), Point(id: "bad", vector: [1, .nan])]
             await #expect(throws: ShardCallError.self) { _ = try await router.upsert(collection: "products", points: batch) }
             for shard in shards.values {
                 let count = try shard.storage.collection("products").count
@@ -101,9 +101,9 @@ private func point(_ id: String, _ x: Float, _ category: String) -> PointMessage
 @Suite struct TopKMergerTests {
     @Test func keepsTheBestKDeduplicatedInScoreThenIDOrder() {
         var merger = TopKMerger(k: 3)
-        merger.add(contentsOf: [ScoredPointMessage(id: "a", score: 0.5), ScoredPointMessage(id: "b", score: 0.9)])
-        merger.add(contentsOf: [ScoredPointMessage(id: "a", score: 0.95), ScoredPointMessage(id: "c", score: 0.1),
-                                ScoredPointMessage(id: "d", score: 0.9), ScoredPointMessage(id: "e", score: 0.2)])
+        merger.add(contentsOf: [SearchHit(id: "a", score: 0.5), SearchHit(id: "b", score: 0.9)])
+        merger.add(contentsOf: [SearchHit(id: "a", score: 0.95), SearchHit(id: "c", score: 0.1),
+                                SearchHit(id: "d", score: 0.9), SearchHit(id: "e", score: 0.2)])
         #expect(merger.result().map(\.id) == ["a", "b", "d"])
         #expect(merger.result().map(\.score) == [0.95, 0.9, 0.9])
     }
@@ -116,10 +116,10 @@ private func point(_ id: String, _ x: Float, _ category: String) -> PointMessage
             var best: [String: Float] = [:]
             for _ in 0..<500 {
                 let id = "i\(next() % 120)", score = Float(next() % 1000) / 10
-                merger.add(ScoredPointMessage(id: id, score: score))
+                merger.add(SearchHit(id: id, score: score))
                 best[id] = max(best[id] ?? -.infinity, score)
             }
-            let expected = best.map { ScoredPointMessage(id: $0.key, score: $0.value) }.sorted(by: TopKMerger.better).prefix(k)
+            let expected = best.map { SearchHit(id: $0.key, score: $0.value) }.sorted(by: TopKMerger.better).prefix(k)
             #expect(merger.result() == Array(expected))
         }
     }

@@ -19,7 +19,7 @@ import VecShardProto
         let a = fast(UpsertBody.self, text), b = foundation(UpsertBody.self, text)
         if let a {
             #expect(b != nil, "fast accepted what Foundation refuses: \(text.prefix(200))", sourceLocation: sourceLocation)
-            #expect(a.points.map(\.message) == b?.points.map(\.message), "\(text.prefix(200))", sourceLocation: sourceLocation)
+            #expect(a.points.map(\.point) == b?.points.map(\.point), "\(text.prefix(200))", sourceLocation: sourceLocation)
         }
     }
 

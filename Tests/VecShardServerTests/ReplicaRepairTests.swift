@@ -64,11 +64,11 @@ private final class WriteLog: Sendable {
     }
 
     /// Every point of collection `c` on one replica, read directly over gRPC: id → (vector, metadata).
-    private static func contents(of port: Int, client: HTTP2Client) async throws -> [String: PointMessage] {
+    private static func contents(of port: Int, client: HTTP2Client) async throws -> [String: Point] {
         let replica = RemoteShard(name: "a", peer: Peer(host: "127.0.0.1", port: port), client: GRPCClient(http: client))
-        let all = Mutex<[String: PointMessage]>([:])
-        try await replica.scan(ScanRequest(collection: "c", batchSize: 500)) { batch in
-            all.withLock { for p in batch.points { $0[p.id] = p } }
+        let all = Mutex<[String: Point]>([:])
+        try await replica.scan(ShardScan(collection: "c", batchSize: 500)) { batch in
+            all.withLock { for p in batch { $0[p.id] = p } }
         }
         return all.withLock { $0 }
     }
@@ -207,7 +207,7 @@ private final class WriteLog: Sendable {
             // The control: the injected delay is real (a-0 asked directly over gRPC).
             let slow = RemoteShard(name: "a", peer: Peer(host: "127.0.0.1", port: ports["a-0"]!), client: GRPCClient(http: client))
             let start = ContinuousClock.now
-            _ = try await slow.search(SearchRequest(collection: "c", queries: [QueryMessage(vector: [1, 1, 2, 3], params: SearchParamsMessage(k: 3))]))
+            _ = try await slow.search(ShardSearch(collection: "c", queries: [ShardQuery(vector: [1, 1, 2, 3], k: 3)]))
             let direct = (ContinuousClock.now - start) / .milliseconds(1)
             #expect(direct >= delay, "a-0 answered in \(direct) ms")
             print("hedging test: p99 \(p99) ms through the router (\(hedged.count) searches), \(direct) ms from the slow replica directly")
