@@ -126,16 +126,7 @@ public final class ClusterRouter: Sendable {
                 return true // there in some form (e.g. refused for a damaged log): never drop it
             }
         }
-        let slots = ReplicaSlots<CollectionInfo>(count: shardNames.count)
-        await withTaskGroup(of: Void.self) { group in
-            for (index, shardName) in shardNames.enumerated() {
-                let shard = client(shardName)
-                group.addTask {
-                    do { slots.succeed(index, try await shard.createCollection(schema)) } catch { slots.fail(index, shardError(error)) }
-                }
-            }
-        }
-        let (infos, errors) = slots.take()
+        let (infos, errors) = await fanOut(shardNames.map(client)) { try await $0.createCollection(schema) }
         if let error = errors.compactMap({ $0 }).first {
             if let existed {
                 let created = shardNames.indices.filter { infos[$0] != nil && !existed[$0] }.map { shardNames[$0] }
@@ -313,17 +304,8 @@ public final class ClusterRouter: Sendable {
                                  "the queries ask for \(wanted) results in all (the sum of k); the limit is \(SearchLimits.maxResultsPerRequest) per request")
         }
         let names = Array(shardQueries.keys)
-        let slots = ReplicaSlots<[[SearchHit]]>(count: names.count)
-        await withTaskGroup(of: Void.self) { group in
-            for (index, name) in names.enumerated() {
-                let shard = client(name)
-                let request = ShardSearch(collection: collection, queries: shardQueries[name]!.map(\.query))
-                group.addTask {
-                    do { slots.succeed(index, try await shard.search(request)) } catch { slots.fail(index, shardError(error)) }
-                }
-            }
-        }
-        let (responses, errors) = slots.take()
+        let calls = names.map { (shard: client($0), request: ShardSearch(collection: collection, queries: shardQueries[$0]!.map(\.query))) }
+        let (responses, errors) = await fanOut(calls) { try await $0.shard.search($0.request) }
         let answers = names.indices.map { (names[$0], responses[$0], errors[$0]) }
         var mergers = ks.map { TopKMerger(k: $0) }
         var missing: [String] = []
@@ -395,23 +377,12 @@ public final class ClusterRouter: Sendable {
         try await onShards(allShardNames, body)
     }
 
-    /// Runs `body` on the named shards concurrently; the first failure (by shard name) is thrown
-    /// after every call has finished.
     /// A write on several shards. When some shards fail, the error says which shards applied the
     /// write and which did not (each shard applies its part atomically), so a client knows the
     /// request was partly applied; the status and code are those of the first failure.
     private func writeOnShards<T: Sendable>(_ names: [String], _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> [T] {
         let sorted = names.sorted()
-        let slots = ReplicaSlots<T>(count: sorted.count)
-        await withTaskGroup(of: Void.self) { group in
-            for (index, name) in sorted.enumerated() {
-                let shard = client(name)
-                group.addTask {
-                    do { slots.succeed(index, try await body(shard)) } catch { slots.fail(index, shardError(error)) }
-                }
-            }
-        }
-        let (values, errors) = slots.take()
+        let (values, errors) = await fanOut(sorted.map(client), body)
         guard var error = errors.compactMap({ $0 }).first else { return values.map { $0! } }
         guard sorted.count > 1 else { throw error }
         let applied = sorted.indices.filter { values[$0] != nil }.map { sorted[$0] }
@@ -424,18 +395,10 @@ public final class ClusterRouter: Sendable {
         throw error
     }
 
+    /// Runs `body` on the named shards concurrently; the first failure (by shard name) is thrown
+    /// after every call has finished.
     private func onShards<T: Sendable>(_ names: [String], _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> [T] {
-        let sorted = names.sorted()
-        let slots = ReplicaSlots<T>(count: sorted.count)
-        await withTaskGroup(of: Void.self) { group in
-            for (index, name) in sorted.enumerated() {
-                let shard = client(name)
-                group.addTask {
-                    do { slots.succeed(index, try await body(shard)) } catch { slots.fail(index, shardError(error)) }
-                }
-            }
-        }
-        let (values, errors) = slots.take()
+        let (values, errors) = await fanOut(names.sorted().map(client), body)
         if let error = errors.compactMap({ $0 }).first { throw error }
         return values.map { $0! }
     }

@@ -36,10 +36,7 @@ public struct ReplicaHealth: Sendable {
         public var state: String
         public var points: UInt64
 
-        public init(state: String, points: UInt64) {
-            self.state = state
-            self.points = points
-        }
+        public init(state: String, points: UInt64) { (self.state, self.points) = (state, points) }
     }
 
     /// What the router should do after a round of health checks.

@@ -232,18 +232,7 @@ public final class ReplicatedShard: ShardClient {
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> WriteOutcome<T> {
         let quorum = min(policy.writeQuorum ?? replicas.count, replicas.count)
-        // One slot per replica, filled by its child task. (A task group over generic
-        // `(String, Result<T, E>)` tuples crashed in release builds with Swift 6.3.1; slots
-        // indexed by replica avoid those tuples.)
-        let slots = ReplicaSlots<T>(count: replicas.count)
-        await withTaskGroup(of: Void.self) { group in
-            for (index, replica) in replicas.enumerated() {
-                group.addTask {
-                    do { slots.succeed(index, try await self.attempt(replica, body)) } catch { slots.fail(index, shardError(error)) }
-                }
-            }
-        }
-        let (values, errors) = slots.take()
+        let (values, errors) = await fanOut(replicas) { try await self.attempt($0, body) }
         var results: [T] = []
         var failed: [(address: String, error: ShardCallError)] = []
         let anyApplied = values.contains { $0 != nil }
@@ -344,22 +333,12 @@ extension ReplicatedShard {
     /// background; until a sync finishes the replica takes writes but no reads). Returns when
     /// the checks are done (not the syncs).
     public func checkHealth(timeout: Duration = .seconds(2), log: (@Sendable (String) -> Void)? = nil) async {
-        let reports = ReplicaSlots<ReplicaHealth.Report>(count: replicas.count)
-        await withTaskGroup(of: Void.self) { group in
-            for (index, replica) in replicas.enumerated() {
-                group.addTask {
-                    do {
-                        let stats = try await RequestDeadline.$current.withValue(ContinuousClock.now + timeout) { try await replica.client.stats() }
-                        reports.succeed(index, ReplicaHealth.Report(state: stats.replicaState.rawValue,
-                                                                    points: stats.collections.reduce(0) { $0 + $1.count }))
-                    } catch {
-                        reports.fail(index, shardError(error))
-                    }
-                }
-            }
+        let (reports, _) = await fanOut(replicas) { replica in
+            let stats = try await RequestDeadline.$current.withValue(ContinuousClock.now + timeout) { try await replica.client.stats() }
+            return ReplicaHealth.Report(state: stats.replicaState.rawValue, points: stats.collections.reduce(0) { $0 + $1.count })
         }
         let now = ContinuousClock.now
-        let actions = health.withLock { $0.healthChecked(reports.take().values, now: now) }
+        let actions = health.withLock { $0.healthChecked(reports, now: now) }
         for action in actions {
             switch action {
             case let .syncFromDivergedPeer(index):

@@ -8,6 +8,9 @@ import Darwin
 import CVecKernels
 import VecShardPrimitives
 
+// Over 500 lines on purpose: insertion, search, repair after deletes and the file format work on
+// one graph layout whose invariants (link counts, the entry point, levels) they share.
+
 /// HNSW: a hierarchical navigable small-world graph (Malkov & Yashunin). Every node has
 /// up to 2·m links on layer 0 and up to m on each upper layer it reaches (a node's top
 /// layer is drawn from an exponential distribution with rate ln m). A search descends

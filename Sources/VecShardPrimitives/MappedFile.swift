@@ -13,9 +13,7 @@ public struct FileSystemError: Error, Sendable, Equatable {
     public var errno: Int32
 
     public init(path: String, operation: String, errno: Int32) {
-        self.path = path
-        self.operation = operation
-        self.errno = errno
+        (self.path, self.operation, self.errno) = (path, operation, errno)
     }
 }
 

@@ -1,3 +1,6 @@
+// Over 500 lines on purpose: every message of shard.proto in one file, in the .proto's order, so a
+// field number is checked against the .proto in one place (the interop tests decode each one).
+
 /// The messages of `proto/vecshard/v1/shard.proto`, encoded and decoded by hand. Field numbers
 /// are the .proto's; every type writes its fields in number order, map entries sorted by key, so
 /// encoding is deterministic.

@@ -14,7 +14,7 @@ import VecShardShardAPI
 import VecShardStorage
 import VecShardTesting
 
-/// What this process is (../shared/DESIGN.md, Processes).
+/// What this process is (docs/ARCHITECTURE.md, "Processes and roles").
 public enum ServiceRole: Sendable, Equatable {
     /// Router plus `shardCount` in-process shards: the default, needs nothing else running.
     case standalone

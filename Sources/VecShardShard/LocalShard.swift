@@ -85,16 +85,8 @@ public final class LocalShard: ShardClient {
         }
         if request.queries.count == 1 { return [try run(request.queries[0])] }
         // Several queries (a batch search, or searches a router coalesced): answered concurrently,
-        // each independently. Children store into slots by index and return nothing.
-        let slots = ReplicaSlots<[SearchHit]>(count: request.queries.count)
-        await withTaskGroup(of: Void.self) { group in
-            for (i, query) in request.queries.enumerated() {
-                group.addTask {
-                    do { slots.succeed(i, try run(query)) } catch { slots.fail(i, storageShardError(error)) }
-                }
-            }
-        }
-        let (values, errors) = slots.take()
+        // each independently.
+        let (values, errors) = await fanOut(request.queries) { try run($0) }
         if let error = errors.compactMap({ $0 }).first { throw error }
         return values.map { $0 ?? [] }
     }

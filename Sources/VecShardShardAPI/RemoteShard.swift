@@ -20,11 +20,7 @@ public final class RemoteShard: ShardClient {
     public let syncTimeout: TimeAmount
 
     public init(name: String, peer: Peer, client: GRPCClient, timeout: TimeAmount = .seconds(30), syncTimeout: TimeAmount = .hours(2)) {
-        self.name = name
-        self.peer = peer
-        self.client = client
-        self.timeout = timeout
-        self.syncTimeout = syncTimeout
+        (self.name, self.peer, self.client, self.timeout, self.syncTimeout) = (name, peer, client, timeout, syncTimeout)
     }
 
     /// The call's timeout: the request's remaining time when one is set, at most `timeout`.

@@ -24,15 +24,8 @@ public struct ShardQuery: Sendable, Equatable {
 
     public init(vector: [Float], filter: MetadataFilter = [:], k: Int = 10, nprobe: Int? = nil, ef: Int? = nil, refine: Int? = nil,
                 exact: Bool = false, includeVector: Bool = false, includeMetadata: Bool = true) {
-        self.vector = vector
-        self.filter = filter
-        self.k = k
-        self.nprobe = nprobe
-        self.ef = ef
-        self.refine = refine
-        self.exact = exact
-        self.includeVector = includeVector
-        self.includeMetadata = includeMetadata
+        (self.vector, self.filter, self.k, self.nprobe, self.ef, self.refine) = (vector, filter, k, nprobe, ef, refine)
+        (self.exact, self.includeVector, self.includeMetadata) = (exact, includeVector, includeMetadata)
     }
 
     /// The engine's knobs of this query.
@@ -85,9 +78,7 @@ public struct RefusedCollection: Sendable, Equatable {
     public var message: String
 
     public init(name: String, code: String, message: String) {
-        self.name = name
-        self.code = code
-        self.message = message
+        (self.name, self.code, self.message) = (name, code, message)
     }
 }
 
@@ -120,9 +111,7 @@ public struct WriteResult: Sendable, Equatable {
     public var failedReplicas: [String]
 
     public init(lsn: UInt64 = 0, applied: Int = 0, failedReplicas: [String] = []) {
-        self.lsn = lsn
-        self.applied = applied
-        self.failedReplicas = failedReplicas
+        (self.lsn, self.applied, self.failedReplicas) = (lsn, applied, failedReplicas)
     }
 }
 
@@ -137,10 +126,7 @@ public struct ShardScan: Sendable, Equatable {
     public var selector: (shards: [String], owner: String)?
 
     public init(collection: String, batchSize: Int = 0, idsOnly: Bool = false, selector: (shards: [String], owner: String)? = nil) {
-        self.collection = collection
-        self.batchSize = batchSize
-        self.idsOnly = idsOnly
-        self.selector = selector
+        (self.collection, self.batchSize, self.idsOnly, self.selector) = (collection, batchSize, idsOnly, selector)
     }
 
     public static func == (a: ShardScan, b: ShardScan) -> Bool {
@@ -171,10 +157,7 @@ public struct SyncOutcome: Sendable, Equatable {
     public var collections: Int = 0
 
     public init(replicaState: ReplicaState, source: String = "", copied: UInt64 = 0, deleted: UInt64 = 0, collections: Int = 0) {
-        self.replicaState = replicaState
-        self.source = source
-        self.copied = copied
-        self.deleted = deleted
-        self.collections = collections
+        (self.replicaState, self.source) = (replicaState, source)
+        (self.copied, self.deleted, self.collections) = (copied, deleted, collections)
     }
 }

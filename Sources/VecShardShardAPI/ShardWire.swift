@@ -1,46 +1,24 @@
 import VecShardRPC
 import VecShardSchema
 
-// The one mapping between error kinds and gRPC status codes, both directions.
+// The one mapping between error kinds and gRPC status codes, both directions from one table.
 
 extension ErrorKind {
-    /// The gRPC status a shard answers with for an error of this kind.
-    public var grpcStatus: GRPCStatusCode {
-        switch self {
-        case .invalidArgument: return .invalidArgument
-        case .notFound: return .notFound
-        case .alreadyExists: return .alreadyExists
-        case .failedPrecondition: return .failedPrecondition
-        case .aborted: return .aborted
-        case .resourceExhausted: return .resourceExhausted
-        case .unavailable: return .unavailable
-        case .deadlineExceeded: return .deadlineExceeded
-        case .cancelled: return .cancelled
-        case .dataLoss: return .dataLoss
-        case .unauthenticated: return .unauthenticated
-        case .permissionDenied: return .permissionDenied
-        case .unimplemented: return .unimplemented
-        case .internalError: return .internal
-        }
-    }
+    /// Each kind and the gRPC status that carries it.
+    private static let statuses: [(kind: ErrorKind, status: GRPCStatusCode)] = [
+        (.invalidArgument, .invalidArgument), (.notFound, .notFound), (.alreadyExists, .alreadyExists),
+        (.failedPrecondition, .failedPrecondition), (.aborted, .aborted), (.resourceExhausted, .resourceExhausted),
+        (.unavailable, .unavailable), (.deadlineExceeded, .deadlineExceeded), (.cancelled, .cancelled),
+        (.dataLoss, .dataLoss), (.unauthenticated, .unauthenticated), (.permissionDenied, .permissionDenied),
+        (.unimplemented, .unimplemented), (.internalError, .internal),
+    ]
 
-    /// The kind of a gRPC status a shard answered with.
+    /// The gRPC status a shard answers with for an error of this kind.
+    public var grpcStatus: GRPCStatusCode { Self.statuses.first { $0.kind == self }!.status }
+
+    /// The kind of a gRPC status a shard answered with (OUT_OF_RANGE is the caller's fault too;
+    /// OK, UNKNOWN and INTERNAL are internal errors).
     public init(_ status: GRPCStatusCode) {
-        switch status {
-        case .invalidArgument, .outOfRange: self = .invalidArgument
-        case .notFound: self = .notFound
-        case .alreadyExists: self = .alreadyExists
-        case .failedPrecondition: self = .failedPrecondition
-        case .aborted: self = .aborted
-        case .resourceExhausted: self = .resourceExhausted
-        case .unavailable: self = .unavailable
-        case .deadlineExceeded: self = .deadlineExceeded
-        case .cancelled: self = .cancelled
-        case .dataLoss: self = .dataLoss
-        case .unauthenticated: self = .unauthenticated
-        case .permissionDenied: self = .permissionDenied
-        case .unimplemented: self = .unimplemented
-        case .ok, .unknown, .internal: self = .internalError
-        }
+        self = status == .outOfRange ? .invalidArgument : Self.statuses.first { $0.status == status }?.kind ?? .internalError
     }
 }

@@ -4,6 +4,9 @@ import Glibc
 import Darwin
 #endif
 
+// Over 500 lines on purpose: the tokenizer, the tree and the Decoder protocol's three container
+// types share one cursor and one error path; split, they would expose their internals.
+
 /// A strict JSON (RFC 8259) decoder for the request bodies of the data API, several times faster
 /// than Foundation's `JSONDecoder` on what dominates them: arrays of numbers (vectors). Foundation
 /// spent about two thirds of an upsert's CPU time decoding the body (perf, 128-d points).

@@ -49,6 +49,14 @@ struct JSONWriter {
         raw("]")
     }
 
+    /// `,"name":value`, a field after the first of an object (`name` needs no escaping).
+    mutating func field(_ name: StaticString, _ value: UInt64) {
+        raw(",\"")
+        raw(name)
+        raw("\":")
+        number(value)
+    }
+
     mutating func value(_ v: MetadataValue) {
         switch v {
         case .string(let s): string(s)
@@ -122,10 +130,9 @@ struct JSONWriter {
             raw(",\"shard_key\":")
             string(shardKey)
         }
-        raw(",\"count\":"); number(c.count)
-        raw(",\"segments\":"); number(c.segments)
-        raw(",\"memory_bytes\":"); number(c.memoryBytes)
-        raw(",\"disk_bytes\":"); number(c.diskBytes)
+        for (name, value): (StaticString, UInt64) in [("count", c.count), ("segments", UInt64(c.segments)), ("memory_bytes", c.memoryBytes), ("disk_bytes", c.diskBytes)] {
+            field(name, value)
+        }
         raw(",\"index_state\":"); string(c.indexBuilding ? "building" : "ready")
         raw("}")
     }
@@ -135,9 +142,9 @@ struct JSONWriter {
     mutating func maintenance(_ c: CollectionInfo) {
         raw("{\"last_error\":")
         if let error = c.maintenanceError, !error.isEmpty { string(error) } else { raw("null") }
-        raw(",\"failed_seals\":"); number(c.failedSeals)
-        raw(",\"failed_compactions\":"); number(c.failedCompactions)
-        raw(",\"quarantined_points\":"); number(c.quarantinedPoints)
+        for (name, value): (StaticString, UInt64) in [("failed_seals", c.failedSeals), ("failed_compactions", c.failedCompactions), ("quarantined_points", c.quarantinedPoints)] {
+            field(name, value)
+        }
         raw(",\"disk_full\":"); raw(c.diskFull ? "true" : "false")
         raw("}")
     }

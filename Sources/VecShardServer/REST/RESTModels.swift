@@ -2,7 +2,7 @@ import VecShardEngine
 import VecShardSchema
 import VecShardShardAPI
 
-/// Request bodies of the REST data API (../shared/DESIGN.md, section Wire; openapi.yaml).
+/// Request bodies of the REST data API (openapi.yaml has their schemas and limits).
 
 /// Limits of the data API, enforced before anything reaches a shard.
 public enum APILimits {

@@ -6,8 +6,11 @@ import VecShardEngine
 import VecShardPrimitives
 import VecShardSchema
 
+// Over 500 lines on purpose: the write path, the search path and the snapshot they share are
+// one lock's invariants; maintenance and describing live in the +Maintenance/+Describe files.
+
 /// One collection's data in one shard: a write-ahead log, a growing segment, sealing
-/// segments and sealed segments (see DESIGN.md, "A shard's storage").
+/// segments and sealed segments (docs/ARCHITECTURE.md, "A write" and "A search").
 ///
 /// Safe to use from many tasks at once. Writes go through the WAL's group commit and
 /// are applied (made visible) in LSN order by the log's queue after their fsync; a write

@@ -1,10 +1,4 @@
 import VecShardPrimitives
-/// Hands a value to a queue when the compiler cannot see that only one thread uses it.
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
-
 /// Recycled record-payload buffers, shared by every log of the process. A writer encodes
 /// into one; the log gives it back once the group is written. Large buffers that are
 /// allocated fresh for every write cost page faults and kernel zeroing of every page, which

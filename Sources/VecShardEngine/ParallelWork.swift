@@ -59,10 +59,3 @@ func parallelFor(_ count: Int, threads: Int, chunk: Int = 1, _ body: (Int) -> Vo
         }
     }
 }
-
-/// Hands a value to concurrent code whose synchronization the compiler cannot see.
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
-
