@@ -31,9 +31,10 @@ public final class ClusterRouter: Sendable {
     /// Requests each shard has received from this router (tests, /admin/shards).
     public var shardRequestCounts: [String: Int] { requestCounts.withLock { $0 } }
 
-    /// The shards with replicas (router role), for health checks and /admin/shards.
-    public var replicatedShards: [ReplicatedShard] {
-        state.withLock { s in s.shards.values.compactMap { $0 as? ReplicatedShard }.sorted { $0.name < $1.name } }
+    /// The shards served by several replicas (router role), for health checks and /admin/shards:
+    /// those whose client has the `ReplicaSet` capability, whatever its type.
+    public var replicaSets: [any ReplicaSet] {
+        state.withLock { s in s.shards.values.compactMap { $0 as? any ReplicaSet }.sorted { $0.name < $1.name } }
     }
 
     private func client(_ name: String) -> any ShardClient {

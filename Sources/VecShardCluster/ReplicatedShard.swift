@@ -4,6 +4,15 @@ import VecShardShardAPI
 import VecShardRPC
 import VecShardSchema
 
+/// A shard client that stands for several replicas: it reports their states and checks their
+/// health (`ReplicatedShard`; the router asks for the capability, not the type).
+public protocol ReplicaSet: ShardClient {
+    /// Per replica: address and state (`serving`, `catching_up`, `suspect`).
+    var replicaStates: [(address: String, state: String)] { get }
+    /// One round of active health checks (and the syncs they decide on).
+    func checkHealth(timeout: Duration, log: (@Sendable (String) -> Void)?) async
+}
+
 /// One shard served by several replicas (each a `ShardClient`, normally a `RemoteShard`).
 ///
 /// Writes go to every replica and succeed once `writeQuorum` of them made the write durable
@@ -12,7 +21,7 @@ import VecShardSchema
 /// shard's recent read latencies), the same request goes to a second replica and the first answer
 /// wins. A replica that fails with a transport error is suspected and skipped for
 /// `suspicionSeconds`, after which one request probes it again.
-public final class ReplicatedShard: ShardClient {
+public final class ReplicatedShard: ReplicaSet {
     public struct Policy: Sendable {
         /// Replicas that must acknowledge a write (nil: all of them).
         public var writeQuorum: Int?

@@ -285,8 +285,8 @@ public final class VecShardService: Service, Sendable {
                 guard let router = try? handle.current else { continue }
                 // All shards at once: a round takes one health-check timeout, not one per shard.
                 await withTaskGroup(of: Void.self) { group in
-                    for shard in router.replicatedShards {
-                        group.addTask { await shard.checkHealth(log: { logger.notice("\($0)") }) }
+                    for shard in router.replicaSets {
+                        group.addTask { await shard.checkHealth(timeout: .seconds(2), log: { logger.notice("\($0)") }) }
                     }
                 }
             }

@@ -13,7 +13,7 @@ extension DataRoutes {
             let cluster = try handle.current
             let stats = try await cluster.stats()
             let counts = cluster.shardRequestCounts
-            let replicated = Dictionary(cluster.replicatedShards.map { ($0.name, $0.replicaStates) }, uniquingKeysWith: { a, _ in a })
+            let replicated = Dictionary(cluster.replicaSets.map { ($0.name, $0.replicaStates) }, uniquingKeysWith: { a, _ in a })
             var w = JSONWriter()
             w.raw("{\"shards\":[")
             for (i, s) in stats.sorted(by: { $0.shardID < $1.shardID }).enumerated() {
