@@ -12,7 +12,7 @@ import Darwin
 
 /// A mutual-exclusion lock (a pthread mutex on the heap, so its address never moves).
 public final class Lock: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     public init() {
         mutex = .allocate(capacity: 1)
@@ -25,10 +25,10 @@ public final class Lock: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    @inline(__always) public func lock() { pthread_mutex_lock(mutex) }
-    @inline(__always) public func unlock() { pthread_mutex_unlock(mutex) }
+    @inlinable @inline(__always) public func lock() { pthread_mutex_lock(mutex) }
+    @inlinable @inline(__always) public func unlock() { pthread_mutex_unlock(mutex) }
 
-    @inline(__always) public func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    @inlinable @inline(__always) public func withLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()
@@ -37,12 +37,12 @@ public final class Lock: @unchecked Sendable {
 
 /// A value guarded by a `Lock`.
 public final class Locked<State>: @unchecked Sendable {
-    private let lock = Lock()
-    private var state: State
+    @usableFromInline let lock = Lock()
+    @usableFromInline var state: State
 
     public init(_ state: State) { self.state = state }
 
-    @inline(__always) public func withLock<T>(_ body: (inout State) throws -> T) rethrows -> T {
+    @inlinable @inline(__always) public func withLock<T>(_ body: (inout State) throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
         return try body(&state)
@@ -51,7 +51,7 @@ public final class Locked<State>: @unchecked Sendable {
 
 /// Many readers (searches) or one writer (add, delete, write to disk).
 public final class ReadWriteLock: @unchecked Sendable {
-    private let rw: UnsafeMutablePointer<pthread_rwlock_t>
+    @usableFromInline let rw: UnsafeMutablePointer<pthread_rwlock_t>
 
     public init() {
         rw = .allocate(capacity: 1)
@@ -64,13 +64,13 @@ public final class ReadWriteLock: @unchecked Sendable {
         rw.deallocate()
     }
 
-    @inline(__always) public func read<T>(_ body: () throws -> T) rethrows -> T {
+    @inlinable @inline(__always) public func read<T>(_ body: () throws -> T) rethrows -> T {
         pthread_rwlock_rdlock(rw)
         defer { pthread_rwlock_unlock(rw) }
         return try body()
     }
 
-    @inline(__always) public func write<T>(_ body: () throws -> T) rethrows -> T {
+    @inlinable @inline(__always) public func write<T>(_ body: () throws -> T) rethrows -> T {
         pthread_rwlock_wrlock(rw)
         defer { pthread_rwlock_unlock(rw) }
         return try body()
