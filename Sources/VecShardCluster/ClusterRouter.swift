@@ -20,7 +20,7 @@ public final class ClusterRouter: Sendable {
 
     public init(table: RoutingTable, shards: [String: any ShardClient], defaultOversample: Double = 1.0) throws {
         for (_, shard) in table.topology.allShards where shards[shard.name] == nil {
-            throw ShardCallError(.internalError, code: "unknown_shard", "topology names shard '\(shard.name)' but no client exists for it")
+            throw ShardCallError(.internalError, .unknownShard, "topology names shard '\(shard.name)' but no client exists for it")
         }
         state = Mutex(State(table: table, shards: shards))
         self.defaultOversample = defaultOversample
@@ -54,7 +54,7 @@ public final class ClusterRouter: Sendable {
                                 makeClient: (ShardDescriptor) throws -> any ShardClient) async throws {
         let current = table.topology
         if let expectedVersion, expectedVersion != current.version {
-            throw ShardCallError(.failedPrecondition, code: "version_mismatch",
+            throw ShardCallError(.failedPrecondition, .versionMismatch,
                                  "topology version is \(current.version), not \(expectedVersion) as If-Match says; read it again and retry")
         }
         let stats = try await onEveryShard { try await $0.stats() }
@@ -67,20 +67,20 @@ public final class ClusterRouter: Sendable {
         do {
             try current.validateReplacement(by: proposed, pointCounts: pointsByShard)
         } catch {
-            throw ShardCallError(.invalidArgument, code: "invalid_topology", "\(error)")
+            throw ShardCallError(.invalidArgument, .invalidTopology, "\(error)")
         }
         for group in current.groups {
             guard let next = proposed.group(named: group.name) else { continue }
             let before = Set(group.shards.map(\.name)), after = Set(next.shards.map(\.name))
             let held = group.shards.reduce(0) { $0 + (pointsByShard[$1.name] ?? 0) }
             if before != after && held > 0 {
-                throw ShardCallError(.aborted, code: "rebalancing_required",
+                throw ShardCallError(.aborted, .rebalancingRequired,
                                      "group '\(group.name)' holds \(held) points; changing its shards needs rebalancing, which this version does not do yet")
             }
         }
         for name in Set(current.collections.keys).union(proposed.collections.keys) where current.collections[name] != proposed.collections[name] {
             if let points = pointsByCollection[name], points > 0 {
-                throw ShardCallError(.aborted, code: "rebalancing_required",
+                throw ShardCallError(.aborted, .rebalancingRequired,
                                      "collection '\(name)' holds \(points) points; changing its routing needs rebalancing, which this version does not do yet")
             }
         }
@@ -301,7 +301,7 @@ public final class ClusterRouter: Sendable {
         }
         let wanted = ks.reduce(0, +)
         guard wanted <= SearchLimits.maxResultsPerRequest else {
-            throw ShardCallError(.invalidArgument, code: "limit_exceeded",
+            throw ShardCallError(.invalidArgument, .limitExceeded,
                                  "the queries ask for \(wanted) results in all (the sum of k); the limit is \(SearchLimits.maxResultsPerRequest) per request")
         }
         let names = Array(shardQueries.keys)
@@ -321,7 +321,7 @@ public final class ClusterRouter: Sendable {
             }
         }
         if !missing.isEmpty && !allowPartial {
-            throw ShardCallError(.unavailable, code: "shards_unavailable",
+            throw ShardCallError(.unavailable, .shardsUnavailable,
                                  "shards \(missing.sorted().joined(separator: ", ")) did not answer (\(firstFailure?.message ?? "")); set allow_partial to accept partial results")
         }
         let results = mergers.map { $0.result() }
@@ -338,16 +338,16 @@ public final class ClusterRouter: Sendable {
     /// to any shard is not sent: 504, nothing written. Once sent it runs to its end.
     private func refuseIfLate() throws {
         if let deadline = RequestDeadline.current, ContinuousClock.now >= deadline {
-            throw ShardCallError(.deadlineExceeded, code: "deadline_exceeded", "the request's deadline passed before the write was sent to the shards; nothing was written")
+            throw ShardCallError(.deadlineExceeded, .deadlineExceeded, "the request's deadline passed before the write was sent to the shards; nothing was written")
         }
-        if Task.isCancelled { throw ShardCallError(.cancelled, code: "cancelled", "the request was cancelled before the write was sent to the shards; nothing was written") }
+        if Task.isCancelled { throw ShardCallError(.cancelled, .cancelled, "the request was cancelled before the write was sent to the shards; nothing was written") }
     }
 
     /// A write that cannot reach its quorum on some shard writes nothing anywhere.
     private func refuseIfBlocked(_ shardNames: [String]) throws {
         let blockers = state.withLock { s in Set(shardNames).sorted().compactMap { s.shards[$0]?.writeBlocker } }
         if !blockers.isEmpty {
-            throw ShardCallError(.unavailable, code: "shards_unavailable", "nothing was written: " + blockers.joined(separator: "; "))
+            throw ShardCallError(.unavailable, .shardsUnavailable, "nothing was written: " + blockers.joined(separator: "; "))
         }
     }
 

@@ -1,4 +1,5 @@
 import VecShardSchema
+import VecShardShardAPI
 
 /// The router's view of one shard's replicas, as a state machine in SwiftNIO's manner: events go
 /// in (a call's outcome, a write's outcome, a round of health reports, a sync's end), decisions
@@ -72,7 +73,7 @@ public struct ReplicaHealth: Sendable {
     /// replica faults (transport, overload, deadline) make it a suspect.
     public mutating func callFailed(_ replica: Int, kind: ErrorKind, code: String, now: ContinuousClock.Instant) {
         if kind == .cancelled { return }
-        if code == "replica_catching_up" {
+        if code == ShardErrorCode.replicaCatchingUp.rawValue {
             replicas[replica].catchingUp = true
         } else if Self.isReplicaFault(kind) {
             replicas[replica].suspectedUntil = now + suspicion

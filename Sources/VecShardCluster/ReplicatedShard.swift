@@ -214,7 +214,7 @@ public final class ReplicatedShard: ReplicaSet {
         let (values, errors) = slots.take()
         if let winner, let value = values[winner] { return value }
         throw errors.compactMap { $0 }.first { !Self.isReplicaFault($0) } ?? errors.compactMap { $0 }.first
-            ?? ShardCallError(.unavailable, code: "shard_unavailable", "no replica of shard '\(name)' answered")
+            ?? ShardCallError(.unavailable, .shardUnavailable, "no replica of shard '\(name)' answered")
     }
 
     private func failover<T: Sendable>(_ order: [Replica], _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> T {
@@ -227,7 +227,7 @@ public final class ReplicatedShard: ReplicaSet {
                 failures.append("\(replica.address): \(error.message)")
             }
         }
-        throw ShardCallError(.unavailable, code: "shard_unavailable",
+        throw ShardCallError(.unavailable, .shardUnavailable,
                              "no replica of shard '\(name)' answered (\(failures.joined(separator: "; ")))")
     }
 
@@ -261,7 +261,7 @@ public final class ReplicatedShard: ReplicaSet {
         // The caller's fault only if no replica accepted the write (a bad request fails on all).
         if !anyApplied, let callerFault = failed.first(where: { !Self.isReplicaFault($0.error) }) { throw callerFault.error }
         guard results.count >= quorum else {
-            throw ShardCallError(.unavailable, code: "write_quorum_failed",
+            throw ShardCallError(.unavailable, .writeQuorumFailed,
                                  "shard '\(name)': \(results.count) of \(replicas.count) replicas acknowledged, \(quorum) required; failed: "
                                  + failed.map { "\($0.address) (\($0.error.message))" }.sorted().joined(separator: "; "))
         }
@@ -321,7 +321,7 @@ public final class ReplicatedShard: ReplicaSet {
                 failures.append("\(replica.address): \(error.message)")
             }
         }
-        throw ShardCallError(.unavailable, code: "shard_unavailable", "no replica of shard '\(name)' could be scanned (\(failures.joined(separator: "; ")))")
+        throw ShardCallError(.unavailable, .shardUnavailable, "no replica of shard '\(name)' could be scanned (\(failures.joined(separator: "; ")))")
     }
 
     public func flush(_ collection: String) async throws { _ = try await write { try await $0.flush(collection) } }

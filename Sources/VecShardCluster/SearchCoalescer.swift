@@ -115,7 +115,7 @@ final class SearchCoalescer: Sendable {
         do {
             let response = try await RequestDeadline.$current.withValue(deadline) { try await send(combined) }
             guard response.count == combined.queries.count else {
-                throw ShardCallError(.internalError, code: "bad_response",
+                throw ShardCallError(.internalError, .badResponse,
                                      "shard answered \(response.count) result lists for \(combined.queries.count) queries")
             }
             var offset = 0

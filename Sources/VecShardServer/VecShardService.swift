@@ -313,7 +313,7 @@ final class ClusterHandle: Sendable {
     /// A client for a shard a new topology adds (router role: gRPC to its first replica).
     func makeShardClient(_ shard: ShardDescriptor) throws -> any ShardClient {
         guard let connect = connect.withLock({ $0 }) else {
-            throw ShardCallError(.invalidArgument, code: "invalid_topology",
+            throw ShardCallError(.invalidArgument, .invalidTopology,
                                  "standalone mode has a fixed set of in-process shards; shard '\(shard.name)' cannot be added (run --role router with shard processes)")
         }
         return try connect(shard)

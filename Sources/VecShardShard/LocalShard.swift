@@ -22,7 +22,7 @@ public final class LocalShard: ShardClient {
             if let existing = try? storage.collection(schema.name) {
                 // PUT is idempotent: the same schema again is not an error, another one is.
                 guard existing.schema == schema else {
-                    throw ShardCallError(.alreadyExists, code: "collection_already_exists",
+                    throw ShardCallError(.alreadyExists, .collectionAlreadyExists,
                                          "collection '\(schema.name)' exists with another schema (dimension \(existing.schema.dimension), metric \(existing.schema.metric.rawValue), index \(existing.schema.index.kind.rawValue))")
                 }
                 return existing.describe().info

@@ -30,11 +30,9 @@ public final class RepairableShard: ShardClient {
     private let settleDelay: Duration
 
     private struct Tracking {
-        var state: ReplicaState
-        /// Ids written (upserted or deleted) per collection since tracking began; nil when serving.
-        var dirty: [String: Set<String>]?
-        /// Collections created since tracking began.
-        var created: Set<String> = []
+        /// The decisions (states, dirty ids): `ReplicaSyncState`.
+        var sync: ReplicaSyncState
+        /// The copy in progress, which later Sync calls join.
         var running: Task<SyncOutcome, any Error>?
     }
     private let tracking: Mutex<Tracking>
@@ -45,15 +43,15 @@ public final class RepairableShard: ShardClient {
         self.inner = inner
         self.connect = connect
         self.settleDelay = settleDelay
-        tracking = Mutex(Tracking(state: awaitSync ? .awaitingSync : .serving, dirty: awaitSync ? [:] : nil))
+        tracking = Mutex(Tracking(sync: ReplicaSyncState(awaitingSync: awaitSync)))
     }
 
-    public var replicaState: ReplicaState { tracking.withLock { $0.state } }
+    public var replicaState: ReplicaState { tracking.withLock { $0.sync.state } }
 
     private func requireServing() throws {
         let state = replicaState
         guard state == .serving else {
-            throw ShardCallError(.unavailable, code: "replica_catching_up",
+            throw ShardCallError(.unavailable, .replicaCatchingUp,
                                  "replica of shard '\(name)' is \(state.rawValue): it takes writes but answers no reads until it is synchronised with a peer")
         }
     }
@@ -63,13 +61,10 @@ public final class RepairableShard: ShardClient {
     /// the write orders it against the sync's own writes: either the sync's copy lands first and
     /// this write overwrites it, or this write lands first and the sync sees the ids dirty.
     private func write<R: Sendable>(_ collection: String, _ ids: [String], _ body: () async throws -> R) async throws -> R {
-        guard tracking.withLock({ $0.dirty != nil }) else { return try await body() }
+        guard tracking.withLock({ $0.sync.isTracking }) else { return try await body() }
         return try await gate.run {
             let result = try await body()
-            tracking.withLock { t in
-                guard t.dirty != nil else { return }
-                t.dirty![collection, default: []].formUnion(ids)
-            }
+            tracking.withLock { $0.sync.wrote(collection: collection, ids: ids) }
             return result
         }
     }
@@ -77,7 +72,7 @@ public final class RepairableShard: ShardClient {
     // MARK: ShardClient
 
     public func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo {
-        tracking.withLock { t in if t.dirty != nil { t.created.insert(schema.name) } }
+        tracking.withLock { $0.sync.createdCollection(schema.name) }
         return try await inner.createCollection(schema)
     }
 
@@ -132,14 +127,8 @@ public final class RepairableShard: ShardClient {
     public func sync(_ request: ReplicaSync) async throws -> SyncOutcome {
         let task: Task<SyncOutcome, any Error>? = tracking.withLock { t in
             if let running = t.running { return running }
-            if t.state == .serving && !request.force { return nil }
-            if t.dirty == nil {
-                t.dirty = [:]
-                t.created = []
-            }
-            let wasServing = t.state == .serving
-            t.state = .syncing
-            let running = Task { try await self.run(peers: request.peers, settle: wasServing, wasServing: wasServing) }
+            guard case let .start(settle, wasServing) = t.sync.syncRequested(force: request.force) else { return nil }
+            let running = Task { try await self.run(peers: request.peers, settle: settle, wasServing: wasServing) }
             t.running = running
             return running
         }
@@ -164,31 +153,22 @@ public final class RepairableShard: ShardClient {
                     }
                 }
                 guard done else {
-                    throw ShardCallError(.unavailable, code: "sync_failed",
+                    throw ShardCallError(.unavailable, .syncFailed,
                                          "no peer of shard '\(name)' could be copied: \(failures.joined(separator: "; "))")
                 }
             }
             tracking.withLock { t in
-                t.state = .serving
-                t.dirty = nil
-                t.created = []
+                t.sync.syncFinished(succeeded: true, wasServing: wasServing)
                 t.running = nil
             }
             response.replicaState = .serving
             return response
         } catch {
+            // A forced sync of a serving replica that failed (its peer went away) serves again
+            // as it was rather than leaving the shard with one reader less; the router still
+            // knows it missed writes and asks again. Otherwise back to waiting, still tracking.
             tracking.withLock { t in
-                if wasServing {
-                    // A forced sync of a serving replica failed (its peer went away): it serves
-                    // again as it was rather than leaving the shard with one reader less; the
-                    // router still knows it missed writes and asks again.
-                    t.state = .serving
-                    t.dirty = nil
-                    t.created = []
-                } else {
-                    // Back to waiting (still tracking writes): the next Sync starts over.
-                    t.state = .awaitingSync
-                }
+                t.sync.syncFinished(succeeded: false, wasServing: wasServing)
                 t.running = nil
             }
             throw storageShardError(error)
@@ -203,7 +183,7 @@ public final class RepairableShard: ShardClient {
         let peerNames = Set(peerCollections.map(\.name))
         // Collections the peer no longer has (dropped while this replica was away).
         for schema in storage.listCollections() where !peerNames.contains(schema.name) {
-            let createdHere = tracking.withLock { $0.created.contains(schema.name) }
+            let createdHere = tracking.withLock { $0.sync.created.contains(schema.name) }
             if !createdHere { _ = try await inner.dropCollection(schema.name) }
         }
         for info in peerCollections {
@@ -228,7 +208,7 @@ public final class RepairableShard: ShardClient {
                 seen.withLock { s in for p in batch { s.insert(p.id) } }
                 guard !differing.isEmpty else { return }
                 try await self.gate.run {
-                    let dirty = self.tracking.withLock { $0.dirty?[name] ?? [] }
+                    let dirty = self.tracking.withLock { $0.sync.dirtyIDs(in: name) }
                     let clean = differing.filter { !dirty.contains($0.id) }
                     if !clean.isEmpty { _ = try await collection.upsert(clean) }
                     copied.wrappingAdd(UInt64(clean.count), ordering: .relaxed)
@@ -241,7 +221,7 @@ public final class RepairableShard: ShardClient {
                 try Task.checkCancellation()
                 let chunk = Array(extra[start..<min(extra.count, start + 1000)])
                 try await gate.run {
-                    let dirty = self.tracking.withLock { $0.dirty?[name] ?? [] }
+                    let dirty = self.tracking.withLock { $0.sync.dirtyIDs(in: name) }
                     let clean = chunk.filter { !dirty.contains($0) }
                     if !clean.isEmpty { _ = try await collection.delete(ids: clean) }
                     deleted += clean.count

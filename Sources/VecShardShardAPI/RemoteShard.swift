@@ -42,7 +42,7 @@ public final class RemoteShard: ShardClient {
     /// A response whose values do not convert (a newer shard's unknown metric, say).
     private func decoded<T>(_ body: () throws(SchemaError) -> T) throws -> T {
         do { return try body() } catch {
-            throw ShardCallError(.internalError, code: "bad_response", "shard '\(name)' at \(peer) answered a value this router cannot read: \(error)")
+            throw ShardCallError(.internalError, .badResponse, "shard '\(name)' at \(peer) answered a value this router cannot read: \(error)")
         }
     }
 

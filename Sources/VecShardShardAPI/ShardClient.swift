@@ -80,6 +80,6 @@ public func shardError(_ error: any Error) -> ShardCallError {
     case let e as ShardCallError: return e
     case let e as SchemaError: return ShardCallError(e)
     case let e as GRPCError: return ShardCallError(e)
-    default: return ShardCallError(.internalError, code: "internal", "internal error: \(error)")
+    default: return ShardCallError(.internalError, .internalError, "internal error: \(error)")
     }
 }

@@ -28,7 +28,7 @@ extension DataRoutes {
             if let spec = body.index {
                 // Every index knob is range-checked here, before it is narrowed for the shard protocol.
                 do { try spec.validate(dimension: min(max(body.dimension, 1), maxDimension)) } catch {
-                    throw ShardCallError(.invalidArgument, code: "invalid_schema", "index: \(error)")
+                    throw ShardCallError(.invalidArgument, .invalidSchema, "index: \(error)")
                 }
             }
             let schema: CollectionSchema
@@ -52,7 +52,7 @@ extension DataRoutes {
             let cluster = try handle.current
             let name = request.pathParameters["name"]!
             guard try await cluster.dropCollection(name) else {
-                throw ShardCallError(.notFound, code: "collection_not_found", "collection '\(name)' does not exist")
+                throw ShardCallError(.notFound, .collectionNotFound, "collection '\(name)' does not exist")
             }
             return .json(.ok, #"{"dropped":true}"#)
         }

@@ -31,7 +31,7 @@ extension DataRoutes {
             let cluster = try handle.current
             let name = request.pathParameters["name"]!, id = request.pathParameters["id"]!
             guard let point = try await cluster.get(collection: name, id: id) else {
-                throw ShardCallError(.notFound, code: "point_not_found", "no point with id '\(id)' in collection '\(name)'")
+                throw ShardCallError(.notFound, .pointNotFound, "no point with id '\(id)' in collection '\(name)'")
             }
             var w = JSONWriter()
             w.point(point)

@@ -1,0 +1,48 @@
+import VecShardSchema
+
+/// The codes the router and the shard service raise themselves: stable snake_case strings, on the
+/// wire (`[code] message` in grpc-message) and in the REST error object. Errors of lower layers
+/// bring their own codes (`SchemaError.code`, `StorageError.code`); a code received from a shard
+/// is kept as it came.
+public enum ShardErrorCode: String, Sendable, CaseIterable {
+    /// A shard answered something the router cannot use.
+    case badResponse = "bad_response"
+    /// The request was cancelled before a write was sent; nothing was written.
+    case cancelled
+    /// The collection exists with another schema.
+    case collectionAlreadyExists = "collection_already_exists"
+    /// No collection of that name.
+    case collectionNotFound = "collection_not_found"
+    /// The request's deadline passed before a write was sent; nothing was written.
+    case deadlineExceeded = "deadline_exceeded"
+    /// A bug: an error of unknown type.
+    case internalError = "internal"
+    /// A schema knob is out of range.
+    case invalidSchema = "invalid_schema"
+    /// A proposed topology breaks a rule (names, groups, routing).
+    case invalidTopology = "invalid_topology"
+    /// A request breaks a documented limit.
+    case limitExceeded = "limit_exceeded"
+    /// No point with that id.
+    case pointNotFound = "point_not_found"
+    /// A topology change would move stored points (rebalancing is not done yet).
+    case rebalancingRequired = "rebalancing_required"
+    /// A replica that is syncing (or waiting to) refuses reads; it takes writes.
+    case replicaCatchingUp = "replica_catching_up"
+    /// No replica of one shard answered.
+    case shardUnavailable = "shard_unavailable"
+    /// Shards did not answer a search (without `allow_partial`), or a write was refused before it was sent.
+    case shardsUnavailable = "shards_unavailable"
+    /// No peer could be copied by a replica sync.
+    case syncFailed = "sync_failed"
+    /// The topology names a shard the router has no client for.
+    case unknownShard = "unknown_shard"
+    /// `If-Match` names another topology version than the current one.
+    case versionMismatch = "version_mismatch"
+    /// Fewer replicas acknowledged a write than its quorum.
+    case writeQuorumFailed = "write_quorum_failed"
+}
+
+extension ShardCallError {
+    public init(_ kind: ErrorKind, _ code: ShardErrorCode, _ message: String) { self.init(kind, code: code.rawValue, message) }
+}
