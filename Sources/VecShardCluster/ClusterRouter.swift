@@ -292,7 +292,7 @@ public final class ClusterRouter: Sendable {
             let exact = query.exact || schema.index.kind == .flat
             var shardQuery = query
             shardQuery.k = Placement.perShardK(k: k, exact: exact, oversample: oversample ?? defaultOversample, maxK: SearchLimits.maxK)
-            let pinned = routing?.shardKey.flatMap { key in query.filter[key] }.map { $0.values.map(Self.shardKeyText) }
+            let pinned = routing?.shardKey.flatMap { key in query.filter.requiredCondition(on: key) }.map { $0.values.map(Self.shardKeyText) }
             for group in table.groupsToSearch(collection: collection, pinnedValues: pinned) {
                 for shard in table.groups[group].shards {
                     shardQueries[shard.name, default: []].append((qi, shardQuery))

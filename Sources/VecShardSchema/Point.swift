@@ -67,9 +67,60 @@ public enum FilterCondition: Sendable, Hashable {
     }
 }
 
-/// A metadata filter: every field's condition must hold (AND). An empty filter admits
-/// every point. A point without the field does not match.
-public typealias MetadataFilter = [String: FilterCondition]
+/// A metadata filter: a tree of conditions on fields. Today's language is an AND of field
+/// conditions (`all`); boolean combinations (any, not) are further cases of this enum, evaluated
+/// where `all` is (storage's `MetadataPostings`), validated where it is (`Validation.swift`).
+/// A point without the field of a condition does not match it. `all([])` (also written `[:]`)
+/// admits every point.
+public indirect enum MetadataFilter: Sendable, Hashable, ExpressibleByDictionaryLiteral {
+    /// Every child holds.
+    case all([MetadataFilter])
+    /// The field's value meets the condition.
+    case field(String, FilterCondition)
+
+    /// An AND of one condition per field (in field-name order, so equal maps give equal filters).
+    public init(fields: [String: FilterCondition]) {
+        self = .all(fields.sorted { $0.key < $1.key }.map { .field($0.key, $0.value) })
+    }
+
+    public init(dictionaryLiteral elements: (String, FilterCondition)...) {
+        self.init(fields: Dictionary(elements, uniquingKeysWith: { _, last in last }))
+    }
+
+    /// True when the filter admits every point.
+    public var isEmpty: Bool {
+        switch self {
+        case let .all(children): return children.allSatisfy(\.isEmpty)
+        case .field: return false
+        }
+    }
+
+    /// The condition on `field` that every matching point must meet (a field condition at the
+    /// top level of the AND), for routing: a filter that pins the shard key reaches its group only.
+    public func requiredCondition(on field: String) -> FilterCondition? {
+        switch self {
+        case let .field(name, condition): return name == field ? condition : nil
+        case let .all(children): return children.lazy.compactMap { $0.requiredCondition(on: field) }.first
+        }
+    }
+
+    /// The filter as an AND of one condition per field (the shape the shard protocol carries),
+    /// or nil when it is not one (nested `all`s are flattened; a field twice is not one).
+    public var fieldConditions: [String: FilterCondition]? {
+        switch self {
+        case let .field(name, condition): return [name: condition]
+        case let .all(children):
+            var out: [String: FilterCondition] = [:]
+            for child in children {
+                guard let fields = child.fieldConditions else { return nil }
+                for (name, condition) in fields {
+                    guard out.updateValue(condition, forKey: name) == nil else { return nil }
+                }
+            }
+            return out
+        }
+    }
+}
 
 extension Metadata {
     /// Bytes of keys and values, as `PointLimits.maxMetadataBytes` counts them.

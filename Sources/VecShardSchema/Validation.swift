@@ -91,10 +91,13 @@ public enum PointValidation {
     }
 
     public static func check(filter: MetadataFilter) throws(SchemaError) {
-        for (field, condition) in filter {
+        switch filter {
+        case let .field(field, condition):
             for value in condition.values where !value.isFilterable {
                 throw SchemaError.invalidFilter("field '\(field)': \(value) is a float; filters take strings, ints and bools")
             }
+        case let .all(children):
+            for child in children { try check(filter: child) }
         }
     }
 }

@@ -31,9 +31,9 @@ extension FilterMessage {
     /// The filter as the schema states it: every field's values are an equality (one value) or an
     /// IN list (several), all fields ANDed.
     public var schemaFilter: MetadataFilter {
-        must.mapValues { values in
+        MetadataFilter(fields: must.mapValues { values in
             values.count == 1 ? .equals(MetadataValue(values[0])) : .oneOf(values.map(MetadataValue.init))
-        }
+        })
     }
 }
 

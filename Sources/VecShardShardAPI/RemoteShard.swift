@@ -74,7 +74,9 @@ public final class RemoteShard: ShardClient {
     }
 
     public func search(_ request: ShardSearch) async throws -> [[SearchHit]] {
-        let response: SearchResponse = try await call("Search", request.message)
+        let message: SearchRequest
+        do { message = try request.message() } catch { throw ShardCallError(error) }
+        let response: SearchResponse = try await call("Search", message)
         return response.hits
     }
 

@@ -56,16 +56,21 @@ extension ShardCallError {
     public var grpcError: GRPCError { GRPCError(kind.grpcStatus, "[\(code)] \(message)") }
 }
 
-extension Dictionary where Key == String, Value == FilterCondition {
-    /// The filter on the wire: every field's values (one: equality, several: IN).
-    public var message: FilterMessage? {
-        isEmpty ? nil : FilterMessage(must: mapValues { $0.values.map(\.message) })
+extension MetadataFilter {
+    /// The filter on the wire, which carries an AND of one condition per field (each: its values;
+    /// one is equality, several are IN). Filters of other shapes are refused before they are sent.
+    public func message() throws(SchemaError) -> FilterMessage? {
+        guard !isEmpty else { return nil }
+        guard let fields = fieldConditions else {
+            throw .invalidFilter("this filter cannot be sent to a shard: the shard protocol carries one condition per field, ANDed")
+        }
+        return FilterMessage(must: fields.mapValues { $0.values.map(\.message) })
     }
 }
 
 extension ShardQuery {
-    public var message: QueryMessage {
-        QueryMessage(vector: vector, filter: filter.message,
+    public func message() throws(SchemaError) -> QueryMessage {
+        QueryMessage(vector: vector, filter: try filter.message(),
                      params: SearchParamsMessage(k: UInt32(clamping: k), nprobe: UInt32(clamping: nprobe ?? 0), ef: UInt32(clamping: ef ?? 0),
                                                  refine: UInt32(clamping: refine ?? 0), exact: exact),
                      includeVector: includeVector, includeMetadata: includeMetadata)
@@ -73,7 +78,9 @@ extension ShardQuery {
 }
 
 extension ShardSearch {
-    public var message: SearchRequest { SearchRequest(collection: collection, queries: queries.map(\.message)) }
+    public func message() throws(SchemaError) -> SearchRequest {
+        SearchRequest(collection: collection, queries: try queries.map { q throws(SchemaError) in try q.message() })
+    }
 }
 
 extension SearchHit {

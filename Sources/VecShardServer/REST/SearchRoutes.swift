@@ -63,7 +63,7 @@ extension DataRoutes {
         for (name, condition) in body.filter ?? [:] where condition.values.isEmpty {
             throw LimitError(message: "field \(field)filter.\(name) is an empty list; an IN filter needs at least one value")
         }
-        let filter: MetadataFilter = (body.filter ?? [:]).mapValues { $0.values.count == 1 ? .equals($0.values[0]) : .oneOf($0.values) }
+        let filter = MetadataFilter(fields: (body.filter ?? [:]).mapValues { $0.values.count == 1 ? .equals($0.values[0]) : .oneOf($0.values) })
         return ShardQuery(vector: body.vector, filter: filter, k: k, nprobe: try positive(body.params?.nprobe, "nprobe"),
                           ef: try positive(body.params?.ef, "ef"), refine: try positive(body.params?.refine, "refine"),
                           exact: body.params?.exact ?? false, includeVector: body.includeVector ?? false,

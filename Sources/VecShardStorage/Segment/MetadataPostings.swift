@@ -42,25 +42,36 @@ struct MetadataPostings: Sendable, Equatable {
     /// Rows matching every condition, ascending; nil when the filter is empty (all rows).
     /// Only rows below `limit` are returned.
     func rows(matching filter: MetadataFilter, below limit: Int) -> [UInt32]? {
-        guard !filter.isEmpty else { return nil }
-        var perField: [[UInt32]] = []
-        for (field, condition) in filter {
-            let values = Set(condition.values)
-            let matching = values.compactMap { lists[field]?[$0]?.array }
-            let union = matching.count == 1 ? matching[0] : Self.union(matching)
-            if union.isEmpty { return [] }
-            perField.append(union)
-        }
-        perField.sort { $0.count < $1.count }
-        var result = perField[0]
-        for other in perField.dropFirst() {
-            result = Self.intersect(result, other)
-            if result.isEmpty { return [] }
-        }
+        guard var result = evaluate(filter) else { return nil }
         if let last = result.last, Int(last) >= limit {
             result = Array(result.prefix { Int($0) < limit })
         }
         return result
+    }
+
+    /// Rows matching `filter`, ascending; nil for a filter that admits every row.
+    private func evaluate(_ filter: MetadataFilter) -> [UInt32]? {
+        switch filter {
+        case let .field(field, condition):
+            let matching = Set(condition.values).compactMap { lists[field]?[$0]?.array }
+            return matching.count == 1 ? matching[0] : Self.union(matching)
+        case let .all(children):
+            // Smallest first, so the intersections stay small; an empty one ends it.
+            var lists: [[UInt32]] = []
+            for child in children {
+                guard let rows = evaluate(child) else { continue }
+                if rows.isEmpty { return [] }
+                lists.append(rows)
+            }
+            guard !lists.isEmpty else { return nil }
+            lists.sort { $0.count < $1.count }
+            var result = lists[0]
+            for other in lists.dropFirst() {
+                result = Self.intersect(result, other)
+                if result.isEmpty { return [] }
+            }
+            return result
+        }
     }
 
     static func union(_ lists: [[UInt32]]) -> [UInt32] {

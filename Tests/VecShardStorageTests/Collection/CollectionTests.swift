@@ -43,6 +43,10 @@ struct CollectionTests {
             (["rare": .equals(.bool(true))], { $0["rare"] == .bool(true) }),
             (["category": .oneOf([.string("music"), .string("games")]), "year": .equals(.int(2002))],
              { ($0["category"] == .string("music") || $0["category"] == .string("games")) && $0["year"] == .int(2002) }),
+            // The filter is a tree: nested ANDs, and an AND of nothing (every point).
+            (.all([.all([.field("category", .equals(.string("books")))]), .field("year", .oneOf([.int(2001), .int(2002)]))]),
+             { $0["category"] == .string("books") && ($0["year"] == .int(2001) || $0["year"] == .int(2002)) }),
+            (.all([.all([])]), { _ in true }),
         ]
         for q in 0..<4 {
             let query = src.vector()
