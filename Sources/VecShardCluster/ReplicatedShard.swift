@@ -122,18 +122,23 @@ public final class ReplicatedShard: ReplicaSet {
     /// Replicas in the order a read should try them: not suspected first, then by expected cost,
     /// (requests in flight + 1) x smoothed latency: the least loaded, unless it is much slower
     /// (a replica 25 times slower is chosen only when the other has 25 requests in flight).
-    /// Replicas without a latency yet come first, so that they get measured.
+    /// Replicas without a latency yet come first, so that they get measured (among them, the one
+    /// with the fewest requests in flight).
     private func readOrder() -> [Replica] {
         let now = ContinuousClock.now
         let (readable, suspected) = health.withLock { h in (h.readable(), Set(h.suspected(at: now))) }
-        return readable.map { replicas[$0] }.enumerated().map { (offset: $0.offset, replica: $0.element,
-                                                                         suspected: suspected.contains($0.element.index),
-                                                                         cost: Double($0.element.outstanding.load(ordering: .relaxed) + 1)
-                                                                             * $0.element.expectedLatency(now: now)) }
-            .sorted { a, b in
-                if a.suspected != b.suspected { return !a.suspected }
-                return a.cost != b.cost ? a.cost < b.cost : a.offset < b.offset
-            }.map(\.replica)
+        return readable.map { replicas[$0] }.enumerated().map { entry in
+            let outstanding = entry.element.outstanding.load(ordering: .relaxed)
+            return (offset: entry.offset, replica: entry.element, suspected: suspected.contains(entry.element.index), outstanding: outstanding,
+                    cost: Double(outstanding + 1) * entry.element.expectedLatency(now: now))
+        }
+        .sorted { a, b in
+            if a.suspected != b.suspected { return !a.suspected }
+            if a.cost != b.cost { return a.cost < b.cost }
+            // Equal cost (no latency measured yet): the fewest requests in flight, so that a
+            // cold start spreads reads over the replicas instead of sending all to the first.
+            return a.outstanding != b.outstanding ? a.outstanding < b.outstanding : a.offset < b.offset
+        }.map(\.replica)
     }
 
     var hedgeDelay: Duration {

@@ -27,7 +27,8 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws(FileSystemError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        var fd: Int32
+        repeat { fd = open(path, O_RDONLY | O_CLOEXEC) } while fd < 0 && errno == EINTR
         guard fd >= 0 else { throw FileSystemError(path: path, operation: "open", errno: errno) }
         defer { close(fd) }
         var st = stat()

@@ -47,8 +47,10 @@ extension IndexSpec {
             throw .invalidSchema("index type '\(m.type)' is unknown; use flat, ivf_flat, ivf_pq or hnsw")
         }
         self.init(kind: kind)
-        if m.nlist > 0 { nlist = Int(m.nlist) }
-        if m.pqM > 0 { pqM = Int(m.pqM) }
+        // Knobs of other index types are dropped (an HNSW schema never keeps a pq_m), so what a
+        // shard stores is what it describes, whichever way the collection was created.
+        if m.nlist > 0 && (kind == .ivfFlat || kind == .ivfPQ) { nlist = Int(m.nlist) }
+        if m.pqM > 0 && kind == .ivfPQ { pqM = Int(m.pqM) }
         if m.m > 0 { self.m = Int(m.m) }
         if m.efConstruction > 0 { efConstruction = Int(m.efConstruction) }
         if m.nprobe > 0 { nprobe = Int(m.nprobe) }
@@ -131,13 +133,23 @@ extension CollectionInfo {
 }
 
 extension ShardStats {
-    public init(message m: StatsResponse) throws(SchemaError) {
+    /// A collection whose description this build cannot read (a newer shard's metric or index
+    /// type) is listed as refused, `unreadable_schema`, instead of failing the whole answer: the
+    /// shard stays healthy to the router and its other collections keep serving.
+    public init(message m: StatsResponse) {
         self.init(shardID: m.shardID)
-        collections = try m.collections.map { c throws(SchemaError) in try CollectionInfo(message: c) }
-        refusedCollections = m.refusedCollections.map { RefusedCollection(name: $0.name, code: $0.errorCode, message: $0.errorMessage) }
+        for c in m.collections {
+            do { collections.append(try CollectionInfo(message: c)) } catch {
+                refusedCollections.append(RefusedCollection(name: c.name, code: "unreadable_schema",
+                                                            message: "this router cannot read the collection's schema: \(error)"))
+            }
+        }
+        refusedCollections += m.refusedCollections.map { RefusedCollection(name: $0.name, code: $0.errorCode, message: $0.errorMessage) }
         memoryBytes = m.memoryBytes
         diskBytes = m.diskBytes
-        replicaState = ReplicaState(rawValue: m.replicaState) ?? .serving
+        // "" from a shard that predates replica repair: serving. A state this build does not know
+        // is treated as not serving reads (and not as a request for a sync).
+        replicaState = m.replicaState.isEmpty ? .serving : ReplicaState(rawValue: m.replicaState) ?? .syncing
     }
 }
 

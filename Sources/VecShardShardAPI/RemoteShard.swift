@@ -82,7 +82,7 @@ public final class RemoteShard: ShardClient {
 
     public func stats() async throws -> ShardStats {
         let response: StatsResponse = try await call("Stats", StatsRequest())
-        return try decoded { () throws(SchemaError) in try ShardStats(message: response) }
+        return ShardStats(message: response)
     }
 
     public func scan(_ request: ShardScan, _ body: @Sendable ([Point]) async throws -> Void) async throws {

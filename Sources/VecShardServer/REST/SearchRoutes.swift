@@ -60,12 +60,14 @@ extension DataRoutes {
         if let o = body.params?.oversample, !(1...APILimits.maxOversample).contains(o) {
             throw LimitError(message: "field \(field)params.oversample is \(o); it must be between 1 and \(APILimits.maxOversample)")
         }
+        // In the order the fields were always checked: knobs, then the filter.
+        let nprobe = try positive(body.params?.nprobe, "nprobe"), ef = try positive(body.params?.ef, "ef")
+        let refine = try positive(body.params?.refine, "refine")
         for (name, condition) in body.filter ?? [:] where condition.values.isEmpty {
             throw LimitError(message: "field \(field)filter.\(name) is an empty list; an IN filter needs at least one value")
         }
         let filter = MetadataFilter(fields: (body.filter ?? [:]).mapValues { $0.values.count == 1 ? .equals($0.values[0]) : .oneOf($0.values) })
-        return ShardQuery(vector: body.vector, filter: filter, k: k, nprobe: try positive(body.params?.nprobe, "nprobe"),
-                          ef: try positive(body.params?.ef, "ef"), refine: try positive(body.params?.refine, "refine"),
+        return ShardQuery(vector: body.vector, filter: filter, k: k, nprobe: nprobe, ef: ef, refine: refine,
                           exact: body.params?.exact ?? false, includeVector: body.includeVector ?? false,
                           includeMetadata: body.includeMetadata ?? true)
     }
