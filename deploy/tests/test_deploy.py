@@ -7,6 +7,9 @@ PodIdentity rule, and the dev overlay's own container arguments start a working 
 shards on this machine (127.0.0.1 only).
 
 The binary comes from $VECSHARD_BIN (make check-deploy sets it), else .build/debug/vecshard.
+
+Over 500 lines on purpose: one file so that the overlays are rendered once (the cached helpers) and
+every check of a manifest against the code shares them.
 """
 
 from __future__ import annotations
