@@ -178,9 +178,13 @@ public final class RepairableShard: ShardClient {
     /// Makes every collection here equal to `peer`'s, leaving dirty ids alone.
     private func copy(from peer: any ShardClient) async throws -> SyncOutcome {
         var response = SyncOutcome(replicaState: .syncing)
-        let peerCollections = try await peer.stats().collections
+        let peerStats = try await peer.stats()
+        let peerCollections = peerStats.collections
         let storage = inner.storage
-        let peerNames = Set(peerCollections.map(\.name))
+        // A collection the peer lists as refused (its log is damaged there, or this build cannot
+        // read its schema) still exists on the peer: it is neither dropped here nor copied, so a
+        // replica never loses its healthy copy to a peer's damaged one.
+        let peerNames = Set(peerCollections.map(\.name)).union(peerStats.refusedCollections.map(\.name))
         // Collections the peer no longer has (dropped while this replica was away).
         for schema in storage.listCollections() where !peerNames.contains(schema.name) {
             let createdHere = tracking.withLock { $0.sync.created.contains(schema.name) }
