@@ -167,7 +167,8 @@ let package = Package(
         .testTarget(name: "VecShardRoutingTests", dependencies: ["VecShardRouting"]),
         .testTarget(name: "VecShardClusterTests", dependencies: ["VecShardCluster", "VecShardShard", "VecShardShardAPI", "VecShardSchema", "VecShardStorage",
                                                                "VecShardProto", "VecShardRouting", "VecShardTesting", "VecShardPrimitives"]),
-        .testTarget(name: "VecShardShardTests", dependencies: ["VecShardShard", "VecShardShardAPI", "VecShardSchema", "VecShardStorage", "VecShardEngine"]),
+        .testTarget(name: "VecShardShardTests", dependencies: ["VecShardShard", "VecShardShardAPI", "VecShardSchema", "VecShardStorage", "VecShardEngine",
+                                                            "VecShardTesting"]),
         .testTarget(name: "VecShardProtoTests", dependencies: ["VecShardProto", "VecShardPrimitives"], exclude: ["Interop"]),
         .testTarget(name: "VecShardRPCTests", dependencies: [
             "VecShardRPC", "VecShardHTTP", "VecShardProto", "VecShardCluster", "VecShardShard", "VecShardShardAPI", "VecShardSchema",

@@ -54,7 +54,7 @@ public struct ReplicaHealth: Sendable {
     public let writeQuorum: Int
     public let suspicion: Duration
 
-    /// `writeQuorum` nil: every replica must acknowledge a write.
+    /// `writeQuorum`: replicas that must acknowledge a write (nil: all of them).
     public init(count: Int, writeQuorum: Int?, suspicion: Duration) {
         replicas = Array(repeating: Replica(), count: count)
         self.writeQuorum = min(writeQuorum ?? count, count)

@@ -90,6 +90,8 @@ public final class ReplicatedShard: ReplicaSet {
     /// slow (saturated, not one bad replica) hedging does not pile duplicate work on it.
     private let hedgeBudget = Mutex(HedgeBudget())
     let coalescer: SearchCoalescer?
+    /// Replicas that must acknowledge a write (`policy.writeQuorum`, at most the replica count).
+    let writeQuorum: Int
     /// Suspicion, read eligibility and sync state of the replicas: decisions only; this class
     /// does the calls and reports their outcomes to it.
     let health: Mutex<ReplicaHealth>
@@ -99,7 +101,8 @@ public final class ReplicatedShard: ReplicaSet {
         self.name = name
         self.policy = policy
         self.replicas = replicas.enumerated().map { Replica(index: $0.offset, client: $0.element.client, address: $0.element.address) }
-        health = Mutex(ReplicaHealth(count: replicas.count, writeQuorum: policy.writeQuorum, suspicion: policy.suspicionSeconds))
+        writeQuorum = min(policy.writeQuorum ?? replicas.count, replicas.count)
+        health = Mutex(ReplicaHealth(count: replicas.count, writeQuorum: writeQuorum, suspicion: policy.suspicionSeconds))
         coalescer = policy.maxSearchesInFlight.map { SearchCoalescer(maxInFlight: max(1, $0)) }
     }
 
@@ -112,7 +115,7 @@ public final class ReplicatedShard: ReplicaSet {
     public var writeBlocker: String? {
         let now = ContinuousClock.now
         guard let (live, down) = health.withLock({ $0.writeBlocked(at: now) }) else { return nil }
-        return "shard '\(name)' has \(live) live replicas, its write quorum is \(health.withLock { $0.writeQuorum }) (down: \(down.map { replicas[$0].address }.joined(separator: ", ")))"
+        return "shard '\(name)' has \(live) live replicas, its write quorum is \(writeQuorum) (down: \(down.map { replicas[$0].address }.joined(separator: ", ")))"
     }
 
     // MARK: reads
@@ -245,7 +248,7 @@ public final class ReplicatedShard: ReplicaSet {
     }
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> WriteOutcome<T> {
-        let quorum = min(policy.writeQuorum ?? replicas.count, replicas.count)
+        let quorum = writeQuorum
         let (values, errors) = await fanOut(replicas) { try await self.attempt($0, body) }
         var results: [T] = []
         var failed: [(address: String, error: ShardCallError)] = []

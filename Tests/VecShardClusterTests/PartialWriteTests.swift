@@ -8,28 +8,17 @@ import VecShardStorage
 @testable import VecShardCluster
 import VecShardShard
 import VecShardShardAPI
+import VecShardTesting
 
 /// A shard that refuses every write, as one whose replicas are down does.
-private struct RefusingShard: ShardClient {
-    let inner: LocalShard
-    var name: String { inner.name }
-    func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo { try await inner.createCollection(schema) }
-    func dropCollection(_ name: String) async throws -> Bool { try await inner.dropCollection(name) }
-    func describeCollection(_ name: String) async throws -> CollectionInfo { try await inner.describeCollection(name) }
+private struct RefusingShard: ForwardingShardClient {
+    let inner: any ShardClient
     func upsert(collection: String, points: [Point]) async throws -> WriteResult {
         throw ShardCallError(.unavailable, code: "write_quorum_failed", "no replica of shard '\(name)' answered")
     }
     func delete(collection: String, ids: [String]) async throws -> WriteResult {
         throw ShardCallError(.unavailable, code: "write_quorum_failed", "no replica of shard '\(name)' answered")
     }
-    func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point] {
-        try await inner.get(collection: collection, ids: ids, includeVector: includeVector)
-    }
-    func search(_ request: ShardSearch) async throws -> [[SearchHit]] { try await inner.search(request) }
-    func stats() async throws -> ShardStats { try await inner.stats() }
-    func scan(_ request: ShardScan, _ body: @Sendable ([Point]) async throws -> Void) async throws { try await inner.scan(request, body) }
-    func flush(_ collection: String) async throws { try await inner.flush(collection) }
-    func compact(_ collection: String) async throws { try await inner.compact(collection) }
 }
 
 @Suite struct PartialWriteTests {

@@ -5,29 +5,17 @@ import VecShardSchema
 import VecShardShard
 import VecShardShardAPI
 import VecShardStorage
+import VecShardTesting
 
-/// A peer for a sync: a real shard whose stats also list collections it refuses.
-private struct PeerWithRefusedCollection: ShardClient {
-    let inner: LocalShard
+/// A peer for a sync: a real shard whose stats also list a collection it refuses.
+private struct PeerWithRefusedCollection: ForwardingShardClient {
+    let inner: any ShardClient
     let refused: String
-    var name: String { inner.name }
-    func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo { try await inner.createCollection(schema) }
-    func dropCollection(_ name: String) async throws -> Bool { try await inner.dropCollection(name) }
-    func describeCollection(_ name: String) async throws -> CollectionInfo { try await inner.describeCollection(name) }
-    func upsert(collection: String, points: [Point]) async throws -> WriteResult { try await inner.upsert(collection: collection, points: points) }
-    func delete(collection: String, ids: [String]) async throws -> WriteResult { try await inner.delete(collection: collection, ids: ids) }
-    func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point] {
-        try await inner.get(collection: collection, ids: ids, includeVector: includeVector)
-    }
-    func search(_ request: ShardSearch) async throws -> [[SearchHit]] { try await inner.search(request) }
     func stats() async throws -> ShardStats {
         var stats = try await inner.stats()
         stats.refusedCollections.append(RefusedCollection(name: refused, code: "data_loss", message: "the peer's log is damaged"))
         return stats
     }
-    func scan(_ request: ShardScan, _ body: @Sendable ([Point]) async throws -> Void) async throws { try await inner.scan(request, body) }
-    func flush(_ collection: String) async throws { try await inner.flush(collection) }
-    func compact(_ collection: String) async throws { try await inner.compact(collection) }
 }
 
 @Suite struct RepairableShardTests {
