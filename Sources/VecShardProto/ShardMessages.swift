@@ -279,6 +279,12 @@ public struct CollectionInfoMessage: ProtoMessage, Equatable {
     public var quarantinedPoints: UInt64 = 0
     /// The last write found the disk full: read-only until there is room.
     public var diskFull = false
+    /// Versions (docs/ARCHITECTURE.md): the highest applied, the checksum of the live
+    /// (id, version) pairs, tombstones kept and the highest version dropped.
+    public var version: UInt64 = 0
+    public var checksum: UInt64 = 0
+    public var tombstones: UInt64 = 0
+    public var tombstoneFloor: UInt64 = 0
 
     public init() {}
 
@@ -303,6 +309,10 @@ public struct CollectionInfoMessage: ProtoMessage, Equatable {
             case 16: failedCompactions = try reader.readUInt64(type)
             case 17: quarantinedPoints = try reader.readUInt64(type)
             case 18: diskFull = try reader.readBool(type)
+            case 19: version = try reader.readUInt64(type)
+            case 20: checksum = try reader.readFixed64(type)
+            case 21: tombstones = try reader.readUInt64(type)
+            case 22: tombstoneFloor = try reader.readUInt64(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -327,16 +337,23 @@ public struct CollectionInfoMessage: ProtoMessage, Equatable {
         writer.writeUInt64(16, failedCompactions)
         writer.writeUInt64(17, quarantinedPoints)
         writer.writeBool(18, diskFull)
+        writer.writeUInt64(19, version)
+        writer.writeFixed64(20, checksum)
+        writer.writeUInt64(21, tombstones)
+        writer.writeUInt64(22, tombstoneFloor)
     }
 }
 
 public struct UpsertRequest: ProtoMessage, Equatable {
     public var collection = ""
     public var points: [PointMessage] = []
+    /// The write's version (0: the shard stamps one).
+    public var version: UInt64 = 0
 
-    public init(collection: String = "", points: [PointMessage] = []) {
+    public init(collection: String = "", points: [PointMessage] = [], version: UInt64 = 0) {
         self.collection = collection
         self.points = points
+        self.version = version
     }
 
     public init(from reader: inout ProtoReader) throws {
@@ -346,6 +363,7 @@ public struct UpsertRequest: ProtoMessage, Equatable {
             case 2:
                 try reader.checkRepeated(points.count + 1)
                 points.append(try reader.readMessage(type))
+            case 3: version = try reader.readUInt64(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -354,6 +372,7 @@ public struct UpsertRequest: ProtoMessage, Equatable {
     public func encode(to writer: inout ProtoWriter) {
         writer.writeString(1, collection)
         writer.writeRepeatedMessages(2, points)
+        writer.writeUInt64(3, version)
     }
 }
 
@@ -362,11 +381,15 @@ public struct IDsRequest: ProtoMessage, Equatable {
     public var collection = ""
     public var ids: [String] = []
     public var includeVector = false
+    /// Delete: the write's version (0: the shard stamps one). Field 3 in `DeleteRequest`,
+    /// which has no include_vector.
+    public var version: UInt64 = 0
 
-    public init(collection: String = "", ids: [String] = [], includeVector: Bool = false) {
+    public init(collection: String = "", ids: [String] = [], includeVector: Bool = false, version: UInt64 = 0) {
         self.collection = collection
         self.ids = ids
         self.includeVector = includeVector
+        self.version = version
     }
 
     public init(from reader: inout ProtoReader) throws {
@@ -377,6 +400,7 @@ public struct IDsRequest: ProtoMessage, Equatable {
                 try reader.checkRepeated(ids.count + 1)
                 ids.append(try reader.readString(type))
             case 3: includeVector = try reader.readBool(type)
+            case 4: version = try reader.readUInt64(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -386,6 +410,7 @@ public struct IDsRequest: ProtoMessage, Equatable {
         writer.writeString(1, collection)
         writer.writeRepeatedStrings(2, ids)
         writer.writeBool(3, includeVector)
+        writer.writeUInt64(4, version)
     }
 }
 
@@ -394,11 +419,14 @@ public struct WriteResponse: ProtoMessage, Equatable {
     public var applied: UInt32 = 0
     /// Replicas that did not acknowledge a write that still met its quorum.
     public var failedReplicas: [String] = []
+    /// The version the write carried.
+    public var version: UInt64 = 0
 
-    public init(lsn: UInt64 = 0, applied: UInt32 = 0, failedReplicas: [String] = []) {
+    public init(lsn: UInt64 = 0, applied: UInt32 = 0, failedReplicas: [String] = [], version: UInt64 = 0) {
         self.lsn = lsn
         self.applied = applied
         self.failedReplicas = failedReplicas
+        self.version = version
     }
 
     public init(from reader: inout ProtoReader) throws {
@@ -409,6 +437,7 @@ public struct WriteResponse: ProtoMessage, Equatable {
             case 3:
                 try reader.checkRepeated(failedReplicas.count + 1)
                 failedReplicas.append(try reader.readString(type))
+            case 4: version = try reader.readUInt64(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -418,6 +447,7 @@ public struct WriteResponse: ProtoMessage, Equatable {
         writer.writeUInt64(1, lsn)
         writer.writeUInt32(2, applied)
         writer.writeRepeatedStrings(3, failedReplicas)
+        writer.writeUInt64(4, version)
     }
 }
 
@@ -439,6 +469,85 @@ public struct PointsResponse: ProtoMessage, Equatable {
     }
 
     public func encode(to writer: inout ProtoWriter) { writer.writeRepeatedMessages(1, points) }
+}
+
+/// `ChangesRequest`: one page of a collection's changes after a position in (version, id)
+/// order (catch-up by difference).
+public struct ChangesRequest: ProtoMessage, Equatable {
+    public var collection = ""
+    public var afterVersion: UInt64 = 0
+    /// The page holds the items whose (version, id) is above (afterVersion, afterID), ids
+    /// compared by their UTF-8 bytes; a first page has afterID "".
+    public var afterID = ""
+    /// Items per page (0 = 1000).
+    public var limit: UInt32 = 0
+
+    public init(collection: String = "", afterVersion: UInt64 = 0, afterID: String = "", limit: UInt32 = 0) {
+        (self.collection, self.afterVersion, self.afterID, self.limit) = (collection, afterVersion, afterID, limit)
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: collection = try reader.readString(type)
+            case 2: afterVersion = try reader.readUInt64(type)
+            case 3: afterID = try reader.readString(type)
+            case 4: limit = try reader.readUInt32(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, collection)
+        writer.writeUInt64(2, afterVersion)
+        writer.writeString(3, afterID)
+        writer.writeUInt32(4, limit)
+    }
+}
+
+/// `ChangesResponse`: points written after the position (with versions), ids deleted after it
+/// (with the versions of their deletes), in (version, id) order together, and whether more follow.
+public struct ChangesResponse: ProtoMessage, Equatable {
+    public var points: [PointMessage] = []
+    public var versions: [UInt64] = []
+    public var deletedIDs: [String] = []
+    public var deletedVersions: [UInt64] = []
+    public var more = false
+    /// Where the next page starts (the last item of this one).
+    public var nextVersion: UInt64 = 0
+    public var nextID = ""
+
+    public init() {}
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1:
+                try reader.checkRepeated(points.count + 1)
+                points.append(try reader.readMessage(type))
+            case 2: try reader.readVarints(type, into: &versions)
+            case 3:
+                try reader.checkRepeated(deletedIDs.count + 1)
+                deletedIDs.append(try reader.readString(type))
+            case 4: try reader.readVarints(type, into: &deletedVersions)
+            case 5: more = try reader.readBool(type)
+            case 6: nextVersion = try reader.readUInt64(type)
+            case 7: nextID = try reader.readString(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeRepeatedMessages(1, points)
+        writer.writePackedVarints(2, versions)
+        writer.writeRepeatedStrings(3, deletedIDs)
+        writer.writePackedVarints(4, deletedVersions)
+        writer.writeBool(5, more)
+        writer.writeUInt64(6, nextVersion)
+        writer.writeString(7, nextID)
+    }
 }
 
 public struct SearchParamsMessage: ProtoMessage, Equatable {
@@ -753,10 +862,16 @@ public typealias MaintainResponse = StatsRequest
 public struct SyncRequest: ProtoMessage, Equatable {
     public var peers: [String] = []
     public var force = false
+    /// Catch up on the changes after this version (with `hasAfterVersion`; else the replica
+    /// chooses from what it knows).
+    public var afterVersion: UInt64 = 0
+    public var hasAfterVersion = false
 
-    public init(peers: [String] = [], force: Bool = false) {
+    public init(peers: [String] = [], force: Bool = false, afterVersion: UInt64? = nil) {
         self.peers = peers
         self.force = force
+        self.afterVersion = afterVersion ?? 0
+        self.hasAfterVersion = afterVersion != nil
     }
 
     public init(from reader: inout ProtoReader) throws {
@@ -766,6 +881,8 @@ public struct SyncRequest: ProtoMessage, Equatable {
                 try reader.checkRepeated(peers.count + 1)
                 peers.append(try reader.readString(type))
             case 2: force = try reader.readBool(type)
+            case 3: afterVersion = try reader.readUInt64(type)
+            case 4: hasAfterVersion = try reader.readBool(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -774,6 +891,8 @@ public struct SyncRequest: ProtoMessage, Equatable {
     public func encode(to writer: inout ProtoWriter) {
         writer.writeRepeatedStrings(1, peers)
         writer.writeBool(2, force)
+        writer.writeUInt64(3, afterVersion)
+        writer.writeBool(4, hasAfterVersion)
     }
 }
 
@@ -783,13 +902,20 @@ public struct SyncResponse: ProtoMessage, Equatable {
     public var copied: UInt64 = 0
     public var deleted: UInt64 = 0
     public var collections: UInt32 = 0
+    /// `changes` (by difference after a version) or `full` (a whole comparison).
+    public var mode = ""
+    /// Points and deletes received from the peer.
+    public var transferred: UInt64 = 0
 
-    public init(replicaState: String = "", source: String = "", copied: UInt64 = 0, deleted: UInt64 = 0, collections: UInt32 = 0) {
+    public init(replicaState: String = "", source: String = "", copied: UInt64 = 0, deleted: UInt64 = 0, collections: UInt32 = 0,
+                mode: String = "", transferred: UInt64 = 0) {
         self.replicaState = replicaState
         self.source = source
         self.copied = copied
         self.deleted = deleted
         self.collections = collections
+        self.mode = mode
+        self.transferred = transferred
     }
 
     public init(from reader: inout ProtoReader) throws {
@@ -800,6 +926,8 @@ public struct SyncResponse: ProtoMessage, Equatable {
             case 3: copied = try reader.readUInt64(type)
             case 4: deleted = try reader.readUInt64(type)
             case 5: collections = try reader.readUInt32(type)
+            case 6: mode = try reader.readString(type)
+            case 7: transferred = try reader.readUInt64(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -811,5 +939,7 @@ public struct SyncResponse: ProtoMessage, Equatable {
         writer.writeUInt64(3, copied)
         writer.writeUInt64(4, deleted)
         writer.writeUInt32(5, collections)
+        writer.writeString(6, mode)
+        writer.writeUInt64(7, transferred)
     }
 }

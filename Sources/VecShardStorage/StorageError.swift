@@ -39,6 +39,12 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalid(SchemaError)
     /// The caller went away or its deadline passed (its task was cancelled); the work stopped.
     case cancelled
+    /// A versioned write whose version is not above what this replica holds for one of its
+    /// ids (a stamper's clock behind another's): nothing was written; stamp above `held` and retry.
+    case staleVersion(collection: String, id: String, offered: UInt64, held: UInt64)
+    /// Changes after `after` were asked for, but tombstones up to `floor` were dropped
+    /// (`--tombstone-retention-seconds`): a full comparison is needed instead.
+    case changesCompacted(collection: String, after: UInt64, floor: UInt64)
 
     /// How far an error reaches and who is at fault; the HTTP/gRPC layers map this to a status.
     public typealias Kind = ErrorKind
@@ -54,6 +60,7 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unavailable, .dataDirectoryLocked: return .unavailable
         case .walDamaged: return .dataLoss
         case .corrupt, .io, .engine: return .internalError
+        case .staleVersion, .changesCompacted: return .failedPrecondition
         }
     }
 
@@ -73,6 +80,8 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .io: return "io_error"
         case .engine: return "engine_error"
         case .cancelled: return "cancelled"
+        case .staleVersion: return "stale_version"
+        case .changesCompacted: return "changes_compacted"
         }
     }
 
@@ -96,6 +105,10 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .io(path, operation, errno): return "\(operation) \(path) failed (errno \(errno))"
         case let .engine(message): return "vector engine: \(message)"
         case .cancelled: return "the search was cancelled (the caller went away or its deadline passed)"
+        case let .staleVersion(collection, id, offered, held):
+            return "collection '\(collection)': point '\(id)' holds version \(held), the write offered \(offered); nothing was written (stamp above \(held) and retry)"
+        case let .changesCompacted(collection, after, floor):
+            return "collection '\(collection)': changes after version \(after) are not all known here (tombstones up to version \(floor) were dropped); compare in full instead"
         }
     }
 

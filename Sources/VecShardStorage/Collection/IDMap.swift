@@ -3,7 +3,8 @@ import Glibc
 #endif
 import VecShardPrimitives
 
-/// Point id → the row holding it: the collection's id map, updated for every point written.
+/// Point id → the row holding it and the version of the write that put it there: the
+/// collection's id map, updated for every point written.
 ///
 /// Open addressing with linear probing over a power-of-two table, at most 70% full. Each slot
 /// keeps its key's 64-bit hash, so a look-up compares strings only on a full hash match and
@@ -23,6 +24,7 @@ struct IDMap {
     private var hashes: [UInt64]
     private var keys: [String]
     private var values: [RowLocation]
+    private var versions: [UInt64]
     private(set) var count = 0
     private var mask: Int
 
@@ -35,6 +37,7 @@ struct IDMap {
         hashes = [UInt64](repeating: 0, count: slots)
         keys = [String](repeating: "", count: slots)
         values = [RowLocation](repeating: RowLocation(segment: 0, row: 0), count: slots)
+        versions = [UInt64](repeating: 0, count: slots)
         mask = slots - 1
     }
 
@@ -63,27 +66,36 @@ struct IDMap {
     }
 
     subscript(key: String) -> RowLocation? {
-        get { find(key, Self.hash(key)).map { values[$0] } }
-        set {
-            if let newValue {
-                updateValue(newValue, forKey: key)
-            } else {
-                removeValue(forKey: key)
-            }
-        }
+        find(key, Self.hash(key)).map { values[$0] }
     }
 
-    /// Sets `key`'s row; returns the row it had, if any.
+    /// The row and version of `key`, or nil.
+    func entry(_ key: String) -> (location: RowLocation, version: UInt64)? {
+        find(key, Self.hash(key)).map { (values[$0], versions[$0]) }
+    }
+
+    /// The version of `key`'s point, or nil when it has none.
+    func version(of key: String) -> UInt64? {
+        find(key, Self.hash(key)).map { versions[$0] }
+    }
+
+    /// Moves `key` to another row, keeping its version (compaction). No-op for a missing key.
+    mutating func relocate(_ key: String, to location: RowLocation) {
+        if let i = find(key, Self.hash(key)) { values[i] = location }
+    }
+
+    /// Sets `key`'s row and version; returns the row and version it had, if any.
     @discardableResult
-    mutating func updateValue(_ value: RowLocation, forKey key: String) -> RowLocation? {
+    mutating func updateValue(_ value: RowLocation, version: UInt64, forKey key: String) -> (location: RowLocation, version: UInt64)? {
         let h = Self.hash(key)
         var i = Int(truncatingIfNeeded: h) & mask
         while true {
             let stored = hashes[i]
             if stored == 0 { break }
             if stored == h && Self.sameBytes(keys[i], key) {
-                let old = values[i]
+                let old = (values[i], versions[i])
                 values[i] = value
+                versions[i] = version
                 return old
             }
             i = (i + 1) & mask
@@ -91,16 +103,17 @@ struct IDMap {
         hashes[i] = h
         keys[i] = key
         values[i] = value
+        versions[i] = version
         count += 1
         if count * 10 > hashes.count * 7 { grow() }
         return nil
     }
 
-    /// Removes `key`; returns the row it had, if any.
+    /// Removes `key`; returns the row and version it had, if any.
     @discardableResult
-    mutating func removeValue(forKey key: String) -> RowLocation? {
+    mutating func removeValue(forKey key: String) -> (location: RowLocation, version: UInt64)? {
         guard var hole = find(key, Self.hash(key)) else { return nil }
-        let old = values[hole]
+        let old = (values[hole], versions[hole])
         // Shift back every later entry of the same cluster whose home slot is not between the
         // hole and its own slot (cyclically), so no probe sequence crosses an empty slot early.
         var i = (hole + 1) & mask
@@ -112,6 +125,7 @@ struct IDMap {
                 hashes[hole] = hashes[i]
                 keys[hole] = keys[i]
                 values[hole] = values[i]
+                versions[hole] = versions[i]
                 hole = i
             }
             i = (i + 1) & mask
@@ -128,6 +142,7 @@ struct IDMap {
         var newHashes = [UInt64](repeating: 0, count: slots)
         var newKeys = [String](repeating: "", count: slots)
         var newValues = [RowLocation](repeating: RowLocation(segment: 0, row: 0), count: slots)
+        var newVersions = [UInt64](repeating: 0, count: slots)
         let newMask = slots - 1
         for j in hashes.indices where hashes[j] != 0 {
             var i = Int(truncatingIfNeeded: hashes[j]) & newMask
@@ -135,15 +150,17 @@ struct IDMap {
             newHashes[i] = hashes[j]
             swap(&newKeys[i], &keys[j])
             newValues[i] = values[j]
+            newVersions[i] = versions[j]
         }
         hashes = newHashes
         keys = newKeys
         values = newValues
+        versions = newVersions
         mask = newMask
     }
 
-    /// Every (id, row), in no particular order.
-    func forEach(_ body: (String, RowLocation) -> Void) {
-        for i in hashes.indices where hashes[i] != 0 { body(keys[i], values[i]) }
+    /// Every (id, row, version), in no particular order.
+    func forEach(_ body: (String, RowLocation, UInt64) -> Void) {
+        for i in hashes.indices where hashes[i] != 0 { body(keys[i], values[i], versions[i]) }
     }
 }

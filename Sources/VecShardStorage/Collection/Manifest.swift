@@ -19,6 +19,11 @@ struct Manifest: Codable, Equatable, Sendable {
     /// Ids of new segments (growing or compacted) start here.
     var nextSegmentID: UInt64 = 1
     var segments: [Entry] = []
+    /// File in the collection's directory holding its tombstones (deleted ids with versions)
+    /// as of this manifest; nil: none (or a manifest from before versions).
+    var deletions: String?
+    /// The highest version of a tombstone dropped after its retention.
+    var tombstoneFloor: UInt64?
 }
 
 /// `MANIFEST` bytes: "VSHMANI1", u64 xxHash64 of the JSON, the JSON.

@@ -1,6 +1,14 @@
 import VecShardEngine
 import VecShardSchema
 
+/// A page of a collection's changes (`ShardCollection.changes`).
+public struct ChangesPage: Sendable {
+    public var changes = VersionedChanges()
+    /// More changes follow; ask again from `next`.
+    public var more = false
+    public var next: (version: UInt64, id: String) = (0, "")
+}
+
 extension ShardCollection {
     /// Calls `body` with batches of at most `batchSize` live points from one snapshot (in
     /// segment order), optionally only those whose id passes `idPredicate` (e.g. "its
@@ -25,12 +33,88 @@ extension ShardCollection {
         if !batch.isEmpty { try await body(batch) }
     }
 
+    /// One page of the changes after a position (catch-up by difference): the live points
+    /// and the tombstones whose (version, id) is above (`afterVersion`, `afterID`), ids
+    /// compared by their UTF-8 bytes, the `limit` lowest of them in that order, from one
+    /// snapshot. Asking again from `next` while `more` lists every change exactly once, also
+    /// while writes go on (a point written meanwhile has a higher version than the position,
+    /// so a later page has it). Memory: one page; time: one pass over the rows' versions.
+    /// Throws `changesCompacted` when tombstones above `afterVersion` may have been dropped.
+    public func changes(afterVersion: UInt64, afterID: String = "", limit: Int = 1000) throws -> ChangesPage {
+        let (snap, tombstones, floor) = state.withLock { s -> (Snapshot, [(String, UInt64)], UInt64) in
+            (snapshot(in: s), s.deletions.filter { $0.value >= afterVersion }.map { ($0.key, $0.value) }, s.tombstoneFloor)
+        }
+        if floor > afterVersion { throw StorageError.changesCompacted(collection: name, after: afterVersion, floor: floor) }
+        let limit = max(1, limit)
+        // Candidates as (version, id, where): view index and row, or -1 for a tombstone.
+        typealias Candidate = (version: UInt64, id: String, view: Int, row: UInt32)
+        func precedes(_ a: (UInt64, String), _ b: (UInt64, String)) -> Bool {
+            a.0 != b.0 ? a.0 < b.0 : a.1.utf8.lexicographicallyPrecedes(b.1.utf8)
+        }
+        var best: [Candidate] = []
+        var threshold: (UInt64, String)?
+        var truncated = false
+        func consider(_ c: Candidate) {
+            if let threshold, !precedes((c.version, c.id), threshold) {
+                truncated = true
+                return
+            }
+            best.append(c)
+            if best.count >= 2 * limit {
+                best.sort { precedes(($0.version, $0.id), ($1.version, $1.id)) }
+                best.removeLast(best.count - limit)
+                threshold = (best[limit - 1].version, best[limit - 1].id)
+                truncated = true
+            }
+        }
+        let cursor = (afterVersion, afterID)
+        for (v, view) in snap.views.enumerated() {
+            if Task.isCancelled { throw StorageError.cancelled }
+            if let growing = view.segment as? GrowingSegment {
+                let (ids, versions) = growing.idsAndVersions(below: view.rows)
+                for row in 0..<view.rows where versions[row] >= afterVersion && !view.dead.contains(UInt32(row)) {
+                    if versions[row] == afterVersion && !precedes(cursor, (versions[row], ids[row])) { continue }
+                    consider((versions[row], ids[row], v, UInt32(row)))
+                }
+            } else {
+                for row in 0..<UInt32(view.rows) {
+                    let version = view.segment.version(at: row)
+                    guard version >= afterVersion, !view.dead.contains(row) else { continue }
+                    let id = view.segment.pointID(at: row)
+                    if version == afterVersion && !precedes(cursor, (version, id)) { continue }
+                    consider((version, id, v, row))
+                }
+            }
+        }
+        for (id, version) in tombstones where precedes(cursor, (version, id)) { consider((version, id, -1, 0)) }
+        best.sort { precedes(($0.version, $0.id), ($1.version, $1.id)) }
+        if best.count > limit {
+            best.removeLast(best.count - limit)
+            truncated = true
+        }
+        var page = ChangesPage()
+        for c in best {
+            if c.view < 0 {
+                page.changes.deletedIDs.append(c.id)
+                page.changes.deletedVersions.append(c.version)
+            } else {
+                let segment = snap.views[c.view].segment
+                page.changes.points.append(Point(id: c.id, vector: segment.vector(at: c.row), metadata: segment.metadata(at: c.row)))
+                page.changes.versions.append(c.version)
+            }
+        }
+        page.more = truncated
+        if let last = best.last { page.next = (last.version, last.id) } else { page.next = cursor }
+        return page
+    }
+
     /// Counts, segments, memory and disk use, LSNs.
     public func describe() -> CollectionDescription {
         let (snap, checkpoint, error, frozenIDs) = state.withLock { s in
             (s.lsn, s.lifecycle.published.checkpointLSN, s.maintenanceError, Set(s.frozen.map(\.id)))
         }
         _ = snap
+        let versions = state.withLock { s in (version: s.maxVersion, checksum: s.checksum, tombstones: s.deletions.count, floor: s.tombstoneFloor) }
         let views = snapshot()
         var segments: [SegmentDescription] = []
         for view in views.views {
@@ -47,7 +131,8 @@ extension ShardCollection {
             memoryBytes: segments.reduce(0) { $0 + $1.memoryBytes }, diskBytes: segments.reduce(walBytes) { $0 + $1.diskBytes },
             walBytes: walBytes, walBytesAppended: wal?.appendedBytes.withLock { $0 } ?? 0,
             walIOSeconds: wal?.ioSeconds.withLock { $0 } ?? 0, walApplySeconds: wal?.applySeconds.withLock { $0 } ?? 0,
-            maintenanceError: error, maintenance: maintenanceCounters, diskFull: wal?.diskFull.withLock { $0 } ?? false)
+            maintenanceError: error, maintenance: maintenanceCounters, diskFull: wal?.diskFull.withLock { $0 } ?? false,
+            version: versions.version, checksum: versions.checksum, tombstones: versions.tombstones, tombstoneFloor: versions.floor)
     }
 
     /// Maintenance failures and quarantined rows since the collection was opened.

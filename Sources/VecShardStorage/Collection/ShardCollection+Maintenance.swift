@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Dispatch
 import VecShardEngine
+import VecShardSchema
 
 extension ShardCollection {
     // MARK: - Maintenance (runs on the maintenance queue)
@@ -63,7 +64,9 @@ extension ShardCollection {
                 guard s.idMap[contents.ids[b.row]] == location else { return false }
                 s.dead[segment, default: DeadRows()].insert(UInt32(b.row))
                 s.quarantinedPoints += 1
-                s.idMap.removeValue(forKey: contents.ids[b.row])
+                if let old = s.idMap.removeValue(forKey: contents.ids[b.row]) {
+                    s.checksum &-= VersionChecksum.of(contents.ids[b.row], old.version)
+                }
                 return true
             }
         }
@@ -95,15 +98,38 @@ extension ShardCollection {
     /// Writes the tombstone files the manifest names, then the manifest; on success the
     /// WAL is checkpointed and retired files removed.
     func publish(_ manifest: Manifest) {
+        var manifest = manifest
         let file = SegmentLifecycle.tombstoneFile(version: manifest.version)
-        let captures = state.withLock { s in
-            manifest.segments.filter { $0.tombstones == file }.map { ($0.id, s.dead[$0.id] ?? DeadRows()) }
+        // Tombstones past their retention are dropped here (the floor records the newest one
+        // dropped); the rest are written with the manifest, so the WAL records that made them
+        // can be checkpointed away.
+        let retention = WriteVersion.span(seconds: options.tombstoneRetentionSeconds)
+        let (captures, deletions, floor) = state.withLock { s in
+            let now = WriteVersion.wallClock()
+            if now > retention {
+                let horizon = now - retention
+                var floor = s.tombstoneFloor
+                let expired = s.deletions.filter { $0.value < horizon }
+                for (id, version) in expired {
+                    s.deletions.removeValue(forKey: id)
+                    floor = max(floor, version)
+                }
+                s.tombstoneFloor = floor
+            }
+            return (manifest.segments.filter { $0.tombstones == file }.map { ($0.id, s.dead[$0.id] ?? DeadRows()) },
+                    s.deletions, s.tombstoneFloor)
         }
+        manifest.tombstoneFloor = floor > 0 ? floor : nil
+        manifest.deletions = deletions.isEmpty ? nil : DeletionTable.fileName(manifestVersion: manifest.version)
         do {
             for (id, dead) in captures {
                 let dir = segmentsDirectory + "/" + SealedSegment.fileName(id)
                 try FileIO.writeFile(dir + "/" + file, dead.encoded())
                 try FileIO.fsyncDirectory(dir)
+            }
+            if let name = manifest.deletions {
+                try FileIO.writeFile(directory + "/" + name, DeletionTable.encode(deletions))
+                try FileIO.fsyncDirectory(directory)
             }
             try FileIO.replaceAtomically(manifestPath, ManifestCodec.encode(manifest))
         } catch {
@@ -124,6 +150,9 @@ extension ShardCollection {
             let dir = segmentsDirectory + "/" + SealedSegment.fileName(id)
             for name in FileIO.list(dir) where name.hasPrefix("tombstones-") && name != file { unlink(dir + "/" + name) }
         }
+        for name in FileIO.list(directory) where name.hasPrefix("deletions-") && name != manifest.deletions {
+            unlink(directory + "/" + name)
+        }
         if options.automaticMaintenance {
             performNow(actions)
         } else {
@@ -142,7 +171,7 @@ extension ShardCollection {
             state.withLock { $0.lifecycle.compactionFailed(replaced: segments) }
             return
         }
-        var contents = SegmentContents(ids: [], vectors: [], metadata: [], postings: MetadataPostings())
+        var contents = SegmentContents(ids: [], versions: [], vectors: [], metadata: [], postings: MetadataPostings())
         var origin: [RowLocation] = []
         // Rows the index cannot take (a segment sealed before the vector check refused
         // them) are left out, like a seal's quarantine, rather than failing every compaction.
@@ -157,6 +186,7 @@ extension ShardCollection {
                 }
                 contents.postings.add(row: UInt32(contents.ids.count), source.metadata(at: row))
                 contents.ids.append(source.pointID(at: row))
+                contents.versions.append(source.version(at: row))
                 contents.vectors += vector
                 contents.metadata.append(source.metadata(at: row))
                 origin.append(RowLocation(segment: source.id, row: row))
@@ -181,7 +211,7 @@ extension ShardCollection {
         var dropped: [String] = []
         let actions = state.withLock { s -> [SegmentLifecycle.Action] in
             for q in quarantined where s.idMap[q.id] == q.from {
-                s.idMap.removeValue(forKey: q.id)
+                if let old = s.idMap.removeValue(forKey: q.id) { s.checksum &-= VersionChecksum.of(q.id, old.version) }
                 s.quarantinedPoints += 1
                 dropped.append(q.id)
             }
@@ -189,7 +219,7 @@ extension ShardCollection {
             for (j, from) in origin.enumerated() {
                 let id = contents.ids[j]
                 if s.idMap[id] == from {
-                    s.idMap[id] = RowLocation(segment: into, row: UInt32(j))
+                    s.idMap.relocate(id, to: RowLocation(segment: into, row: UInt32(j)))
                 } else {
                     newDead.insert(UInt32(j))
                 }

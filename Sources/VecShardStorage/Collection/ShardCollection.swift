@@ -41,6 +41,16 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         var sealed: [SealedSegment] = []
         var dead: [UInt64: DeadRows] = [:]
         var idMap = IDMap()
+        /// Deleted ids with the version of their delete (docs/ARCHITECTURE.md, "Tombstones").
+        var deletions: [String: UInt64] = [:]
+        /// The highest version of a tombstone dropped after its retention.
+        var tombstoneFloor: UInt64 = 0
+        /// The highest version applied, and the highest stamped or accepted for a live write
+        /// (the collection's version clock; at least `maxVersion`).
+        var maxVersion: UInt64 = 0
+        var clock: UInt64 = 0
+        /// Wrapping sum of `VersionChecksum.of(id, version)` over live points.
+        var checksum: UInt64 = 0
         var lsn: UInt64 = 0
         var needsPublish = false
         var maintenanceError: String?
@@ -131,17 +141,46 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         state.sealed = sealed
         state.dead = dead
         state.lsn = manifest.checkpointLSN
-        // The id map: the live row of every id (later segments win, defensively).
+        // The id map: the live row of every id, the newest version winning (a later segment on
+        // a tie, defensively); then the tombstones, against the rows they may have outlived.
         for segment in sealed {
-            var segmentDead = state.dead[segment.id] ?? DeadRows()
+            let segmentDead = state.dead[segment.id] ?? DeadRows()
             for (row, id) in segment.ids.enumerated() where !segmentDead.contains(UInt32(row)) {
-                if let old = state.idMap.updateValue(RowLocation(segment: segment.id, row: UInt32(row)), forKey: id) {
-                    state.dead[old.segment, default: DeadRows()].insert(old.row)
+                let version = segment.versions[row]
+                let here = RowLocation(segment: segment.id, row: UInt32(row))
+                if let held = state.idMap.entry(id), held.version > version {
+                    state.dead[segment.id, default: DeadRows()].insert(UInt32(row))
+                    continue
+                }
+                if let old = state.idMap.updateValue(here, version: version, forKey: id) {
+                    state.dead[old.location.segment, default: DeadRows()].insert(old.location.row)
                 }
             }
-            segmentDead = state.dead[segment.id] ?? DeadRows()
-            _ = segmentDead
         }
+        if let file = manifest.deletions {
+            let deletions = try DeletionTable.decode(try FileIO.read(directory + "/" + file), path: directory + "/" + file)
+            for (id, version) in deletions where version > 0 {
+                if let held = state.idMap.entry(id) {
+                    if held.version > version { continue }
+                    state.idMap.removeValue(forKey: id)
+                    state.dead[held.location.segment, default: DeadRows()].insert(held.location.row)
+                }
+                state.deletions[id] = version
+            }
+        }
+        for name in FileIO.list(directory) where name.hasPrefix("deletions-") && name != manifest.deletions {
+            unlink(directory + "/" + name)
+        }
+        state.tombstoneFloor = manifest.tombstoneFloor ?? 0
+        var checksum: UInt64 = 0, maxVersion = state.tombstoneFloor
+        state.idMap.forEach { id, _, version in
+            checksum &+= VersionChecksum.of(id, version)
+            maxVersion = max(maxVersion, version)
+        }
+        for (_, version) in state.deletions { maxVersion = max(maxVersion, version) }
+        state.checksum = checksum
+        state.maxVersion = maxVersion
+        state.clock = maxVersion
         let collection = ShardCollection(schema: schema, directory: directory, options: options, state: state)
         // Replay as a two-stage pipeline: this thread reads and decodes records (checksums,
         // points) while `replayQueue` applies the previous ones, in LSN order (a serial
@@ -200,13 +239,56 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
     /// Inserts or replaces points (the same id again replaces; within a batch the last
     /// wins). Returns once the batch is durable in the WAL and visible to searches.
     /// Throws before writing anything if any point is invalid (naming it).
+    ///
+    /// `version`: the write's version, stamped by the router (docs/ARCHITECTURE.md,
+    /// "Versioned points"); it must be above every version held for the batch's ids, or the
+    /// write is refused with `staleVersion`. nil: the collection stamps one itself.
     @discardableResult
-    public func upsert(_ points: [Point]) async throws -> WriteReceipt {
+    public func upsert(_ points: [Point], version: UInt64? = nil) async throws -> WriteReceipt {
         try StorageError.checking { () throws(SchemaError) in try PointValidation.check(points: points, schema: schema) }
         guard !points.isEmpty else { return WriteReceipt(lsn: lsn, count: 0) }
         try await waitForSealing()
-        let (lsn, applied) = try await wal.append(.upsert(points))
-        return WriteReceipt(lsn: lsn, count: applied)
+        let v = try stamp(version, ids: points.lazy.map(\.id))
+        let (lsn, applied) = try await wal.append(.upsert(points, versions: [v]))
+        return WriteReceipt(lsn: lsn, count: applied, version: v)
+    }
+
+    /// The version of a live write: `offered` if it is above what is held for every id (and
+    /// then the clock moves up to it), else `staleVersion`; nil: the next of the clock.
+    func stamp<S: Sequence<String>>(_ offered: UInt64?, ids: S) throws -> UInt64 {
+        try state.withLock { s in
+            guard let offered, offered != 0 else {
+                s.clock = WriteVersion.next(after: max(s.clock, s.maxVersion), tag: 0)
+                return s.clock
+            }
+            let checkDeletions = !s.deletions.isEmpty
+            for id in ids {
+                var held = s.idMap.version(of: id) ?? 0
+                if checkDeletions, let t = s.deletions[id] { held = max(held, t) }
+                if held >= offered { throw StorageError.staleVersion(collection: schema.name, id: id, offered: offered, held: held) }
+            }
+            s.clock = max(s.clock, offered)
+            return offered
+        }
+    }
+
+    /// Applies changes copied from a peer replica (catch-up): each point and delete with its
+    /// own version, last writer wins per id (what is held here at the same or a newer version
+    /// stays). No stale check: these are older than live writes by nature. Durable and
+    /// visible on return; returns the points and deletes that changed something here.
+    @discardableResult
+    public func apply(_ changes: VersionedChanges) async throws -> Int {
+        precondition(changes.points.count == changes.versions.count && changes.deletedIDs.count == changes.deletedVersions.count)
+        var applied = 0
+        if !changes.points.isEmpty {
+            try StorageError.checking { () throws(SchemaError) in try PointValidation.check(points: changes.points, schema: schema) }
+            try await waitForSealing()
+            applied += try await wal.append(.upsert(changes.points, versions: changes.versions)).applied
+        }
+        if !changes.deletedIDs.isEmpty {
+            applied += try await wal.append(.delete(changes.deletedIDs, versions: changes.deletedVersions)).applied
+        }
+        return applied
     }
 
     /// Backpressure: waits while `options.maxSealingSegments` frozen segments wait for
@@ -243,17 +325,19 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         }
     }
 
-    /// Deletes points by id (missing ids are ignored); durable and visible on return.
-    /// `count` in the receipt is the number of points that existed.
+    /// Deletes points by id (missing ids are ignored, but their tombstones are kept);
+    /// durable and visible on return. `count` in the receipt is the number of points that
+    /// existed. `version` as for `upsert`.
     @discardableResult
-    public func delete(ids: [String]) async throws -> WriteReceipt {
+    public func delete(ids: [String], version: UInt64? = nil) async throws -> WriteReceipt {
         if ids.count > PointLimits.maxBatchPoints {
             throw StorageError.batchTooLarge(count: ids.count, limit: PointLimits.maxBatchPoints)
         }
         for id in ids { try StorageError.checking { () throws(SchemaError) in try PointValidation.check(id: id) } }
         guard !ids.isEmpty else { return WriteReceipt(lsn: lsn, count: 0) }
-        let (lsn, applied) = try await wal.append(.delete(ids))
-        return WriteReceipt(lsn: lsn, count: applied)
+        let v = try stamp(version, ids: ids)
+        let (lsn, applied) = try await wal.append(.delete(ids, versions: [v]))
+        return WriteReceipt(lsn: lsn, count: applied, version: v)
     }
 
     /// What `stage` appended: the growing segment and, per record, the row of its first
@@ -272,8 +356,9 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         var firstRows: [UInt32?] = []
         firstRows.reserveCapacity(records.count)
         for record in records {
-            if case let .upsert(points) = record.operation {
-                firstRows.append(growing.append(points[...]))
+            if case let .upsert(points, versions) = record.operation {
+                let perRow = versions.count == 1 && points.count > 1 ? Array(repeating: versions[0], count: points.count) : versions
+                firstRows.append(growing.append(points[...], versions: perRow))
             } else {
                 firstRows.append(nil)
             }
@@ -295,24 +380,54 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
             let growingID = staged.segment.id
             for (k, record) in records.enumerated() {
                 switch record.operation {
-                case let .upsert(points):
+                case let .upsert(points, versions):
                     let first = staged.firstRows[k]!
+                    // Last writer wins per id. A live write (one version for the batch, or
+                    // none) replaces what holds the same version (a duplicate id in the batch);
+                    // copied changes (a version per point) leave an equal version alone.
+                    let copied = versions.count > 1
+                    var applied = 0
                     for (i, p) in points.enumerated() {
+                        let v = WALOperation.version(versions, i)
                         let location = RowLocation(segment: growingID, row: first + UInt32(i))
-                        if let old = s.idMap.updateValue(location, forKey: p.id) {
-                            s.dead[old.segment, default: DeadRows()].insert(old.row)
-                            touched.insert(old.segment)
+                        if v != 0 {
+                            var held = s.idMap.version(of: p.id)
+                            if !s.deletions.isEmpty, let t = s.deletions[p.id] {
+                                held = max(held ?? 0, t)
+                                if t < v { s.deletions.removeValue(forKey: p.id) }
+                            }
+                            if let held, held > v || (copied && held == v) {
+                                s.dead[growingID, default: DeadRows()].insert(location.row)
+                                continue
+                            }
                         }
+                        if let old = s.idMap.updateValue(location, version: v, forKey: p.id) {
+                            s.dead[old.location.segment, default: DeadRows()].insert(old.location.row)
+                            touched.insert(old.location.segment)
+                            s.checksum &-= VersionChecksum.of(p.id, old.version)
+                        }
+                        s.checksum &+= VersionChecksum.of(p.id, v)
+                        s.maxVersion = max(s.maxVersion, v)
+                        applied += 1
                     }
                     s.growingVisible += points.count
                     upserted = true
-                    results.append(points.count)
-                case let .delete(ids):
+                    results.append(applied)
+                case let .delete(ids, versions):
                     var deleted = 0
-                    for id in ids {
+                    for (i, id) in ids.enumerated() {
+                        let v = WALOperation.version(versions, i)
+                        if v != 0 {
+                            // A delete removes a point of its version or older; its tombstone
+                            // stays (the newest one), also for an id that is not here.
+                            if let held = s.idMap.version(of: id), held > v { continue }
+                            if s.deletions[id].map({ $0 < v }) ?? true { s.deletions[id] = v }
+                            s.maxVersion = max(s.maxVersion, v)
+                        }
                         if let old = s.idMap.removeValue(forKey: id) {
-                            s.dead[old.segment, default: DeadRows()].insert(old.row)
-                            touched.insert(old.segment)
+                            s.dead[old.location.segment, default: DeadRows()].insert(old.location.row)
+                            touched.insert(old.location.segment)
+                            s.checksum &-= VersionChecksum.of(id, old.version)
                             deleted += 1
                         }
                     }
@@ -403,17 +518,18 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         var lsn: UInt64
     }
 
-    func snapshot() -> Snapshot {
-        state.withLock { s in
-            var views: [Snapshot.View] = s.sealed.map {
-                Snapshot.View(segment: $0, rows: $0.rows, dead: s.dead[$0.id] ?? DeadRows())
-            }
-            for f in s.frozen {
-                views.append(Snapshot.View(segment: f, rows: f.count, dead: s.dead[f.id] ?? DeadRows()))
-            }
-            views.append(Snapshot.View(segment: s.growing, rows: s.growingVisible, dead: s.dead[s.growing.id] ?? DeadRows()))
-            return Snapshot(views: views, lsn: s.lsn)
+    func snapshot() -> Snapshot { state.withLock { snapshot(in: $0) } }
+
+    /// The snapshot of a state (call with the state lock held).
+    func snapshot(in s: State) -> Snapshot {
+        var views: [Snapshot.View] = s.sealed.map {
+            Snapshot.View(segment: $0, rows: $0.rows, dead: s.dead[$0.id] ?? DeadRows())
         }
+        for f in s.frozen {
+            views.append(Snapshot.View(segment: f, rows: f.count, dead: s.dead[f.id] ?? DeadRows()))
+        }
+        views.append(Snapshot.View(segment: s.growing, rows: s.growingVisible, dead: s.dead[s.growing.id] ?? DeadRows()))
+        return Snapshot(views: views, lsn: s.lsn)
     }
 
     /// The k nearest live points to `query` that match `filter`, best first (higher score
@@ -465,14 +581,29 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
     }
 
     /// The point with this id, or nil.
-    public func get(_ id: String) -> Point? {
-        let found = state.withLock { s -> (any Segment, UInt32)? in
-            guard let loc = s.idMap[id] else { return nil }
-            return segment(loc.segment, in: s).map { ($0, loc.row) }
+    public func get(_ id: String) -> Point? { getVersioned(id)?.point }
+
+    /// The point with this id and its version, or nil.
+    public func getVersioned(_ id: String) -> (point: Point, version: UInt64)? {
+        let found = state.withLock { s -> (any Segment, UInt32, UInt64)? in
+            guard let entry = s.idMap.entry(id) else { return nil }
+            return segment(entry.location.segment, in: s).map { ($0, entry.location.row, entry.version) }
         }
-        guard let (segment, row) = found else { return nil }
-        return Point(id: id, vector: segment.vector(at: row), metadata: segment.metadata(at: row))
+        guard let (segment, row, version) = found else { return nil }
+        return (Point(id: id, vector: segment.vector(at: row), metadata: segment.metadata(at: row)), version)
     }
+
+    /// The version held for `id`: its point's, or its tombstone's (then `deleted`); nil when
+    /// neither exists.
+    public func version(of id: String) -> (version: UInt64, deleted: Bool)? {
+        state.withLock { s in
+            if let v = s.idMap.version(of: id) { return (v, false) }
+            return s.deletions[id].map { ($0, true) }
+        }
+    }
+
+    /// The highest version applied, and the checksum of the live (id, version) pairs.
+    public var versionState: (version: UInt64, checksum: UInt64) { state.withLock { ($0.maxVersion, $0.checksum) } }
 
     func segment(_ id: UInt64, in s: State) -> (any Segment)? {
         if s.growing.id == id { return s.growing }

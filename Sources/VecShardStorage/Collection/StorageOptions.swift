@@ -34,6 +34,10 @@ public struct StorageOptions: Sendable {
     /// Receives the storage's warnings (WAL cuts and damage, quarantined points, failed
     /// maintenance, a full disk); storage logs nothing itself. Called on storage threads.
     public var eventHandler: (@Sendable (StorageEvent) -> Void)?
+    /// Tombstones (deleted ids with the version of their delete) are kept this long, on the
+    /// version clock, so that a replica catching up by difference learns of deletes; older
+    /// ones are dropped when a manifest is published (the collection's tombstone floor).
+    public var tombstoneRetentionSeconds: Double = 7 * 24 * 3600
 
     public init(thresholds: SegmentThresholds = SegmentThresholds(), walFileBytes: Int = 64 << 20,
                 automaticMaintenance: Bool = true, maxSealingSegments: Int = 2, sealWaitSeconds: Double = 30,
@@ -57,6 +61,8 @@ public struct WriteReceipt: Sendable, Equatable {
     public var lsn: UInt64
     /// Points written (upsert) or existing points deleted (delete).
     public var count: Int
+    /// The version the write carried (stamped by the collection when the caller gave none).
+    public var version: UInt64 = 0
 }
 
 /// A collection's state for operators and the router.
@@ -90,6 +96,15 @@ public struct CollectionDescription: Sendable, Equatable {
     /// The last write was refused because the disk is full: the collection is read-only
     /// (reads work) until a write finds room again.
     public var diskFull = false
+    /// The highest version applied (0: none yet, or only writes from before versions).
+    public var version: UInt64 = 0
+    /// Order-independent hash of the live (id, version) pairs: equal on replicas with the
+    /// same content.
+    public var checksum: UInt64 = 0
+    /// Tombstones kept, and the highest version of those dropped (changes after a version
+    /// below it cannot be listed).
+    public var tombstones: Int = 0
+    public var tombstoneFloor: UInt64 = 0
 }
 
 /// Background work that went wrong since a collection was opened.

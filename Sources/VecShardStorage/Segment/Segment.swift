@@ -28,6 +28,8 @@ protocol Segment: AnyObject, Sendable {
     var id: UInt64 { get }
     var index: any VectorIndex { get }
     func pointID(at row: UInt32) -> String
+    /// The version of the write that stored the row (0 for rows written before versions).
+    func version(at row: UInt32) -> UInt64
     func metadata(at row: UInt32) -> Metadata
     func vector(at row: UInt32) -> [Float]
     /// Rows below `limit` whose metadata matches `filter` (ascending); nil for an empty filter.
@@ -58,6 +60,7 @@ final class GrowingSegment: Segment, @unchecked Sendable {
     var index: any VectorIndex { flat }
     private struct Rows {
         var ids: [String] = []
+        var versions: [UInt64] = []
         var metadata: [Metadata] = []
         var bytes = 0
         /// A background indexing pass is queued or running.
@@ -91,8 +94,9 @@ final class GrowingSegment: Segment, @unchecked Sendable {
     /// metadata.
     var bytes: Int { rows.withLock { $0.bytes } }
 
-    /// Appends validated points; returns the row of the first. Only the WAL applier calls it.
-    func append(_ points: ArraySlice<Point>) -> UInt32 {
+    /// Appends validated points with their versions (empty: all 0); returns the row of the
+    /// first. Only the WAL applier calls it.
+    func append(_ points: ArraySlice<Point>, versions: [UInt64]) -> UInt32 {
         let n = points.count
         let base = points.startIndex
         let dimension = self.dimension
@@ -104,6 +108,11 @@ final class GrowingSegment: Segment, @unchecked Sendable {
         let schedule = rows.withLock { r -> Bool in
             precondition(r.ids.count == Int(first), "growing segment \(id): rows and vectors out of step")
             r.ids.append(contentsOf: points.lazy.map(\.id))
+            if versions.isEmpty {
+                r.versions.append(contentsOf: repeatElement(0, count: n))
+            } else {
+                r.versions.append(contentsOf: versions)
+            }
             r.metadata.append(contentsOf: points.lazy.map(\.metadata))
             var bytes = 0
             for p in points { bytes += dimension * 4 + p.id.utf8.count + 32 + p.metadata.count * 48 }
@@ -148,6 +157,11 @@ final class GrowingSegment: Segment, @unchecked Sendable {
     }
 
     func pointID(at row: UInt32) -> String { rows.withLock { $0.ids[Int(row)] } }
+    func version(at row: UInt32) -> UInt64 { rows.withLock { $0.versions[Int(row)] } }
+    /// Ids and versions of rows 0..<limit (one lock hold; for scans of changes).
+    func idsAndVersions(below limit: Int) -> ([String], [UInt64]) {
+        rows.withLock { (Array($0.ids[0..<limit]), Array($0.versions[0..<limit])) }
+    }
     func metadata(at row: UInt32) -> Metadata { rows.withLock { $0.metadata[Int(row)] } }
     func vector(at row: UInt32) -> [Float] { flat.vector(at: row) }
     func candidates(matching filter: MetadataFilter, below limit: Int) -> [UInt32]? {
@@ -171,7 +185,7 @@ final class GrowingSegment: Segment, @unchecked Sendable {
                 if n > 0 { flat.copyRows(n, into: buf.baseAddress!) }
                 count = n * dimension
             }
-            return SegmentContents(ids: r.ids, vectors: vectors, metadata: r.metadata, postings: postings)
+            return SegmentContents(ids: r.ids, versions: r.versions, vectors: vectors, metadata: r.metadata, postings: postings)
         }
     }
 }
@@ -179,6 +193,8 @@ final class GrowingSegment: Segment, @unchecked Sendable {
 /// The rows of a segment about to be written to files.
 struct SegmentContents {
     var ids: [String]
+    /// Per row, the version of the write that stored it.
+    var versions: [UInt64]
     /// Row-major, ids.count × dimension floats, as given (not normalized).
     var vectors: [Float]
     var metadata: [Metadata]
@@ -199,7 +215,8 @@ struct SegmentInfo: Codable, Equatable {
 }
 
 /// An immutable segment on disk (`seg-<id>/`): vectors.f32 (memory-mapped, read for
-/// point reads, returned vectors and compaction), ids.bin (loaded), metadata.bin
+/// point reads, returned vectors and compaction), ids.bin (loaded), versions.bin (loaded;
+/// absent in segments sealed before versions existed: all rows version 0), metadata.bin
 /// (memory-mapped, decoded per hit), postings.bin (loaded) and index.vsi (the engine's
 /// index file; IVF_PQ keeps its full vectors mapped, not resident).
 final class SealedSegment: Segment, @unchecked Sendable {
@@ -208,6 +225,7 @@ final class SealedSegment: Segment, @unchecked Sendable {
     let directory: String
     let index: any VectorIndex
     let ids: [String]
+    let versions: [UInt64]
     private let vectors: MappedFile
     private let metadataFile: MappedFile
     /// Start of row i's metadata in metadataFile: offsets[i]..<offsets[i+1].
@@ -229,6 +247,7 @@ final class SealedSegment: Segment, @unchecked Sendable {
             throw StorageError.corrupt(path: directory + "/vectors.f32", reason: "\(vectors.size) bytes, expected \(info.rows * info.dimension * 4)")
         }
         ids = try Self.readIDs(directory + "/ids.bin", rows: info.rows)
+        versions = try Self.readVersions(directory + "/versions.bin", rows: info.rows)
         metadataFile = try mapFile(directory + "/metadata.bin")
         let (offsets, base) = try Self.checkMetadata(metadataFile, rows: info.rows)
         metadataOffsets = offsets
@@ -258,6 +277,21 @@ final class SealedSegment: Segment, @unchecked Sendable {
         }
     }
 
+    /// versions.bin: u32 rows, rows × u64, u64 xxHash64. A missing file is a segment sealed
+    /// before versions: every row has version 0.
+    private static func readVersions(_ path: String, rows: Int) throws -> [UInt64] {
+        guard FileIO.exists(path) else { return [UInt64](repeating: 0, count: rows) }
+        let bytes = try FileIO.read(path)
+        return try withVerifiedBody(bytes, path: path) { r in
+            let n = Int(try r.int(UInt32.self))
+            guard n == rows else { throw MalformedBytes(description: "\(n) versions for \(rows) rows") }
+            var out: [UInt64] = []
+            out.reserveCapacity(n)
+            for _ in 0..<n { out.append(try r.int(UInt64.self)) }
+            return out
+        }
+    }
+
     /// metadata.bin: u32 rows, (rows + 1) × u64 offsets into the blob area, blobs, then
     /// u64 xxHash64 of everything before it.
     private static func checkMetadata(_ file: MappedFile, rows: Int) throws -> (UnsafeRawBufferPointer, Int) {
@@ -275,6 +309,7 @@ final class SealedSegment: Segment, @unchecked Sendable {
     }
 
     func pointID(at row: UInt32) -> String { ids[Int(row)] }
+    func version(at row: UInt32) -> UInt64 { versions[Int(row)] }
 
     func metadata(at row: UInt32) -> Metadata {
         let start = Int(UInt64(littleEndian: metadataOffsets.loadUnaligned(fromByteOffset: Int(row) * 8, as: UInt64.self)))
@@ -302,7 +337,7 @@ final class SealedSegment: Segment, @unchecked Sendable {
 
     /// Resident estimate: the engine's anonymous memory, ids, offsets are mapped (not counted), postings.
     var memoryBytes: Int {
-        index.memoryBytes + ids.reduce(0) { $0 + max(16, $1.utf8.count) } + postings.memoryBytes
+        index.memoryBytes + ids.reduce(0) { $0 + max(16, $1.utf8.count) } + versions.count * 8 + postings.memoryBytes
     }
 
     var diskBytes: Int { FileIO.diskBytes(directory) }
@@ -345,6 +380,11 @@ enum SegmentWriter {
             ids.int(UInt32(rows))
             for id in c.ids { ids.string(id) }
             try FileIO.writeFile(tmp + "/ids.bin", sealed(ids))
+            precondition(c.versions.count == rows, "a version per row")
+            var versions = ByteWriter(capacity: 4 + rows * 8 + 8)
+            versions.int(UInt32(rows))
+            for v in c.versions { versions.int(v) }
+            try FileIO.writeFile(tmp + "/versions.bin", sealed(versions))
 
             var blobs = ByteWriter(capacity: rows * 32)
             var offsets = ByteWriter(capacity: 4 + (rows + 1) * 8)

@@ -1,13 +1,28 @@
 import VecShardPrimitives
 import VecShardSchema
 /// What one WAL record does to a collection. Records are replayed in LSN order; replaying
-/// a record twice leaves the same state as once (upserts replace, deletes of missing ids
-/// are no-ops), so recovery may replay records a sealed segment already covers.
+/// a record twice leaves the same state as once (an item applies only when its version is
+/// newer than what the collection holds for its id), so recovery may replay records a sealed
+/// segment already covers.
+///
+/// `versions` (docs/ARCHITECTURE.md, "Versioned points"): one version for the whole record (a
+/// live write), one per point or id (changes copied from a peer), or none: a record written
+/// before versions existed, whose items count as version 0 (they always apply, in log order,
+/// as they did then).
 enum WALOperation: Sendable, Equatable {
     /// Insert or replace these points (in order: a later duplicate id wins).
-    case upsert([Point])
-    /// Delete these ids (missing ids are ignored).
-    case delete([String])
+    case upsert([Point], versions: [UInt64])
+    /// Delete these ids (missing ids are ignored, but their tombstones are kept).
+    case delete([String], versions: [UInt64])
+
+    static func upsert(_ points: [Point]) -> WALOperation { .upsert(points, versions: []) }
+    static func delete(_ ids: [String]) -> WALOperation { .delete(ids, versions: []) }
+
+    /// The version of item `i`: one version for every item (a live write), one per item (changes
+    /// copied from a peer), or none (0, a record from before versions).
+    @inline(__always) static func version(_ versions: [UInt64], _ i: Int) -> UInt64 {
+        versions.count > 1 ? versions[i] : versions.first ?? 0
+    }
 }
 
 /// One record of a collection's write-ahead log: an operation and its log sequence
@@ -23,9 +38,10 @@ struct WALRecord: Sendable, Equatable {
 ///            4   u32  payload length in bytes (at most `maxPayloadBytes`)
 ///            8   u64  LSN
 ///           16   u64  xxHash64 of (bytes 0..<16, then the u64 xxHash64 of the payload)
-///           24   payload: u8 kind (1 upsert, 2 delete), then
+///           24   payload: u8 kind (1 upsert, 2 delete, 3 versioned upsert, 4 versioned delete), then
 ///                upsert: u32 dimension, u32 count, count × (string id, dimension × f32, metadata)
 ///                delete: u32 count, count × string id
+///                kinds 3 and 4: the body of 1 or 2, then u32 n (1 or count), n × u64 version
 ///
 /// A string is u32 length + UTF-8 bytes; metadata is as `ByteWriter.metadata`. A record is
 /// valid only if all of it is present and its checksum matches, so a torn write (a prefix
@@ -46,8 +62,9 @@ enum WALRecordCodec {
     static func encodePayload(_ operation: WALOperation, reusing buffer: consuming [UInt8] = []) -> [UInt8] {
         var payload = ByteWriter(reusing: consume buffer, capacity: payloadCapacity(operation))
         switch operation {
-        case let .upsert(points):
-            payload.u8(1)
+        case let .upsert(points, versions):
+            precondition(versions.count <= 1 || versions.count == points.count)
+            payload.u8(versions.isEmpty ? 1 : 3)
             payload.int(UInt32(points.first?.vector.count ?? 0))
             payload.int(UInt32(points.count))
             for p in points {
@@ -55,10 +72,15 @@ enum WALRecordCodec {
                 payload.floats(p.vector)
                 payload.metadata(p.metadata, sorted: false)
             }
-        case let .delete(ids):
-            payload.u8(2)
+            if !versions.isEmpty { payload.int(UInt32(versions.count)) }
+            for v in versions { payload.int(v) }
+        case let .delete(ids, versions):
+            precondition(versions.count <= 1 || versions.count == ids.count)
+            payload.u8(versions.isEmpty ? 2 : 4)
             payload.int(UInt32(ids.count))
             for id in ids { payload.string(id) }
+            if !versions.isEmpty { payload.int(UInt32(versions.count)) }
+            for v in versions { payload.int(v) }
         }
         return payload.bytes
     }
@@ -66,8 +88,8 @@ enum WALRecordCodec {
     /// The exact payload size (so encoding never reallocates; vectors are copied as raw bytes).
     static func payloadCapacity(_ operation: WALOperation) -> Int {
         switch operation {
-        case let .upsert(points):
-            var n = 9
+        case let .upsert(points, versions):
+            var n = 9 + 8 * versions.count + (versions.isEmpty ? 0 : 4)
             for p in points {
                 n += 4 + p.id.utf8.count + 4 * p.vector.count + 2
                 for (key, value) in p.metadata {
@@ -80,8 +102,8 @@ enum WALRecordCodec {
                 }
             }
             return n
-        case let .delete(ids):
-            return ids.reduce(5) { $0 + 4 + $1.utf8.count }
+        case let .delete(ids, versions):
+            return ids.reduce(5 + 8 * versions.count + (versions.isEmpty ? 0 : 4)) { $0 + 4 + $1.utf8.count }
         }
     }
 
@@ -156,8 +178,17 @@ enum WALRecordCodec {
 
     static func decodePayload(_ payload: UnsafeRawBufferPointer) throws -> WALOperation {
         var r = ByteReader(payload)
+        func versions(_ r: inout ByteReader, _ count: Int, _ versioned: Bool) throws -> [UInt64] {
+            guard versioned else { return [] }
+            let n = Int(try r.int(UInt32.self))
+            guard n == 1 || n == count else { throw MalformedBytes(description: "\(n) versions for \(count) items") }
+            var out: [UInt64] = []
+            out.reserveCapacity(min(n, 1 << 20))
+            for _ in 0..<n { out.append(try r.int(UInt64.self)) }
+            return out
+        }
         switch try r.u8() {
-        case 1:
+        case let kind where kind == 1 || kind == 3:
             let dim = Int(try r.int(UInt32.self))
             let count = Int(try r.int(UInt32.self))
             var points: [Point] = []
@@ -167,14 +198,16 @@ enum WALRecordCodec {
                 let v = try r.floats(dim)
                 points.append(Point(id: id, vector: v, metadata: try r.metadata()))
             }
+            let v = try versions(&r, count, kind == 3)
             guard r.isAtEnd else { throw MalformedBytes(description: "\(r.remaining) trailing bytes") }
-            return .upsert(points)
-        case 2:
+            return .upsert(points, versions: v)
+        case let kind where kind == 2 || kind == 4:
             let count = Int(try r.int(UInt32.self))
             var ids: [String] = []
             for _ in 0..<count { ids.append(try r.string()) }
+            let v = try versions(&r, count, kind == 4)
             guard r.isAtEnd else { throw MalformedBytes(description: "\(r.remaining) trailing bytes") }
-            return .delete(ids)
+            return .delete(ids, versions: v)
         case let kind:
             throw MalformedBytes(description: "unknown record kind \(kind)")
         }

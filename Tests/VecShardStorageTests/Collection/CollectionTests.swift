@@ -328,7 +328,7 @@ struct CollectionTests {
             while true { if case let .end(valid, _) = scanner.next() { return valid } }
         }
         // Cut the last record in half, then append garbage.
-        let recordBytes = WALRecordCodec.encode(WALRecord(lsn: 4, operation: .upsert(Array(points[30..<40])))).count
+        let recordBytes = WALRecordCodec.encode(WALRecord(lsn: 4, operation: .upsert(Array(points[30..<40]), versions: [1]))).count
         var damaged = Array(full[0..<(validEnd - recordBytes / 2)])
         var rng = SplitMix64(seed: 1)
         damaged += (0..<777).map { _ in UInt8(truncatingIfNeeded: rng.next()) }

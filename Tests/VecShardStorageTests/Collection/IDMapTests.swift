@@ -5,6 +5,13 @@ import VecShardPrimitives
 
 @Suite("Id map")
 struct IDMapTests {
+    struct Entry: Equatable {
+        var location: RowLocation
+        var version: UInt64
+        init(location: RowLocation, version: UInt64) { (self.location, self.version) = (location, version) }
+        init(_ pair: (location: RowLocation, version: UInt64)) { (location, version) = pair }
+    }
+
     /// A random mix of inserts, replacements, deletes and look-ups, checked against a
     /// Dictionary after every step; few distinct ids so that clusters form, deletes shift
     /// entries back, and the table grows several times.
@@ -13,28 +20,31 @@ struct IDMapTests {
         var rng = SplitMix64(seed: 42)
         for keySpace in [40, 3000] {
             var map = IDMap()
-            var reference: [String: RowLocation] = [:]
+            var reference: [String: Entry] = [:]
             for step in 0..<20_000 {
                 let key = "k\(rng.next() % UInt64(keySpace))"
-                let value = RowLocation(segment: rng.next() % 5, row: UInt32(step))
+                let value = Entry(location: RowLocation(segment: rng.next() % 5, row: UInt32(step)), version: rng.next())
                 switch rng.next() % 10 {
                 case 0..<5:
-                    #expect(map.updateValue(value, forKey: key) == reference.updateValue(value, forKey: key))
+                    #expect(map.updateValue(value.location, version: value.version, forKey: key).map(Entry.init)
+                            == reference.updateValue(value, forKey: key))
                 case 5..<8:
-                    #expect(map.removeValue(forKey: key) == reference.removeValue(forKey: key))
+                    #expect(map.removeValue(forKey: key).map(Entry.init) == reference.removeValue(forKey: key))
                 case 8:
-                    map[key] = value
-                    reference[key] = value
+                    let moved = RowLocation(segment: 9, row: UInt32(step))
+                    map.relocate(key, to: moved)
+                    reference[key]?.location = moved
                 default:
-                    #expect(map[key] == reference[key])
+                    #expect(map.entry(key).map(Entry.init) == reference[key])
+                    #expect(map.version(of: key) == reference[key]?.version)
                 }
                 #expect(map.count == reference.count)
             }
-            var seen: [String: RowLocation] = [:]
-            map.forEach { seen[$0] = $1 }
+            var seen: [String: Entry] = [:]
+            map.forEach { seen[$0] = Entry(location: $1, version: $2) }
             #expect(seen == reference)
-            for (key, value) in reference { #expect(map[key] == value) }
-            for key in reference.keys { map[key] = nil }
+            for (key, value) in reference { #expect(map[key] == value.location) }
+            for key in reference.keys { map.removeValue(forKey: key) }
             #expect(map.count == 0 && map["k1"] == nil)
         }
     }
@@ -44,7 +54,7 @@ struct IDMapTests {
         var map = IDMap()
         #expect(map["x"] == nil && map.removeValue(forKey: "x") == nil)
         let keys = ["é", "e\u{301}", "日本語", String(repeating: "z", count: 300), "🙂"]
-        for (i, k) in keys.enumerated() { map[k] = RowLocation(segment: 1, row: UInt32(i)) }
+        for (i, k) in keys.enumerated() { map.updateValue(RowLocation(segment: 1, row: UInt32(i)), version: UInt64(i), forKey: k) }
         for (i, k) in keys.enumerated() { #expect(map[k] == RowLocation(segment: 1, row: UInt32(i)), "\(k)") }
         #expect(map.count == keys.count, "ids are bytes: precomposed and decomposed é are two ids, as in placement")
     }
