@@ -1,63 +1,81 @@
 import VecShardSchema
 import VecShardShardAPI
 
-/// The router's view of one shard's replicas, as a state machine in SwiftNIO's manner: events go
-/// in (a call's outcome, a write's outcome, a round of health reports, a sync's end), decisions
-/// come out (which replica to sync from which peers), and nothing here does I/O or reads a clock
-/// of its own. `ReplicatedShard` holds it under a lock, performs the actions and feeds back
-/// their results.
+/// The router's view of one shard's replicas and their in-sync set, as a state machine in
+/// SwiftNIO's manner: events go in (a call's outcome, a write's outcome, a round of health
+/// reports, a sync's end), decisions come out (which replica to sync from which peers, after
+/// which version), and nothing here does I/O or reads a clock of its own. `ReplicatedShard`
+/// holds it under a lock, performs the actions and feeds back their results.
+/// docs/ARCHITECTURE.md, "In-sync set".
 ///
 /// Per replica:
 ///
-///     serving ──fault──▶ suspect (for suspicionSeconds; a later success or answered check clears it)
-///     serving ──said replica_catching_up / reported awaiting_sync or syncing──▶ catching up (writes, no reads)
-///     any ──missed a write its peers applied──▶ needs sync ──health check──▶ syncing ──done──▶ serving
-///                                                                              └─failed──▶ needs sync
+///     serving (in sync) ──fault──▶ suspect (for suspicionSeconds; an answered check clears it;
+///                                           writes skip it and count as missed)
+///     serving ──reported awaiting_sync or syncing / said replica_catching_up──▶ catching up
+///     any ──missed a write (failed, or skipped while suspect) some replica applied──▶
+///           out of sync (missedAfter = the version below the first write it missed)
+///           ──health check──▶ syncing (Sync after missedAfter) ──done──▶ serving
+///                                                               └─failed──▶ out of sync
+///
+/// Reads go to in-sync replicas. A write is acknowledged when at least `minInSync` of the
+/// replicas that were in sync when it was sent made it durable; the others that failed left the
+/// set first (they are out of sync), so every in-sync replica holds every acknowledged write.
 public struct ReplicaHealth: Sendable {
     public struct Replica: Sendable, Equatable {
-        /// Skipped for reads and counted as down for the write quorum until then.
+        /// Skipped for reads and writes until then.
         public var suspectedUntil: ContinuousClock.Instant?
         /// Not serving reads (it said `replica_catching_up`, or its last health report was not
         /// `serving`): it gets writes but no reads.
         public var catchingUp = false
-        /// A write failed on it while a peer applied it: it has diverged and is synced from a
-        /// peer once it answers.
+        /// It missed a write some replica applied: out of the in-sync set until it caught up.
         public var needsSync = false
+        /// With `needsSync`: the version below the first write it missed (nil: unknown, e.g.
+        /// a write without a version; the replica then chooses from its own versions).
+        public var missedAfter: UInt64?
         /// A sync of it, started by this router, is in flight.
         public var syncing = false
+        /// Its last health report.
+        public var report: Report?
 
         public init() {}
 
         public func isSuspected(at now: ContinuousClock.Instant) -> Bool { suspectedUntil.map { now < $0 } ?? false }
     }
 
-    /// A replica's health report (its `Stats`): its replica state and the points it holds.
+    /// A replica's health report (its `Stats`): its replica state, the points it holds, its
+    /// highest version and the checksum of its (id, version) pairs over all collections.
     public struct Report: Sendable, Equatable {
         /// `serving`, `awaiting_sync` or `syncing`.
         public var state: String
         public var points: UInt64
+        public var version: UInt64
+        public var checksum: UInt64
 
-        public init(state: String, points: UInt64) { (self.state, self.points) = (state, points) }
+        public init(state: String, points: UInt64, version: UInt64 = 0, checksum: UInt64 = 0) {
+            (self.state, self.points, self.version, self.checksum) = (state, points, version, checksum)
+        }
     }
 
     /// What the router should do after a round of health checks.
     public enum Action: Sendable, Equatable {
         /// Send `Sync` to `replica` with these peers (empty: it is declared up to date as it is);
-        /// `force` when it missed writes (a full comparison, not only what changed).
-        case sync(replica: Int, peers: [Int], force: Bool)
+        /// `force` when it missed writes, then `after`: the version after which it missed them.
+        case sync(replica: Int, peers: [Int], force: Bool, after: UInt64?)
         /// Only for the operator's log: `replica` will sync from a peer that itself missed a
         /// write, because no other replica is serving.
         case syncFromDivergedPeer(replica: Int)
     }
 
     public private(set) var replicas: [Replica]
-    public let writeQuorum: Int
+    /// In-sync replicas that must make a write durable before it is acknowledged.
+    public let minInSync: Int
     public let suspicion: Duration
 
-    /// `writeQuorum`: replicas that must acknowledge a write (nil: all of them).
-    public init(count: Int, writeQuorum: Int?, suspicion: Duration) {
+    /// `minInSync`: nil means every replica (`--min-in-sync-replicas all`).
+    public init(count: Int, minInSync: Int?, suspicion: Duration) {
         replicas = Array(repeating: Replica(), count: count)
-        self.writeQuorum = min(writeQuorum ?? count, count)
+        self.minInSync = max(1, min(minInSync ?? count, count))
         self.suspicion = suspicion
     }
 
@@ -80,29 +98,38 @@ public struct ReplicaHealth: Sendable {
         }
     }
 
-    /// A write went to every replica; `failed` holds the kinds of errors of those that failed.
-    /// When some replica applied it, the others (unless merely cancelled) have diverged.
-    public mutating func writeFinished(applied: [Bool], failed: [Int: ErrorKind]) {
+    /// A write with `version` (nil: one without, a create or drop) went to the replicas not
+    /// suspected; `failed` holds the kinds of errors of those that failed, `skipped` the suspected
+    /// ones it did not go to. When some replica applied it, the others have missed it: they leave
+    /// the in-sync set (a cancelled call may or may not have applied it, so it counts as missed).
+    public mutating func writeFinished(version: UInt64?, applied: [Bool], failed: [Int: ErrorKind], skipped: [Int] = []) {
         guard applied.contains(true) else { return }
-        for (replica, kind) in failed where kind != .cancelled { replicas[replica].needsSync = true }
+        for replica in Array(failed.keys) + skipped {
+            if !replicas[replica].needsSync {
+                replicas[replica].needsSync = true
+                replicas[replica].missedAfter = version.map { $0 - 1 }
+            } else if let version, let after = replicas[replica].missedAfter {
+                replicas[replica].missedAfter = min(after, version - 1)
+            }
+        }
     }
 
     /// A round of health checks answered (`reports[i]` nil: replica i did not answer in time).
     /// Updates suspicion and read eligibility, and decides which replicas to sync:
-    /// - a replica that reports `awaiting_sync`, or missed a write, syncs from the serving
-    ///   replicas that did not miss a write (or, with none, from serving ones that did);
+    /// - a replica that reports `awaiting_sync`, or missed a write, catches up from the serving
+    ///   in-sync replicas (or, with none, from serving ones that missed writes too);
     /// - when no replica is serving (the whole shard restarted), one is declared up to date as
-    ///   it is: with a write quorum of all replicas the first that answered (each acknowledged
-    ///   write is on every one); with a smaller quorum only once all answered, the one holding the
-    ///   most points.
+    ///   it is: with `minInSync` of all replicas the first that answered (each acknowledged write
+    ///   is on every one); otherwise, once all answered, the one with the highest version.
     /// Replicas chosen are marked syncing and catching up until `syncFinished`.
     public mutating func healthChecked(_ reports: [Report?], now: ContinuousClock.Instant) -> [Action] {
         precondition(reports.count == replicas.count)
         let answered = reports.map { $0?.state }
         for i in replicas.indices {
-            if let state = answered[i] {
+            if let report = reports[i] {
                 replicas[i].suspectedUntil = nil
-                if !replicas[i].syncing { replicas[i].catchingUp = state != "serving" }
+                replicas[i].report = report
+                if !replicas[i].syncing { replicas[i].catchingUp = report.state != "serving" }
             } else {
                 replicas[i].suspectedUntil = now + suspicion
             }
@@ -123,22 +150,29 @@ public struct ReplicaHealth: Sendable {
                 // Nobody to copy from: a replica that missed writes waits for a peer; a freshly
                 // started one may be declared the source.
                 guard state == "awaiting_sync", !answered.contains("serving"), !answered.contains("syncing"),
-                      designatedSource(reports.map { $0?.points }) == i else { continue }
+                      designatedSource(reports) == i else { continue }
             }
+            let after = missedWrites ? replicas[i].missedAfter : nil
             replicas[i].syncing = true
             replicas[i].catchingUp = true
             replicas[i].needsSync = false
-            actions.append(.sync(replica: i, peers: peers, force: missedWrites))
+            replicas[i].missedAfter = nil
+            actions.append(.sync(replica: i, peers: peers, force: missedWrites, after: after))
         }
         return actions
     }
 
-    /// A sync started by `healthChecked` ended. `force`: the one it was started with (the replica
-    /// had missed writes, which a failed sync leaves missed).
-    public mutating func syncFinished(_ replica: Int, succeeded: Bool, force: Bool) {
+    /// A sync started by `healthChecked` ended. `force` and `after`: the ones it was started
+    /// with (a failed catch-up of writes it missed leaves them missed).
+    public mutating func syncFinished(_ replica: Int, succeeded: Bool, force: Bool, after: UInt64? = nil) {
         if succeeded {
             replicas[replica].catchingUp = false
         } else if force {
+            if replicas[replica].needsSync {
+                if let a = replicas[replica].missedAfter { replicas[replica].missedAfter = after.map { min($0, a) } }
+            } else {
+                replicas[replica].missedAfter = after
+            }
             replicas[replica].needsSync = true
         }
         replicas[replica].syncing = false
@@ -146,8 +180,17 @@ public struct ReplicaHealth: Sendable {
 
     // MARK: queries
 
-    /// Replicas that may serve reads (none catching up); all of them when every one is.
+    /// In the in-sync set: answering, not catching up, not syncing, not out of sync.
+    public func isInSync(_ replica: Int, at now: ContinuousClock.Instant) -> Bool {
+        let r = replicas[replica]
+        return !r.isSuspected(at: now) && !r.catchingUp && !r.syncing && !r.needsSync
+    }
+
+    /// Replicas that may serve reads: those holding every acknowledged write (not catching up,
+    /// not out of sync); when there are none, those not catching up; when every one is, all.
     public func readable() -> [Int] {
+        let inSync = replicas.indices.filter { !replicas[$0].catchingUp && !replicas[$0].syncing && !replicas[$0].needsSync }
+        if !inSync.isEmpty { return inSync }
         let serving = replicas.indices.filter { !replicas[$0].catchingUp }
         return serving.isEmpty ? Array(replicas.indices) : serving
     }
@@ -156,16 +199,30 @@ public struct ReplicaHealth: Sendable {
         replicas.indices.filter { replicas[$0].isSuspected(at: now) }
     }
 
-    /// Why a write would fail now: fewer live (not suspected) replicas than the write quorum.
-    public func writeBlocked(at now: ContinuousClock.Instant) -> (live: Int, down: [Int])? {
-        let down = suspected(at: now)
-        return replicas.count - down.count < writeQuorum ? (replicas.count - down.count, down) : nil
+    /// The replicas whose acknowledgements count for a write sent now: the in-sync ones (or,
+    /// when none is in sync, e.g. every replica restarted and is catching up, every one not
+    /// suspected: they converge to the union of what they got).
+    public func acknowledgers(at now: ContinuousClock.Instant) -> [Int] {
+        let inSync = replicas.indices.filter { isInSync($0, at: now) }
+        if !inSync.isEmpty || replicas.indices.contains(where: { !replicas[$0].catchingUp && !replicas[$0].syncing && !replicas[$0].needsSync }) {
+            return inSync
+        }
+        return replicas.indices.filter { !replicas[$0].isSuspected(at: now) }
     }
 
-    /// `serving`, `catching_up` or `suspect`, as /admin/shards shows it.
+    /// Why a write would fail now: fewer replicas that can acknowledge it than `minInSync`.
+    public func writeBlocked(at now: ContinuousClock.Instant) -> (live: Int, down: [Int])? {
+        let ack = acknowledgers(at: now)
+        guard ack.count < minInSync else { return nil }
+        return (ack.count, replicas.indices.filter { !ack.contains($0) })
+    }
+
+    /// `serving`, `catching_up`, `out_of_sync` or `suspect`, as /admin/shards shows it.
     public func displayState(_ replica: Int, at now: ContinuousClock.Instant) -> String {
         let r = replicas[replica]
-        return r.isSuspected(at: now) ? "suspect" : (r.catchingUp || r.syncing) ? "catching_up" : "serving"
+        if r.isSuspected(at: now) { return "suspect" }
+        if r.catchingUp || r.syncing { return "catching_up" }
+        return r.needsSync ? "out_of_sync" : "serving"
     }
 
     /// Transport trouble or an overloaded replica: another replica may well answer.
@@ -176,16 +233,18 @@ public struct ReplicaHealth: Sendable {
         }
     }
 
-    /// Which freshly started replica becomes the source when none is serving. `points`: each
-    /// replica's point count, nil for those that did not answer. Replicas that missed a write are
-    /// passed over while another candidate exists.
-    private func designatedSource(_ answeredPoints: [UInt64?]) -> Int? {
-        if writeQuorum < replicas.count { guard answeredPoints.allSatisfy({ $0 != nil }) else { return nil } }
-        let clean = answeredPoints.indices.map { answeredPoints[$0] != nil && !replicas[$0].needsSync ? answeredPoints[$0] : nil }
-        let points = clean.contains { $0 != nil } ? clean : answeredPoints
-        if writeQuorum >= replicas.count { return points.firstIndex { $0 != nil } }
-        // The replica holding the most points (lowest index on a tie): without per-point versions
-        // this is the best guess at the one that saw the most acknowledged writes.
-        return points.indices.filter { points[$0] != nil }.max { (points[$0]!, -$0) < (points[$1]!, -$1) }
+    /// Which freshly started replica becomes the source when none is serving: with `minInSync`
+    /// of all replicas the first that answered; otherwise, once all answered, the one with the
+    /// highest version (then the most points, then the lowest index). Replicas that missed a
+    /// write are passed over while another candidate exists.
+    private func designatedSource(_ reports: [Report?]) -> Int? {
+        if minInSync < replicas.count { guard reports.allSatisfy({ $0 != nil }) else { return nil } }
+        let clean = reports.indices.map { reports[$0] != nil && !replicas[$0].needsSync ? reports[$0] : nil }
+        let candidates = clean.contains { $0 != nil } ? clean : reports
+        if minInSync >= replicas.count { return candidates.firstIndex { $0 != nil } }
+        return candidates.indices.filter { candidates[$0] != nil }.max { a, b in
+            let (x, y) = (candidates[a]!, candidates[b]!)
+            return (x.version, x.points, -a) < (y.version, y.points, -b)
+        }
     }
 }

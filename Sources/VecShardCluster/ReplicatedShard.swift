@@ -2,29 +2,49 @@ import Foundation
 import Synchronization
 import VecShardShardAPI
 import VecShardRPC
+import VecShardRouting
 import VecShardSchema
+
+/// One replica as /admin/shards shows it.
+public struct ReplicaStatus: Sendable, Equatable {
+    public var address: String
+    /// `serving`, `catching_up`, `out_of_sync` or `suspect`.
+    public var state: String
+    /// From its last health report (nil: none yet).
+    public var points: UInt64?
+    public var version: UInt64?
+    /// How far its version is behind the most advanced replica's (version units; the seconds
+    /// of write time in `lagSeconds`).
+    public var lag: UInt64?
+    public var checksum: UInt64?
+
+    public var lagSeconds: Double? { lag.map(WriteVersion.seconds) }
+}
 
 /// A shard client that stands for several replicas: it reports their states and checks their
 /// health (`ReplicatedShard`; the router asks for the capability, not the type).
 public protocol ReplicaSet: ShardClient {
-    /// Per replica: address and state (`serving`, `catching_up`, `suspect`).
-    var replicaStates: [(address: String, state: String)] { get }
+    /// Per replica: address, state and versions.
+    var replicaStates: [ReplicaStatus] { get }
     /// One round of active health checks (and the syncs they decide on).
     func checkHealth(timeout: Duration, log: (@Sendable (String) -> Void)?) async
 }
 
 /// One shard served by several replicas (each a `ShardClient`, normally a `RemoteShard`).
 ///
-/// Writes go to every replica and succeed once `writeQuorum` of them made the write durable
-/// (default: all). Reads go to one replica, the one with the fewest outstanding requests among
+/// Writes carry a version this class stamps (`WriteVersion`, above anything it stamped or saw)
+/// and go to every replica not suspected; one is acknowledged once `minInSync` replicas of the
+/// in-sync set made it durable, and replicas that missed it leave the set until they caught up
+/// (docs/ARCHITECTURE.md, "In-sync set"). Reads go to one in-sync replica, the one with the fewest outstanding requests among
 /// those not suspected; if it has not answered after the hedging delay (a high percentile of this
 /// shard's recent read latencies), the same request goes to a second replica and the first answer
 /// wins. A replica that fails with a transport error is suspected and skipped for
 /// `suspicionSeconds`, after which one request probes it again.
 public final class ReplicatedShard: ReplicaSet {
     public struct Policy: Sendable {
-        /// Replicas that must acknowledge a write (nil: all of them).
-        public var writeQuorum: Int?
+        /// In-sync replicas that must make a write durable before it is acknowledged
+        /// (`--min-in-sync-replicas`; nil: all of them).
+        public var minInSyncReplicas: Int?
         public var hedging = true
         /// Hedging delay = this percentile of recent read latencies, within the bounds below.
         public var hedgePercentile = 0.95
@@ -35,8 +55,8 @@ public final class ReplicatedShard: ReplicaSet {
         /// (`SearchCoalescer`). nil: every search is its own call.
         public var maxSearchesInFlight: Int? = 4
 
-        public init(writeQuorum: Int? = nil, hedging: Bool = true, maxSearchesInFlight: Int? = 4) {
-            self.writeQuorum = writeQuorum
+        public init(minInSyncReplicas: Int? = 1, hedging: Bool = true, maxSearchesInFlight: Int? = 4) {
+            self.minInSyncReplicas = minInSyncReplicas
             self.hedging = hedging
             self.maxSearchesInFlight = maxSearchesInFlight
         }
@@ -90,8 +110,13 @@ public final class ReplicatedShard: ReplicaSet {
     /// slow (saturated, not one bad replica) hedging does not pile duplicate work on it.
     private let hedgeBudget = Mutex(HedgeBudget())
     let coalescer: SearchCoalescer?
-    /// Replicas that must acknowledge a write (`policy.writeQuorum`, at most the replica count).
-    let writeQuorum: Int
+    /// The version clock of this shard's writes: the last version stamped or seen.
+    private let clock = Mutex<UInt64>(0)
+    /// Tells this router's versions apart from another's stamped in the same microsecond.
+    static let versionTag = WriteVersion.randomTag()
+    /// Writes in flight by sequence number, so a catch-up can wait for those that started
+    /// before it (they may have skipped the replica).
+    private let writesInFlight = Mutex<(next: UInt64, active: Set<UInt64>)>((0, []))
     /// Suspicion, read eligibility and sync state of the replicas: decisions only; this class
     /// does the calls and reports their outcomes to it.
     let health: Mutex<ReplicaHealth>
@@ -101,8 +126,7 @@ public final class ReplicatedShard: ReplicaSet {
         self.name = name
         self.policy = policy
         self.replicas = replicas.enumerated().map { Replica(index: $0.offset, client: $0.element.client, address: $0.element.address) }
-        writeQuorum = min(policy.writeQuorum ?? replicas.count, replicas.count)
-        health = Mutex(ReplicaHealth(count: replicas.count, writeQuorum: writeQuorum, suspicion: policy.suspicionSeconds))
+        health = Mutex(ReplicaHealth(count: replicas.count, minInSync: policy.minInSyncReplicas, suspicion: policy.suspicionSeconds))
         coalescer = policy.maxSearchesInFlight.map { SearchCoalescer(maxInFlight: max(1, $0)) }
     }
 
@@ -114,9 +138,14 @@ public final class ReplicatedShard: ReplicaSet {
 
     public var writeBlocker: String? {
         let now = ContinuousClock.now
-        guard let (live, down) = health.withLock({ $0.writeBlocked(at: now) }) else { return nil }
-        return "shard '\(name)' has \(live) live replicas, its write quorum is \(writeQuorum) (down: \(down.map { replicas[$0].address }.joined(separator: ", ")))"
+        let (blocked, minimum) = health.withLock { ($0.writeBlocked(at: now), $0.minInSync) }
+        guard let (live, down) = blocked else { return nil }
+        return "shard '\(name)' has \(live) in-sync replicas that answer, --min-in-sync-replicas is \(minimum) "
+            + "(not in sync or down: \(down.map { replicas[$0].address }.joined(separator: ", ")))"
     }
+
+    /// The minimum of in-sync replicas a write needs (at most the replica count).
+    public var minInSync: Int { health.withLock { $0.minInSync } }
 
     // MARK: reads
 
@@ -241,64 +270,138 @@ public final class ReplicatedShard: ReplicaSet {
 
     // MARK: writes
 
-    /// The result of a write to every replica: what succeeded and which replicas failed.
+    /// The result of a write: what succeeded and which replicas failed or were skipped.
     struct WriteOutcome<T: Sendable>: Sendable {
         var results: [T]
         var failed: [String]
+        var version: UInt64?
     }
 
-    private func write<T: Sendable>(_ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> WriteOutcome<T> {
-        let quorum = writeQuorum
-        let (values, errors) = await fanOut(replicas) { try await self.attempt($0, body) }
-        var results: [T] = []
-        var failed: [(address: String, error: ShardCallError)] = []
-        let anyApplied = values.contains { $0 != nil }
-        var failedKinds: [Int: ErrorKind] = [:]
-        for index in replicas.indices {
-            if let value = values[index] { results.append(value) }
-            if let error = errors[index] {
-                failed.append((replicas[index].address, error))
-                failedKinds[index] = error.kind
+    /// A version above the last one stamped or seen (and above `above`).
+    private func stamp(above: UInt64 = 0) -> UInt64 {
+        clock.withLock { c in
+            c = WriteVersion.next(after: max(c, above), tag: Self.versionTag)
+            return c
+        }
+    }
+
+    private func beginWrite() -> UInt64 {
+        writesInFlight.withLock { w in
+            let seq = w.next
+            w.next += 1
+            w.active.insert(seq)
+            return seq
+        }
+    }
+
+    private func endWrite(_ seq: UInt64) { _ = writesInFlight.withLock { $0.active.remove(seq) } }
+
+    /// Waits (up to `limit`) until every write that had started when this was called finished.
+    func waitForWritesStartedBefore(limit: Duration = .seconds(60)) async {
+        let mark = writesInFlight.withLock { $0.next }
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if writesInFlight.withLock({ w in !w.active.contains { $0 < mark } }) { return }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// The version a `stale_version` error says the replica holds.
+    static func heldVersion(in error: ShardCallError) -> UInt64? {
+        guard error.code == "stale_version", let range = error.message.range(of: "holds version ") else { return nil }
+        return UInt64(error.message[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// A write to the replicas that are not suspected. `versioned`: it gets a version (stamped
+    /// again above what a replica holds if one refuses it as stale, at most 3 rounds) and
+    /// replicas that miss it leave the in-sync set; `markMissed: false` for maintenance calls.
+    /// Acknowledged when at least `minInSync` of the replicas in sync when it was sent applied it.
+    private func write<T: Sendable>(versioned: Bool, markMissed: Bool = true,
+                                    _ body: @escaping @Sendable (any ShardClient, UInt64?) async throws -> T) async throws -> WriteOutcome<T> {
+        let seq = beginWrite()
+        defer { endWrite(seq) }
+        var version: UInt64? = versioned ? stamp() : nil
+        var round = 0
+        while true {
+            let now = ContinuousClock.now
+            let (targets, acknowledgers, minimum) = health.withLock { h in
+                let suspected = Set(h.suspected(at: now))
+                return (replicas.indices.filter { !suspected.contains($0) }, Set(h.acknowledgers(at: now)), h.minInSync)
             }
+            let v = version
+            let (values, errors) = await fanOut(targets.map { replicas[$0] }) { try await self.attempt($0) { try await body($0, v) } }
+            let held = errors.compactMap { $0.flatMap(Self.heldVersion) }
+            if versioned, !held.isEmpty, round < 2 {
+                // A replica holds a newer version for an id of this batch (another router's
+                // clock is ahead): stamp above it and send the batch to every replica again.
+                version = stamp(above: held.max()!)
+                round += 1
+                continue
+            }
+            var results: [T] = []
+            var failed: [(address: String, error: ShardCallError)] = []
+            var applied = [Bool](repeating: false, count: replicas.count)
+            var failedKinds: [Int: ErrorKind] = [:]
+            var acked = 0
+            for (k, index) in targets.enumerated() {
+                if let value = values[k] {
+                    results.append(value)
+                    applied[index] = true
+                    if acknowledgers.contains(index) { acked += 1 }
+                }
+                if let error = errors[k] {
+                    failed.append((replicas[index].address, error))
+                    failedKinds[index] = error.kind
+                }
+            }
+            let skipped = replicas.indices.filter { !targets.contains($0) }
+            if markMissed {
+                // Replicas that did not apply what another applied (down, timed out, skipped while
+                // suspected, or refused what their peers accepted) leave the in-sync set before
+                // the write is acknowledged, and catch up from a peer once they answer.
+                health.withLock { $0.writeFinished(version: version, applied: applied, failed: failedKinds, skipped: skipped) }
+            }
+            let anyApplied = applied.contains(true)
+            // The caller's fault only if no replica accepted the write (a bad request fails on all).
+            if !anyApplied, let callerFault = failed.first(where: { !Self.isReplicaFault($0.error) && $0.error.code != "stale_version" }) {
+                throw callerFault.error
+            }
+            let skippedNote = skipped.isEmpty ? "" : "; not sent to suspected " + skipped.map { replicas[$0].address }.joined(separator: ", ")
+            guard acked >= minimum else {
+                throw ShardCallError(.unavailable, .writeQuorumFailed,
+                                     "shard '\(name)': \(acked) in-sync replicas of \(replicas.count) made the write durable, --min-in-sync-replicas is \(minimum); failed: "
+                                     + failed.map { "\($0.address) (\($0.error.message))" }.sorted().joined(separator: "; ") + skippedNote)
+            }
+            return WriteOutcome(results: results, failed: (failed.map(\.address) + skipped.map { replicas[$0].address }).sorted(), version: version)
         }
-        // Another replica applied the write and these did not (down, timed out, or refused what
-        // their peers accepted, e.g. a collection they do not have yet): they have diverged and
-        // are repaired from a peer once they answer.
-        let applied = values.map { $0 != nil }
-        health.withLock { $0.writeFinished(applied: applied, failed: failedKinds) }
-        // The caller's fault only if no replica accepted the write (a bad request fails on all).
-        if !anyApplied, let callerFault = failed.first(where: { !Self.isReplicaFault($0.error) }) { throw callerFault.error }
-        guard results.count >= quorum else {
-            throw ShardCallError(.unavailable, .writeQuorumFailed,
-                                 "shard '\(name)': \(results.count) of \(replicas.count) replicas acknowledged, \(quorum) required; failed: "
-                                 + failed.map { "\($0.address) (\($0.error.message))" }.sorted().joined(separator: "; "))
-        }
-        return WriteOutcome(results: results, failed: failed.map(\.address).sorted())
     }
 
     // MARK: ShardClient
 
     public func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo {
-        try await write { try await $0.createCollection(schema) }.results[0]
+        try await write(versioned: false) { c, _ in try await c.createCollection(schema) }.results[0]
     }
 
     public func dropCollection(_ name: String) async throws -> Bool {
-        try await write { try await $0.dropCollection(name) }.results.contains(true)
+        try await write(versioned: false) { c, _ in try await c.dropCollection(name) }.results.contains(true)
     }
 
     public func describeCollection(_ name: String) async throws -> CollectionInfo { try await read { try await $0.describeCollection(name) } }
 
-    public func upsert(collection: String, points: [Point]) async throws -> WriteResult {
-        let outcome = try await write { try await $0.upsert(collection: collection, points: points) }
+    /// `version`: nil (the usual case) lets this router stamp one.
+    public func upsert(collection: String, points: [Point], version: UInt64?) async throws -> WriteResult {
+        let outcome = try await write(versioned: true) { c, v in try await c.upsert(collection: collection, points: points, version: version ?? v) }
         var result = outcome.results.max { $0.lsn < $1.lsn }!
         result.failedReplicas = outcome.failed
+        result.version = version ?? outcome.version ?? 0
         return result
     }
 
-    public func delete(collection: String, ids: [String]) async throws -> WriteResult {
-        let outcome = try await write { try await $0.delete(collection: collection, ids: ids) }
+    public func delete(collection: String, ids: [String], version: UInt64?) async throws -> WriteResult {
+        let outcome = try await write(versioned: true) { c, v in try await c.delete(collection: collection, ids: ids, version: version ?? v) }
         var result = outcome.results.max { $0.applied < $1.applied }!
         result.failedReplicas = outcome.failed
+        result.version = version ?? outcome.version ?? 0
         return result
     }
 
@@ -332,47 +435,69 @@ public final class ReplicatedShard: ReplicaSet {
         throw ShardCallError(.unavailable, .shardUnavailable, "no replica of shard '\(name)' could be scanned (\(failures.joined(separator: "; ")))")
     }
 
-    public func flush(_ collection: String) async throws { _ = try await write { try await $0.flush(collection) } }
-    public func compact(_ collection: String) async throws { _ = try await write { try await $0.compact(collection) } }
+    public func flush(_ collection: String) async throws { _ = try await write(versioned: false, markMissed: false) { c, _ in try await c.flush(collection) } }
+    public func compact(_ collection: String) async throws { _ = try await write(versioned: false, markMissed: false) { c, _ in try await c.compact(collection) } }
 }
 
 // MARK: health checks and replica repair
 
 extension ReplicatedShard {
-    /// Per replica: address, state (`serving`, `catching_up`, `suspect`) as this router sees it.
-    public var replicaStates: [(address: String, state: String)] {
+    /// Per replica: address, state (`serving`, `catching_up`, `out_of_sync`, `suspect`) as this
+    /// router sees it, and its last reported points, version, lag and checksum.
+    public var replicaStates: [ReplicaStatus] {
         let now = ContinuousClock.now
-        return health.withLock { h in replicas.map { ($0.address, h.displayState($0.index, at: now)) } }
+        return health.withLock { h in
+            let newest = h.replicas.compactMap { $0.report?.version }.max() ?? 0
+            return replicas.map { r in
+                let report = h.replicas[r.index].report
+                return ReplicaStatus(address: r.address, state: h.displayState(r.index, at: now), points: report?.points,
+                                     version: report?.version, lag: report.map { newest - $0.version }, checksum: report?.checksum)
+            }
+        }
+    }
+
+    /// The report of a replica's stats: its state, and over its collections the points, the
+    /// highest version and a checksum (per collection, its checksum mixed with its name).
+    static func report(_ stats: ShardStats) -> ReplicaHealth.Report {
+        var checksum: UInt64 = 0
+        for c in stats.collections { checksum &+= c.checksum ^ StableHash.xxh64(c.name) }
+        return ReplicaHealth.Report(state: stats.replicaState.rawValue, points: stats.collections.reduce(0) { $0 + $1.count },
+                                    version: stats.collections.map(\.version).max() ?? 0, checksum: checksum)
     }
 
     /// One round of active health checks: asks every replica for its stats (within `timeout`)
-    /// and hands the answers to `ReplicaHealth`, which decides which replicas to sync (in the
-    /// background; until a sync finishes the replica takes writes but no reads). Returns when
-    /// the checks are done (not the syncs).
+    /// and hands the answers to `ReplicaHealth`, which decides which replicas to catch up (in the
+    /// background; until a catch-up finishes the replica takes writes but no reads). Returns when
+    /// the checks are done (not the catch-ups).
     public func checkHealth(timeout: Duration = .seconds(2), log: (@Sendable (String) -> Void)? = nil) async {
         let (reports, _) = await fanOut(replicas) { replica in
             let stats = try await RequestDeadline.$current.withValue(ContinuousClock.now + timeout) { try await replica.client.stats() }
-            return ReplicaHealth.Report(state: stats.replicaState.rawValue, points: stats.collections.reduce(0) { $0 + $1.count })
+            return Self.report(stats)
         }
+        if let newest = reports.compactMap({ $0?.version }).max() { clock.withLock { $0 = max($0, newest) } }
         let now = ContinuousClock.now
         let actions = health.withLock { $0.healthChecked(reports, now: now) }
         for action in actions {
             switch action {
             case let .syncFromDivergedPeer(index):
                 log?("replica \(replicas[index].address) of shard '\(name)' syncs from a peer that itself missed a write (no other is serving)")
-            case let .sync(index, peers, force):
+            case let .sync(index, peers, force, after):
                 let replica = replicas[index], name = self.name
-                let request = ReplicaSync(peers: peers.map { replicas[$0].address }, force: force)
+                let request = ReplicaSync(peers: peers.map { replicas[$0].address }, force: force, afterVersion: after)
                 Task {
+                    // Writes that started while the replica was skipped must be on its peer
+                    // before the peer lists its changes.
+                    await self.waitForWritesStartedBefore()
                     var succeeded = false
                     do {
                         let r = try await replica.client.sync(request)
                         succeeded = true
-                        log?("replica \(replica.address) of shard '\(name)' is up to date (from \(r.source.isEmpty ? "itself" : r.source): \(r.copied) copied, \(r.deleted) deleted)")
+                        log?("replica \(replica.address) of shard '\(name)' is up to date (from \(r.source.isEmpty ? "itself" : r.source), "
+                             + "\(r.mode.isEmpty ? "nothing to do" : r.mode): \(r.transferred) received, \(r.copied) applied, \(r.deleted) deleted)")
                     } catch {
-                        log?("sync of replica \(replica.address) of shard '\(name)' failed: \(shardError(error).message)")
+                        log?("catch-up of replica \(replica.address) of shard '\(name)' failed: \(shardError(error).message)")
                     }
-                    self.health.withLock { $0.syncFinished(index, succeeded: succeeded, force: force) }
+                    self.health.withLock { $0.syncFinished(index, succeeded: succeeded, force: force, after: after) }
                 }
             }
         }

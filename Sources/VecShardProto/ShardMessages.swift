@@ -481,9 +481,11 @@ public struct ChangesRequest: ProtoMessage, Equatable {
     public var afterID = ""
     /// Items per page (0 = 1000).
     public var limit: UInt32 = 0
+    /// List even when tombstones above afterVersion were dropped (a full comparison).
+    public var ignoreFloor = false
 
-    public init(collection: String = "", afterVersion: UInt64 = 0, afterID: String = "", limit: UInt32 = 0) {
-        (self.collection, self.afterVersion, self.afterID, self.limit) = (collection, afterVersion, afterID, limit)
+    public init(collection: String = "", afterVersion: UInt64 = 0, afterID: String = "", limit: UInt32 = 0, ignoreFloor: Bool = false) {
+        (self.collection, self.afterVersion, self.afterID, self.limit, self.ignoreFloor) = (collection, afterVersion, afterID, limit, ignoreFloor)
     }
 
     public init(from reader: inout ProtoReader) throws {
@@ -493,6 +495,7 @@ public struct ChangesRequest: ProtoMessage, Equatable {
             case 2: afterVersion = try reader.readUInt64(type)
             case 3: afterID = try reader.readString(type)
             case 4: limit = try reader.readUInt32(type)
+            case 5: ignoreFloor = try reader.readBool(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -503,6 +506,7 @@ public struct ChangesRequest: ProtoMessage, Equatable {
         writer.writeUInt64(2, afterVersion)
         writer.writeString(3, afterID)
         writer.writeUInt32(4, limit)
+        writer.writeBool(5, ignoreFloor)
     }
 }
 
@@ -517,6 +521,7 @@ public struct ChangesResponse: ProtoMessage, Equatable {
     /// Where the next page starts (the last item of this one).
     public var nextVersion: UInt64 = 0
     public var nextID = ""
+    public var tombstoneFloor: UInt64 = 0
 
     public init() {}
 
@@ -534,6 +539,7 @@ public struct ChangesResponse: ProtoMessage, Equatable {
             case 5: more = try reader.readBool(type)
             case 6: nextVersion = try reader.readUInt64(type)
             case 7: nextID = try reader.readString(type)
+            case 8: tombstoneFloor = try reader.readUInt64(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -547,6 +553,7 @@ public struct ChangesResponse: ProtoMessage, Equatable {
         writer.writeBool(5, more)
         writer.writeUInt64(6, nextVersion)
         writer.writeString(7, nextID)
+        writer.writeUInt64(8, tombstoneFloor)
     }
 }
 

@@ -56,6 +56,9 @@ public struct ServiceConfiguration: Sendable {
     /// Shard role: start as a replica that takes writes but answers no reads until a router has
     /// synchronised it from a peer replica (`--await-sync`; for shards with several replicas).
     public var awaitSync = false
+    /// Shard role: a restarted replica also catches up on this much write time before its own
+    /// newest version (`--catch-up-margin-seconds`).
+    public var catchUpMargin: Duration = .seconds(30)
     /// For tests and benchmarks only: every search of a shard waits this long first (a slow
     /// replica in the shard role, slow in-process shards standalone).
     public var injectedSearchDelay: Duration?
@@ -173,7 +176,8 @@ public final class VecShardService: Service, Sendable {
                 let client = HTTP2Client(group: group)
                 remoteClient = client
                 let grpc = GRPCClient(http: client, apiKey: configuration.shardAPIKey ?? configuration.access.apiKey)
-                let repairable = RepairableShard(shard, awaitSync: configuration.awaitSync) { address in
+                let repairable = RepairableShard(shard, awaitSync: configuration.awaitSync, catchUpFile: configuration.dataDirectory + "/CATCHUP",
+                                                 margin: configuration.catchUpMargin) { address in
                     RemoteShard(name: id, peer: Peer(address) ?? Peer(host: address, port: 0), client: grpc, timeout: .hours(2))
                 }
                 shardService.set(ShardGRPC.service(for: DelayedShard.wrap(repairable, delay: configuration.injectedSearchDelay),

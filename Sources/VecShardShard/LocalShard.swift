@@ -48,19 +48,31 @@ public final class LocalShard: ShardClient {
         try collection(name).describe().info
     }
 
-    public func upsert(collection: String, points: [Point]) async throws -> WriteResult {
+    public func upsert(collection: String, points: [Point], version: UInt64?) async throws -> WriteResult {
         let target = try self.collection(collection)
         do {
-            let receipt = try await target.upsert(points)
-            return WriteResult(lsn: receipt.lsn, applied: receipt.count)
+            let receipt = try await target.upsert(points, version: version)
+            return WriteResult(lsn: receipt.lsn, applied: receipt.count, version: receipt.version)
         } catch { throw storageShardError(error) }
     }
 
-    public func delete(collection: String, ids: [String]) async throws -> WriteResult {
+    public func delete(collection: String, ids: [String], version: UInt64?) async throws -> WriteResult {
         let target = try self.collection(collection)
         do {
-            let receipt = try await target.delete(ids: ids)
-            return WriteResult(lsn: receipt.lsn, applied: receipt.count)
+            let receipt = try await target.delete(ids: ids, version: version)
+            return WriteResult(lsn: receipt.lsn, applied: receipt.count, version: receipt.version)
+        } catch { throw storageShardError(error) }
+    }
+
+    /// Pages hold at most 10,000 items, whatever was asked.
+    public func changes(_ request: ChangesQuery) async throws -> ChangesPageResult {
+        let target = try collection(request.collection)
+        let limit = min(request.limit == 0 ? 1000 : request.limit, 10_000)
+        do {
+            let page = try target.changes(afterVersion: request.afterVersion, afterID: request.afterID, limit: limit,
+                                          ignoringFloor: request.ignoringFloor)
+            return ChangesPageResult(changes: page.changes, more: page.more, nextVersion: page.next.version, nextID: page.next.id,
+                                     tombstoneFloor: page.tombstoneFloor)
         } catch { throw storageShardError(error) }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import VecShardPrimitives
 import VecShardRPC
@@ -6,44 +7,50 @@ import VecShardShardAPI
 import VecShardStorage
 
 /// A shard replica that can be brought up to date from a peer replica of the same shard (the
-/// `Sync` call), for `vecshard serve --role shard`.
+/// `Sync` call), for `vecshard serve --role shard` (docs/ARCHITECTURE.md, "Catch-up by
+/// difference").
 ///
-/// States: `serving` (answers everything), `awaitingSync` (started with `--await-sync` and not
-/// synchronised yet) and `syncing`. Outside `serving`, reads (search, get, scan, describe) fail
-/// with UNAVAILABLE `replica_catching_up`, so a router fails over to a peer; writes are taken in
-/// every state. A sync compares every live point of every collection with the peer's (a Scan of
-/// it): points that differ or are missing are copied, points the peer does not have are deleted.
+/// States (`ReplicaSyncState`): `serving`, `awaitingSync` (started with `--await-sync`, or a
+/// catch-up was pending when it stopped) and `syncing`. Outside `serving`, reads (search, get,
+/// scan, describe) fail with UNAVAILABLE `replica_catching_up`, so a router fails over to a peer;
+/// writes are taken in every state.
 ///
-/// Writes that arrive while the replica is not serving are newer than anything a scan of the peer
-/// can show for their ids, so their ids are remembered ("dirty") and the sync leaves them alone.
-/// The dirty check and the sync's own write of a batch happen under one gate, so a direct write
-/// either lands after the copied value or makes the sync skip the id.
-/// Remaining window (documented): a write that reached this replica before tracking began but
-/// reaches the peer only after the peer was scanned; tracking starts at process start for
-/// `--await-sync` and a settle delay precedes scans of a forced sync to close it in practice.
+/// A catch-up pulls, per collection, the peer's changes after a version F, page by page
+/// (`Changes`), and applies them last writer wins: a live write that arrives meanwhile has a
+/// newer version than anything the pages carry for its id, so the order does not matter and no
+/// id needs tracking. F is the lowest of the router's `afterVersion`, the one persisted in
+/// `catchUpFile` (fsynced before the copy starts, removed when it succeeded, so a replica killed
+/// during its catch-up starts again from there) and, for a replica that restarted, its own
+/// highest version per collection minus `margin`. A peer that cannot list changes that far
+/// back (`changes_compacted`: tombstones past their retention) is compared in full instead.
 public final class RepairableShard: ShardClient {
     public let inner: LocalShard
     public var name: String { inner.name }
     /// Opens a client to a peer replica (host:port).
     private let connect: @Sendable (String) -> any ShardClient
-    /// Before the scans of a forced sync: lets writes already in flight reach both replicas.
-    private let settleDelay: Duration
+    /// Where a pending catch-up point is kept (nil: not kept, for tests).
+    private let catchUpFile: String?
+    /// How far before its own highest version a restarted replica asks for changes.
+    private let margin: Duration
+    /// Items per page asked of the peer.
+    private let pageSize: Int
 
     private struct Tracking {
-        /// The decisions (states, dirty ids): `ReplicaSyncState`.
         var sync: ReplicaSyncState
         /// The copy in progress, which later Sync calls join.
         var running: Task<SyncOutcome, any Error>?
     }
     private let tracking: Mutex<Tracking>
-    private let gate = AsyncGate()
 
-    public init(_ inner: LocalShard, awaitSync: Bool, settleDelay: Duration = .milliseconds(500),
-                connect: @escaping @Sendable (String) -> any ShardClient) {
+    public init(_ inner: LocalShard, awaitSync: Bool, catchUpFile: String? = nil, margin: Duration = .seconds(30),
+                pageSize: Int = 1000, connect: @escaping @Sendable (String) -> any ShardClient) {
         self.inner = inner
         self.connect = connect
-        self.settleDelay = settleDelay
-        tracking = Mutex(Tracking(sync: ReplicaSyncState(awaitingSync: awaitSync)))
+        self.catchUpFile = catchUpFile
+        self.margin = margin
+        self.pageSize = pageSize
+        let pending = catchUpFile.flatMap(CatchUpFile.read)
+        tracking = Mutex(Tracking(sync: ReplicaSyncState(awaitingSync: awaitSync, pendingAfter: pending)))
     }
 
     public var replicaState: ReplicaState { tracking.withLock { $0.sync.state } }
@@ -52,20 +59,7 @@ public final class RepairableShard: ShardClient {
         let state = replicaState
         guard state == .serving else {
             throw ShardCallError(.unavailable, .replicaCatchingUp,
-                                 "replica of shard '\(name)' is \(state.rawValue): it takes writes but answers no reads until it is synchronised with a peer")
-        }
-    }
-
-    /// Runs a write; while tracking, under the gate, marking its ids dirty only once it
-    /// succeeded (a failed write must not make the sync skip those ids). Holding the gate across
-    /// the write orders it against the sync's own writes: either the sync's copy lands first and
-    /// this write overwrites it, or this write lands first and the sync sees the ids dirty.
-    private func write<R: Sendable>(_ collection: String, _ ids: [String], _ body: () async throws -> R) async throws -> R {
-        guard tracking.withLock({ $0.sync.isTracking }) else { return try await body() }
-        return try await gate.run {
-            let result = try await body()
-            tracking.withLock { $0.sync.wrote(collection: collection, ids: ids) }
-            return result
+                                 "replica of shard '\(name)' is \(state.rawValue): it takes writes but answers no reads until it has caught up with a peer")
         }
     }
 
@@ -83,12 +77,12 @@ public final class RepairableShard: ShardClient {
         return try await inner.describeCollection(name)
     }
 
-    public func upsert(collection: String, points: [Point]) async throws -> WriteResult {
-        try await write(collection, points.map(\.id)) { try await inner.upsert(collection: collection, points: points) }
+    public func upsert(collection: String, points: [Point], version: UInt64?) async throws -> WriteResult {
+        try await inner.upsert(collection: collection, points: points, version: version)
     }
 
-    public func delete(collection: String, ids: [String]) async throws -> WriteResult {
-        try await write(collection, ids) { try await inner.delete(collection: collection, ids: ids) }
+    public func delete(collection: String, ids: [String], version: UInt64?) async throws -> WriteResult {
+        try await inner.delete(collection: collection, ids: ids, version: version)
     }
 
     public func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point] {
@@ -112,6 +106,10 @@ public final class RepairableShard: ShardClient {
         try await inner.scan(request, body)
     }
 
+    /// Changes are listed in every state: a peer catching up may ask a replica that is itself
+    /// catching up only when the router found no serving one (the union of writes wins).
+    public func changes(_ request: ChangesQuery) async throws -> ChangesPageResult { try await inner.changes(request) }
+
     public func flush(_ collection: String) async throws { try await inner.flush(collection) }
     public func compact(_ collection: String) async throws { try await inner.compact(collection) }
 
@@ -125,10 +123,17 @@ public final class RepairableShard: ShardClient {
     }
 
     public func sync(_ request: ReplicaSync) async throws -> SyncOutcome {
-        let task: Task<SyncOutcome, any Error>? = tracking.withLock { t in
+        let task: Task<SyncOutcome, any Error>? = try tracking.withLock { t in
             if let running = t.running { return running }
-            guard case let .start(settle, wasServing) = t.sync.syncRequested(force: request.force) else { return nil }
-            let running = Task { try await self.run(peers: request.peers, settle: settle, wasServing: wasServing) }
+            guard case let .start(after, margin, wasServing, persist) = t.sync.syncRequested(force: request.force, afterVersion: request.afterVersion)
+            else { return nil }
+            if persist, let catchUpFile, let after {
+                do { try CatchUpFile.write(after, to: catchUpFile) } catch {
+                    t.sync.syncFinished(succeeded: false, wasServing: wasServing)
+                    throw ShardCallError(.unavailable, .syncFailed, "replica of shard '\(name)' cannot record its catch-up point: \(error)")
+                }
+            }
+            let running = Task { try await self.run(peers: request.peers, after: after, margin: margin, wasServing: wasServing) }
             t.running = running
             return running
         }
@@ -136,16 +141,15 @@ public final class RepairableShard: ShardClient {
         return try await task.value
     }
 
-    private func run(peers: [String], settle: Bool, wasServing: Bool) async throws -> SyncOutcome {
+    private func run(peers: [String], after: UInt64?, margin: Bool, wasServing: Bool) async throws -> SyncOutcome {
         do {
-            if settle { try await Task.sleep(for: settleDelay) }
             var response = SyncOutcome(replicaState: .syncing)
             var failures: [String] = []
             if !peers.isEmpty {
                 var done = false
                 for address in peers where !done {
                     do {
-                        response = try await copy(from: connect(address))
+                        response = try await catchUp(from: connect(address), after: after, margin: margin)
                         response.source = address
                         done = true
                     } catch {
@@ -157,6 +161,7 @@ public final class RepairableShard: ShardClient {
                                          "no peer of shard '\(name)' could be copied: \(failures.joined(separator: "; "))")
                 }
             }
+            if let catchUpFile { CatchUpFile.remove(catchUpFile) }
             tracking.withLock { t in
                 t.sync.syncFinished(succeeded: true, wasServing: wasServing)
                 t.running = nil
@@ -164,9 +169,9 @@ public final class RepairableShard: ShardClient {
             response.replicaState = .serving
             return response
         } catch {
-            // A forced sync of a serving replica that failed (its peer went away) serves again
+            // A forced catch-up of a serving replica that failed (its peer went away) serves again
             // as it was rather than leaving the shard with one reader less; the router still
-            // knows it missed writes and asks again. Otherwise back to waiting, still tracking.
+            // knows it missed writes and asks again (and CATCHUP keeps the point for a restart).
             tracking.withLock { t in
                 t.sync.syncFinished(succeeded: false, wasServing: wasServing)
                 t.running = nil
@@ -175,8 +180,9 @@ public final class RepairableShard: ShardClient {
         }
     }
 
-    /// Makes every collection here equal to `peer`'s, leaving dirty ids alone.
-    private func copy(from peer: any ShardClient) async throws -> SyncOutcome {
+    /// Brings every collection here up to `peer`'s: by difference after F, or in full where the
+    /// peer cannot list changes that far back.
+    private func catchUp(from peer: any ShardClient, after: UInt64?, margin: Bool) async throws -> SyncOutcome {
         var response = SyncOutcome(replicaState: .syncing)
         let peerStats = try await peer.stats()
         let peerCollections = peerStats.collections
@@ -190,113 +196,113 @@ public final class RepairableShard: ShardClient {
             let createdHere = tracking.withLock { $0.sync.created.contains(schema.name) }
             if !createdHere { _ = try await inner.dropCollection(schema.name) }
         }
+        let marginSpan = WriteVersion.span(seconds: Double(self.margin.components.seconds))
+        var modes = Set<String>()
         for info in peerCollections {
             if (try? storage.collection(info.name)) == nil {
                 _ = try await inner.createCollection(info.schema)
             }
             let collection = try storage.collection(info.name)
-            // What is here now: id → digest of (vector, metadata).
-            var here: [String: UInt64] = [:]
-            try await collection.forEachLivePoint(batchSize: 4096) { points in
-                for p in points { here[p.id] = PointDigest.of(vector: p.vector, metadata: p.metadata) }
+            let own = collection.versionState.version
+            var from = after ?? UInt64.max
+            if margin || after == nil { from = min(from, own > marginSpan ? own - marginSpan : 0) }
+            do {
+                try await copyChanges(of: collection, from: peer, after: from, into: &response)
+                modes.insert("changes")
+            } catch let error as ShardCallError where error.code == "changes_compacted" || error.kind == .unimplemented {
+                try await copyAll(of: collection, from: peer, into: &response)
+                modes.insert("full")
             }
-            let name = info.name, local = here
-            let copied = Atomic<UInt64>(0)
-            let seen = Mutex(Set<String>())
-            try await peer.scan(ShardScan(collection: name, batchSize: 1000)) { batch in
-                try Task.checkCancellation()
-                var differing: [Point] = []
-                for point in batch where local[point.id] != PointDigest.of(vector: point.vector, metadata: point.metadata) {
-                    differing.append(point)
-                }
-                seen.withLock { s in for p in batch { s.insert(p.id) } }
-                guard !differing.isEmpty else { return }
-                try await self.gate.run {
-                    let dirty = self.tracking.withLock { $0.sync.dirtyIDs(in: name) }
-                    let clean = differing.filter { !dirty.contains($0.id) }
-                    if !clean.isEmpty { _ = try await collection.upsert(clean) }
-                    copied.wrappingAdd(UInt64(clean.count), ordering: .relaxed)
-                }
-            }
-            let peerIDs = seen.withLock { $0 }
-            let extra = here.keys.filter { !peerIDs.contains($0) }
-            var deleted = 0
-            for start in stride(from: 0, to: extra.count, by: 1000) {
-                try Task.checkCancellation()
-                let chunk = Array(extra[start..<min(extra.count, start + 1000)])
-                try await gate.run {
-                    let dirty = self.tracking.withLock { $0.sync.dirtyIDs(in: name) }
-                    let clean = chunk.filter { !dirty.contains($0) }
-                    if !clean.isEmpty { _ = try await collection.delete(ids: clean) }
-                    deleted += clean.count
-                }
-            }
-            response.copied += copied.load(ordering: .relaxed)
-            response.deleted += UInt64(deleted)
             response.collections += 1
         }
+        response.mode = modes.contains("full") ? "full" : "changes"
         return response
     }
+
+    /// Pages through the peer's changes after `after` and applies them.
+    private func copyChanges(of collection: ShardCollection, from peer: any ShardClient, after: UInt64,
+                             into response: inout SyncOutcome) async throws {
+        var query = ChangesQuery(collection: collection.name, afterVersion: after, limit: pageSize)
+        while true {
+            try Task.checkCancellation()
+            let page = try await peer.changes(query)
+            response.transferred += UInt64(page.changes.count)
+            if !page.changes.isEmpty {
+                let applied = try await applying { try await collection.apply(page.changes) }
+                response.copied += UInt64(applied)
+            }
+            guard page.more else { return }
+            (query.afterVersion, query.afterID) = (page.nextVersion, page.nextID)
+        }
+    }
+
+    /// The fallback when changes cannot be listed after F: every live point of the peer (with
+    /// versions, last writer wins), then the points here that the peer does not have and that
+    /// are not newer than its tombstone floor (the peer deleted them and has forgotten the
+    /// tombstone) are deleted. Holds the peer's ids in memory.
+    private func copyAll(of collection: ShardCollection, from peer: any ShardClient, into response: inout SyncOutcome) async throws {
+        var query = ChangesQuery(collection: collection.name, afterVersion: 0, limit: pageSize, ignoringFloor: true)
+        var peerIDs = Set<String>()
+        var floor: UInt64 = 0
+        while true {
+            try Task.checkCancellation()
+            let page = try await peer.changes(query)
+            floor = page.tombstoneFloor
+            response.transferred += UInt64(page.changes.count)
+            for p in page.changes.points { peerIDs.insert(p.id) }
+            if !page.changes.isEmpty {
+                response.copied += UInt64(try await applying { try await collection.apply(page.changes) })
+            }
+            guard page.more else { break }
+            (query.afterVersion, query.afterID) = (page.nextVersion, page.nextID)
+        }
+        var extra = VersionedChanges()
+        var local = try collection.changes(afterVersion: 0, limit: pageSize, ignoringFloor: true)
+        while true {
+            for (p, v) in zip(local.changes.points, local.changes.versions) where !peerIDs.contains(p.id) && v <= floor {
+                extra.deletedIDs.append(p.id)
+                extra.deletedVersions.append(v)
+            }
+            guard local.more else { break }
+            local = try collection.changes(afterVersion: local.next.version, afterID: local.next.id, limit: pageSize, ignoringFloor: true)
+        }
+        for start in stride(from: 0, to: extra.deletedIDs.count, by: 1000) {
+            let end = min(extra.deletedIDs.count, start + 1000)
+            let chunk = VersionedChanges(deletedIDs: Array(extra.deletedIDs[start..<end]), deletedVersions: Array(extra.deletedVersions[start..<end]))
+            response.deleted += UInt64(try await applying { try await collection.apply(chunk) })
+        }
+    }
+
+    private func applying<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch { throw storageShardError(error) }
+    }
 }
 
-/// A 64-bit digest of a point's content (vector bits and metadata, keys in sorted order), equal on
-/// every replica holding the same point.
-enum PointDigest {
-    static func of(vector: [Float], metadata: Metadata) -> UInt64 {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(vector.count * 4 + 32 * metadata.count)
-        for v in vector { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
-        for key in metadata.keys.sorted() {
-            bytes.append(0xFF)
-            bytes.append(contentsOf: key.utf8)
-            bytes.append(0)
-            switch metadata[key]! {
-            case .string(let s): bytes.append(1); bytes.append(contentsOf: s.utf8); bytes.append(0)
-            case .int(let i): bytes.append(2); withUnsafeBytes(of: i.littleEndian) { bytes.append(contentsOf: $0) }
-            case .double(let d): bytes.append(3); withUnsafeBytes(of: d.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-            case .bool(let b): bytes.append(4); bytes.append(b ? 1 : 0)
-            }
+/// `<data-dir>/CATCHUP`: the version after which this replica must catch up, as decimal text,
+/// written to a temporary file, fsynced and renamed into place.
+enum CatchUpFile {
+    static func read(_ path: String) -> UInt64? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        return UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    static func write(_ version: UInt64, to path: String) throws {
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw ShardCallError(.internalError, .syncFailed, "cannot create \(tmp) (errno \(errno))") }
+        let bytes = Array("\(version)\n".utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == bytes.count, synced == 0, rename(tmp, path) == 0 else {
+            throw ShardCallError(.internalError, .syncFailed, "cannot write \(path) (errno \(errno))")
         }
-        return XXH64.hash(bytes)
-    }
-}
-
-/// Mutual exclusion for async code: `run` bodies execute one at a time, in arrival order.
-final class AsyncGate: Sendable {
-    private struct State {
-        var busy = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-    private let state = Mutex(State())
-
-    func run<T: Sendable>(_ body: () async throws -> T) async rethrows -> T {
-        await acquire()
-        defer { release() }
-        return try await body()
-    }
-
-    private func acquire() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let granted = state.withLock { s -> Bool in
-                if !s.busy {
-                    s.busy = true
-                    return true
-                }
-                s.waiters.append(continuation)
-                return false
-            }
-            if granted { continuation.resume() }
+        let dir = open((path as NSString).deletingLastPathComponent, O_RDONLY)
+        if dir >= 0 {
+            fsync(dir)
+            close(dir)
         }
     }
 
-    private func release() {
-        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            if s.waiters.isEmpty {
-                s.busy = false
-                return nil
-            }
-            return s.waiters.removeFirst()
-        }
-        next?.resume()
-    }
+    static func remove(_ path: String) { unlink(path) }
 }

@@ -1,72 +1,76 @@
 import VecShardShardAPI
 
-/// A replica's side of replica repair as a state machine: what `RepairableShard` may do in each
-/// state and what a `Sync` request starts, with no I/O (the copy itself, and the task running
-/// it, are `RepairableShard`'s).
+/// A replica's side of catch-up as a state machine: what `RepairableShard` may do in each state
+/// and what a `Sync` request starts, with no I/O (the copy itself, the task running it and the
+/// CATCHUP file are `RepairableShard`'s). docs/ARCHITECTURE.md, "Catch-up by difference".
 ///
-///     serving ──Sync(force)──▶ syncing ──copied──▶ serving
+///     serving ──Sync(force)──▶ syncing ──caught up──▶ serving
 ///                                 └──failed──▶ serving (it was serving: it serves as it was;
 ///                                              the router still knows it missed writes)
-///     awaiting_sync ──Sync──▶ syncing ──copied──▶ serving
-///                                 └──failed──▶ awaiting_sync (still tracking writes)
+///     awaiting_sync ──Sync──▶ syncing ──caught up──▶ serving
+///                                 └──failed──▶ awaiting_sync
 ///
-/// Reads are allowed only while serving. Writes are taken in every state; while the replica is
-/// not serving (or a forced sync runs) the ids they write are tracked as dirty, and collections
-/// created, so the copy leaves what is newer than the peer's scan alone.
+/// Reads are allowed only while serving; writes are taken in every state (each applies last
+/// writer wins, so a live write and the copy of an older value of the same id can arrive in
+/// either order). A replica starts in `awaiting_sync` when asked to (`--await-sync`) or when a
+/// catch-up was pending when it stopped (its CATCHUP file).
 struct ReplicaSyncState: Sendable, Equatable {
     private(set) var state: ReplicaState
-    /// Ids written per collection since tracking began; nil while not tracking.
-    private(set) var dirty: [String: Set<String>]?
-    /// Collections created since tracking began (a copy must not drop them).
+    /// The catch-up point that must not be forgotten (persisted in CATCHUP): the lowest
+    /// version after which a router said this replica missed writes.
+    private(set) var pendingAfter: UInt64?
+    /// The replica (re)started awaiting a catch-up: it also goes back the margin from its own
+    /// highest versions (writes in flight when it stopped).
+    private(set) var restarted: Bool
+    /// Collections created since a catch-up began (the copy must not drop them).
     private(set) var created: Set<String> = []
 
-    init(awaitingSync: Bool) {
-        state = awaitingSync ? .awaitingSync : .serving
-        dirty = awaitingSync ? [:] : nil
+    init(awaitingSync: Bool, pendingAfter: UInt64? = nil) {
+        let waiting = awaitingSync || pendingAfter != nil
+        state = waiting ? .awaitingSync : .serving
+        self.pendingAfter = pendingAfter
+        restarted = waiting
     }
 
     var readsAllowed: Bool { state == .serving }
-    var isTracking: Bool { dirty != nil }
 
     /// What a `Sync` request does when no sync is running.
     enum SyncDecision: Equatable {
         /// Serving and not forced: up to date already.
         case upToDate
-        /// Start a copy; `settle`: wait first so writes in flight reach both replicas (the
-        /// replica was serving, so it was not tracking them).
-        case start(settle: Bool, wasServing: Bool)
+        /// Catch up on the changes after `after` (nil: from its own versions minus the margin),
+        /// and with `margin` also from its own versions minus the margin, whichever is lower.
+        /// `persist`: write `after` to CATCHUP before starting.
+        case start(after: UInt64?, margin: Bool, wasServing: Bool, persist: Bool)
     }
 
-    mutating func syncRequested(force: Bool) -> SyncDecision {
+    mutating func syncRequested(force: Bool, afterVersion: UInt64?) -> SyncDecision {
         if state == .serving && !force { return .upToDate }
-        if dirty == nil {
-            dirty = [:]
-            created = []
+        let after: UInt64? = switch (afterVersion, pendingAfter) {
+        case let (a?, p?): min(a, p)
+        case let (a, p): a ?? p
         }
+        let persist = after != nil && after != pendingAfter
+        pendingAfter = after
         let wasServing = state == .serving
         state = .syncing
-        return .start(settle: wasServing, wasServing: wasServing)
-    }
-
-    /// A write succeeded (only then may its ids make the copy skip them).
-    mutating func wrote(collection: String, ids: [String]) {
-        guard dirty != nil else { return }
-        dirty![collection, default: []].formUnion(ids)
+        created = []
+        return .start(after: after, margin: restarted || after == nil, wasServing: wasServing, persist: persist)
     }
 
     mutating func createdCollection(_ name: String) {
-        if dirty != nil { created.insert(name) }
+        if state != .serving { created.insert(name) }
     }
 
-    func dirtyIDs(in collection: String) -> Set<String> { dirty?[collection] ?? [] }
-
+    /// The catch-up ended. A failed one keeps `pendingAfter` (and CATCHUP) for the next.
     mutating func syncFinished(succeeded: Bool, wasServing: Bool) {
-        if succeeded || wasServing {
+        if succeeded {
             state = .serving
-            dirty = nil
-            created = []
+            pendingAfter = nil
+            restarted = false
         } else {
-            state = .awaitingSync
+            state = wasServing ? .serving : .awaitingSync
         }
+        created = []
     }
 }

@@ -17,9 +17,12 @@ extension ShardGRPC {
         s.unary("DropCollection") { (r: CollectionNameRequest, _) in DropCollectionResponse(dropped: try await shard.dropCollection(r.name)) }
         s.unary("DescribeCollection") { (r: CollectionNameRequest, _) in try await shard.describeCollection(r.name).message }
         s.unary("Upsert") { (r: UpsertRequest, _) in
-            try await shard.upsert(collection: r.collection, points: r.points.map(Point.init(message:))).message
+            try await shard.upsert(collection: r.collection, points: r.points.map(Point.init(message:)), version: r.version == 0 ? nil : r.version).message
         }
-        s.unary("Delete") { (r: IDsRequest, _) in try await shard.delete(collection: r.collection, ids: r.ids).message }
+        s.unary("Delete") { (r: IDsRequest, _) in
+            try await shard.delete(collection: r.collection, ids: r.ids, version: r.version == 0 ? nil : r.version).message
+        }
+        s.unary("Changes") { (r: ChangesRequest, _) in try await shard.changes(ChangesQuery(message: r)).message }
         s.unary("Get") { (r: IDsRequest, _) in
             PointsResponse(points: try await shard.get(collection: r.collection, ids: r.ids, includeVector: r.includeVector).map(\.message))
         }

@@ -30,6 +30,10 @@ extension CollectionDescription {
         info.failedCompactions = UInt64(maintenance.failedCompactions + maintenance.failedPublishes)
         info.quarantinedPoints = UInt64(maintenance.quarantinedPoints)
         info.diskFull = diskFull
+        info.version = version
+        info.checksum = checksum
+        info.tombstones = UInt64(tombstones)
+        info.tombstoneFloor = tombstoneFloor
         return info
     }
 }

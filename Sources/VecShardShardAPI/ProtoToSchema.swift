@@ -129,6 +129,10 @@ extension CollectionInfo {
         failedCompactions = m.failedCompactions
         quarantinedPoints = m.quarantinedPoints
         diskFull = m.diskFull
+        version = m.version
+        checksum = m.checksum
+        tombstones = m.tombstones
+        tombstoneFloor = m.tombstoneFloor
     }
 }
 
@@ -154,7 +158,9 @@ extension ShardStats {
 }
 
 extension WriteResult {
-    public init(message m: WriteResponse) { self.init(lsn: m.lsn, applied: Int(m.applied), failedReplicas: m.failedReplicas) }
+    public init(message m: WriteResponse) {
+        self.init(lsn: m.lsn, applied: Int(m.applied), failedReplicas: m.failedReplicas, version: m.version)
+    }
 }
 
 extension ShardScan {
@@ -165,12 +171,31 @@ extension ShardScan {
 }
 
 extension ReplicaSync {
-    public init(message m: SyncRequest) { self.init(peers: m.peers, force: m.force) }
+    public init(message m: SyncRequest) { self.init(peers: m.peers, force: m.force, afterVersion: m.hasAfterVersion ? m.afterVersion : nil) }
+}
+
+extension ChangesQuery {
+    public init(message m: ChangesRequest) {
+        self.init(collection: m.collection, afterVersion: m.afterVersion, afterID: m.afterID, limit: Int(m.limit), ignoringFloor: m.ignoreFloor)
+    }
+}
+
+extension ChangesPageResult {
+    /// Throws when the lists do not pair up (a point without its version).
+    public init(message m: ChangesResponse) throws(SchemaError) {
+        guard m.points.count == m.versions.count, m.deletedIDs.count == m.deletedVersions.count else {
+            throw SchemaError.invalidSearch("a changes page with \(m.points.count) points and \(m.versions.count) versions, "
+                                            + "\(m.deletedIDs.count) deleted ids and \(m.deletedVersions.count) versions")
+        }
+        self.init(changes: VersionedChanges(points: m.points.map(Point.init(message:)), versions: m.versions,
+                                            deletedIDs: m.deletedIDs, deletedVersions: m.deletedVersions),
+                  more: m.more, nextVersion: m.nextVersion, nextID: m.nextID, tombstoneFloor: m.tombstoneFloor)
+    }
 }
 
 extension SyncOutcome {
     public init(message m: SyncResponse) {
         self.init(replicaState: ReplicaState(rawValue: m.replicaState) ?? .serving, source: m.source, copied: m.copied,
-                  deleted: m.deleted, collections: Int(m.collections))
+                  deleted: m.deleted, collections: Int(m.collections), mode: m.mode, transferred: m.transferred)
     }
 }

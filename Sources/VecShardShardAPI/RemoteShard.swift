@@ -60,12 +60,17 @@ public final class RemoteShard: ShardClient {
         return try decoded { () throws(SchemaError) in try CollectionInfo(message: info) }
     }
 
-    public func upsert(collection: String, points: [Point]) async throws -> WriteResult {
-        WriteResult(message: try await call("Upsert", UpsertRequest(collection: collection, points: points.map(\.message))))
+    public func upsert(collection: String, points: [Point], version: UInt64?) async throws -> WriteResult {
+        WriteResult(message: try await call("Upsert", UpsertRequest(collection: collection, points: points.map(\.message), version: version ?? 0)))
     }
 
-    public func delete(collection: String, ids: [String]) async throws -> WriteResult {
-        WriteResult(message: try await call("Delete", IDsRequest(collection: collection, ids: ids)))
+    public func delete(collection: String, ids: [String], version: UInt64?) async throws -> WriteResult {
+        WriteResult(message: try await call("Delete", IDsRequest(collection: collection, ids: ids, version: version ?? 0)))
+    }
+
+    public func changes(_ request: ChangesQuery) async throws -> ChangesPageResult {
+        let response: ChangesResponse = try await call("Changes", request.message)
+        return try decoded { () throws(SchemaError) in try ChangesPageResult(message: response) }
     }
 
     public func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point] {

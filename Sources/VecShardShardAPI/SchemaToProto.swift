@@ -108,6 +108,10 @@ extension CollectionInfo {
         m.failedCompactions = failedCompactions
         m.quarantinedPoints = quarantinedPoints
         m.diskFull = diskFull
+        m.version = version
+        m.checksum = checksum
+        m.tombstones = tombstones
+        m.tombstoneFloor = tombstoneFloor
         return m
     }
 }
@@ -132,7 +136,9 @@ extension ShardStats {
 }
 
 extension WriteResult {
-    public var message: WriteResponse { WriteResponse(lsn: lsn, applied: UInt32(clamping: applied), failedReplicas: failedReplicas) }
+    public var message: WriteResponse {
+        WriteResponse(lsn: lsn, applied: UInt32(clamping: applied), failedReplicas: failedReplicas, version: version)
+    }
 }
 
 extension ShardScan {
@@ -143,11 +149,33 @@ extension ShardScan {
 }
 
 extension ReplicaSync {
-    public var message: SyncRequest { SyncRequest(peers: peers, force: force) }
+    public var message: SyncRequest { SyncRequest(peers: peers, force: force, afterVersion: afterVersion) }
+}
+
+extension ChangesQuery {
+    public var message: ChangesRequest {
+        ChangesRequest(collection: collection, afterVersion: afterVersion, afterID: afterID, limit: UInt32(clamping: limit), ignoreFloor: ignoringFloor)
+    }
+}
+
+extension ChangesPageResult {
+    public var message: ChangesResponse {
+        var m = ChangesResponse()
+        m.points = changes.points.map(\.message)
+        m.versions = changes.versions
+        m.deletedIDs = changes.deletedIDs
+        m.deletedVersions = changes.deletedVersions
+        m.more = more
+        m.nextVersion = nextVersion
+        m.nextID = nextID
+        m.tombstoneFloor = tombstoneFloor
+        return m
+    }
 }
 
 extension SyncOutcome {
     public var message: SyncResponse {
-        SyncResponse(replicaState: replicaState.rawValue, source: source, copied: copied, deleted: deleted, collections: UInt32(clamping: collections))
+        SyncResponse(replicaState: replicaState.rawValue, source: source, copied: copied, deleted: deleted, collections: UInt32(clamping: collections),
+                     mode: mode, transferred: transferred)
     }
 }

@@ -65,6 +65,12 @@ public struct CollectionInfo: Sendable, Equatable {
     public var quarantinedPoints: UInt64 = 0
     /// Writes are refused for a full disk (reads work).
     public var diskFull = false
+    /// The highest version applied, the checksum of the live (id, version) pairs, tombstones
+    /// kept and the highest version of those dropped (docs/ARCHITECTURE.md, "Versioned points").
+    public var version: UInt64 = 0
+    public var checksum: UInt64 = 0
+    public var tombstones: UInt64 = 0
+    public var tombstoneFloor: UInt64 = 0
 
     public init(schema: CollectionSchema) { self.schema = schema }
 
@@ -109,9 +115,11 @@ public struct WriteResult: Sendable, Equatable {
     public var applied: Int
     /// Replicas that did not acknowledge although the write met its quorum (they are repaired).
     public var failedReplicas: [String]
+    /// The version the write carried.
+    public var version: UInt64
 
-    public init(lsn: UInt64 = 0, applied: Int = 0, failedReplicas: [String] = []) {
-        (self.lsn, self.applied, self.failedReplicas) = (lsn, applied, failedReplicas)
+    public init(lsn: UInt64 = 0, applied: Int = 0, failedReplicas: [String] = [], version: UInt64 = 0) {
+        (self.lsn, self.applied, self.failedReplicas, self.version) = (lsn, applied, failedReplicas, version)
     }
 }
 
@@ -138,12 +146,48 @@ public struct ShardScan: Sendable, Equatable {
 /// Bring a replica up to date from one of `peers` (empty: declare it up to date as it is).
 public struct ReplicaSync: Sendable, Equatable {
     public var peers: [String]
-    /// Compare everything, not only what changed since tracking began (it missed writes).
+    /// Catch up even when serving (it missed writes).
     public var force: Bool
+    /// Catch up on the changes after this version (the router's `missedAfter`); nil: the
+    /// replica chooses from what it knows (docs/ARCHITECTURE.md, "Catch-up by difference").
+    public var afterVersion: UInt64?
 
-    public init(peers: [String], force: Bool = false) {
+    public init(peers: [String], force: Bool = false, afterVersion: UInt64? = nil) {
         self.peers = peers
         self.force = force
+        self.afterVersion = afterVersion
+    }
+}
+
+/// One page of a collection's changes after a position in (version, id) order.
+public struct ChangesQuery: Sendable, Equatable {
+    public var collection: String
+    public var afterVersion: UInt64
+    public var afterID: String
+    /// Items per page (0: 1000).
+    public var limit: Int
+    /// List even when tombstones above `afterVersion` were dropped (a full comparison).
+    public var ignoringFloor: Bool
+
+    public init(collection: String, afterVersion: UInt64, afterID: String = "", limit: Int = 0, ignoringFloor: Bool = false) {
+        (self.collection, self.afterVersion, self.afterID, self.limit) = (collection, afterVersion, afterID, limit)
+        self.ignoringFloor = ignoringFloor
+    }
+}
+
+/// A page of changes; while `more`, the next page starts at (nextVersion, nextID).
+public struct ChangesPageResult: Sendable, Equatable {
+    public var changes: VersionedChanges
+    public var more: Bool
+    public var nextVersion: UInt64
+    public var nextID: String
+    /// The peer's tombstone floor for the collection.
+    public var tombstoneFloor: UInt64
+
+    public init(changes: VersionedChanges = VersionedChanges(), more: Bool = false, nextVersion: UInt64 = 0, nextID: String = "",
+                tombstoneFloor: UInt64 = 0) {
+        (self.changes, self.more, self.nextVersion, self.nextID) = (changes, more, nextVersion, nextID)
+        self.tombstoneFloor = tombstoneFloor
     }
 }
 
@@ -155,9 +199,15 @@ public struct SyncOutcome: Sendable, Equatable {
     public var copied: UInt64 = 0
     public var deleted: UInt64 = 0
     public var collections: Int = 0
+    /// `changes` (by difference after a version) or `full` (a whole comparison); "" when nothing ran.
+    public var mode: String = ""
+    /// Points and deletes received from the peer.
+    public var transferred: UInt64 = 0
 
-    public init(replicaState: ReplicaState, source: String = "", copied: UInt64 = 0, deleted: UInt64 = 0, collections: Int = 0) {
+    public init(replicaState: ReplicaState, source: String = "", copied: UInt64 = 0, deleted: UInt64 = 0, collections: Int = 0,
+                mode: String = "", transferred: UInt64 = 0) {
         (self.replicaState, self.source) = (replicaState, source)
         (self.copied, self.deleted, self.collections) = (copied, deleted, collections)
+        (self.mode, self.transferred) = (mode, transferred)
     }
 }

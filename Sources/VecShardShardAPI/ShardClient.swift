@@ -15,8 +15,11 @@ public protocol ShardClient: Sendable {
     func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo
     func dropCollection(_ name: String) async throws -> Bool
     func describeCollection(_ name: String) async throws -> CollectionInfo
-    func upsert(collection: String, points: [Point]) async throws -> WriteResult
-    func delete(collection: String, ids: [String]) async throws -> WriteResult
+    /// `version`: the write's version (docs/ARCHITECTURE.md, "Versioned points"); a shard
+    /// refuses one not above what it holds for the ids (`stale_version`). nil: the shard (or,
+    /// for a replicated shard, the router) stamps one.
+    func upsert(collection: String, points: [Point], version: UInt64?) async throws -> WriteResult
+    func delete(collection: String, ids: [String], version: UInt64?) async throws -> WriteResult
     /// The points among `ids` that exist (vectors left empty unless `includeVector`).
     func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point]
     /// Per query, the shard's best hits, best first.
@@ -32,11 +35,23 @@ public protocol ShardClient: Sendable {
     /// Replica repair: bring this replica up to date from one of `request.peers` (see
     /// `RepairableShard`). Shards without replica state are always up to date.
     func sync(_ request: ReplicaSync) async throws -> SyncOutcome
+    /// A page of a collection's changes after a position (catch-up by difference; see
+    /// `ShardCollection.changes`). Shards without versions answer unimplemented.
+    func changes(_ request: ChangesQuery) async throws -> ChangesPageResult
 }
 
 extension ShardClient {
     public var writeBlocker: String? { nil }
     public func sync(_ request: ReplicaSync) async throws -> SyncOutcome { SyncOutcome(replicaState: .serving) }
+    public func changes(_ request: ChangesQuery) async throws -> ChangesPageResult {
+        throw ShardCallError(.unimplemented, code: "unimplemented", "shard '\(name)' cannot list changes")
+    }
+    public func upsert(collection: String, points: [Point]) async throws -> WriteResult {
+        try await upsert(collection: collection, points: points, version: nil)
+    }
+    public func delete(collection: String, ids: [String]) async throws -> WriteResult {
+        try await delete(collection: collection, ids: ids, version: nil)
+    }
 }
 
 /// The deadline of the request being served, set by the REST layer for the whole fan-out;

@@ -13,8 +13,12 @@ extension ForwardingShardClient {
     public func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo { try await inner.createCollection(schema) }
     public func dropCollection(_ name: String) async throws -> Bool { try await inner.dropCollection(name) }
     public func describeCollection(_ name: String) async throws -> CollectionInfo { try await inner.describeCollection(name) }
-    public func upsert(collection: String, points: [Point]) async throws -> WriteResult { try await inner.upsert(collection: collection, points: points) }
-    public func delete(collection: String, ids: [String]) async throws -> WriteResult { try await inner.delete(collection: collection, ids: ids) }
+    public func upsert(collection: String, points: [Point], version: UInt64?) async throws -> WriteResult {
+        try await inner.upsert(collection: collection, points: points, version: version)
+    }
+    public func delete(collection: String, ids: [String], version: UInt64?) async throws -> WriteResult {
+        try await inner.delete(collection: collection, ids: ids, version: version)
+    }
     public func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point] {
         try await inner.get(collection: collection, ids: ids, includeVector: includeVector)
     }
@@ -24,4 +28,5 @@ extension ForwardingShardClient {
     public func flush(_ collection: String) async throws { try await inner.flush(collection) }
     public func compact(_ collection: String) async throws { try await inner.compact(collection) }
     public func sync(_ request: ReplicaSync) async throws -> SyncOutcome { try await inner.sync(request) }
+    public func changes(_ request: ChangesQuery) async throws -> ChangesPageResult { try await inner.changes(request) }
 }

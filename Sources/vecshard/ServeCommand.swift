@@ -45,7 +45,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("shard-id"), help: "--role shard: this shard's name in the topology.") var shardID: String?
     @Option(help: "--role router: the topology file (YAML or JSON).") var topology: String?
     @Option(name: .customLong("shard-id-from-pod-name"), help: "--role shard: derive the shard id from a StatefulSet pod name (<shard>-<ordinal>).") var podName: String?
-    @Option(name: .customLong("write-quorum"), help: "--role router: replicas that must acknowledge a write (default: all).") var writeQuorum: Int?
+    @Option(name: .customLong("min-in-sync-replicas"), help: "--role router: in-sync replicas that must make a write durable before it is acknowledged; replicas that miss a write leave the in-sync set until they caught up (a number, or all; default 1).")
+    var minInSyncReplicas = "1"
+    @Option(name: .customLong("write-quorum"), help: .hidden) var writeQuorum: Int?
+    @Option(name: .customLong("catch-up-margin-seconds"), help: "--role shard: a restarted replica also asks its peer for the changes this far before its own newest write (writes in flight when it stopped).")
+    var catchUpMarginSeconds = 30
+    @Option(name: .customLong("tombstone-retention-seconds"), help: "How long deleted ids are remembered with the version of their delete, so that a replica catching up learns of deletes; a replica out of sync for longer is compared in full.")
+    var tombstoneRetentionSeconds = 7 * 24 * 3600
     @Option(name: .customLong("request-timeout-ms"), help: "Default deadline of a data-API request; shards get the time left as grpc-timeout.") var requestTimeoutMS = 10_000
     @Flag(name: .customLong("no-hedging"), help: "--role router: never send a read to a second replica.") var noHedging = false
     @Flag(name: .customLong("await-sync"), help: "--role shard: take writes at once but no reads until a router has synchronised this replica from a peer; for shards with several replicas.") var awaitSync = false
@@ -119,7 +125,19 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.shardCount = shards
         configuration.storage.maxCollections = max(1, maxCollections)
         configuration.storage.acceptWALDamage = acceptWALDamage
-        configuration.replication = ReplicatedShard.Policy(writeQuorum: writeQuorum, hedging: !noHedging,
+        let minInSync: Int?
+        if let writeQuorum {
+            minInSync = writeQuorum
+        } else if minInSyncReplicas == "all" {
+            minInSync = nil
+        } else if let n = Int(minInSyncReplicas), n >= 1 {
+            minInSync = n
+        } else {
+            throw ValidationError("--min-in-sync-replicas must be a number of at least 1 or 'all', not '\(minInSyncReplicas)'")
+        }
+        configuration.storage.tombstoneRetentionSeconds = Double(max(0, tombstoneRetentionSeconds))
+        configuration.catchUpMargin = .seconds(max(0, catchUpMarginSeconds))
+        configuration.replication = ReplicatedShard.Policy(minInSyncReplicas: minInSync, hedging: !noHedging,
                                                            maxSearchesInFlight: maxSearchesInFlight > 0 ? maxSearchesInFlight : nil)
         configuration.requestTimeout = .milliseconds(max(1, requestTimeoutMS))
         configuration.awaitSync = awaitSync

@@ -13,10 +13,10 @@ import VecShardTesting
 /// A shard that refuses every write, as one whose replicas are down does.
 private struct RefusingShard: ForwardingShardClient {
     let inner: any ShardClient
-    func upsert(collection: String, points: [Point]) async throws -> WriteResult {
+    func upsert(collection: String, points: [Point], version: UInt64?) async throws -> WriteResult {
         throw ShardCallError(.unavailable, code: "write_quorum_failed", "no replica of shard '\(name)' answered")
     }
-    func delete(collection: String, ids: [String]) async throws -> WriteResult {
+    func delete(collection: String, ids: [String], version: UInt64?) async throws -> WriteResult {
         throw ShardCallError(.unavailable, code: "write_quorum_failed", "no replica of shard '\(name)' answered")
     }
 }

@@ -17,8 +17,8 @@ private final class FakeReplica: ShardClient {
     func createCollection(_ schema: CollectionSchema) async throws -> CollectionInfo { throw unused() }
     func dropCollection(_ name: String) async throws -> Bool { throw unused() }
     func describeCollection(_ name: String) async throws -> CollectionInfo { throw unused() }
-    func upsert(collection: String, points: [Point]) async throws -> WriteResult { throw unused() }
-    func delete(collection: String, ids: [String]) async throws -> WriteResult { throw unused() }
+    func upsert(collection: String, points: [Point], version: UInt64?) async throws -> WriteResult { throw unused() }
+    func delete(collection: String, ids: [String], version: UInt64?) async throws -> WriteResult { throw unused() }
     func get(collection: String, ids: [String], includeVector: Bool) async throws -> [Point] { throw unused() }
     func search(_ request: ShardSearch) async throws -> [[SearchHit]] { throw unused() }
     func scan(_ request: ShardScan, _ body: @Sendable ([Point]) async throws -> Void) async throws { throw unused() }
@@ -41,7 +41,7 @@ private final class FakeReplica: ShardClient {
 
 @Suite struct ReplicaHealthTests {
     private func shard(_ a: FakeReplica, _ b: FakeReplica) -> ReplicatedShard {
-        ReplicatedShard(name: "a", replicas: [("A", a), ("B", b)])
+        ReplicatedShard(name: "a", replicas: [("A", a), ("B", b)], policy: .init(minInSyncReplicas: nil))
     }
 
     /// Health checks start syncs in the background: wait for them.
@@ -66,13 +66,13 @@ private final class FakeReplica: ShardClient {
         // ever; then A is synced from B.
         let a = FakeReplica(state: "serving"), b = FakeReplica(state: "awaiting_sync")
         let s = shard(a, b)
-        s.health.withLock { $0.writeFinished(applied: [false, true], failed: [0: .unavailable]) } // A missed a write B applied
+        s.health.withLock { $0.writeFinished(version: 1000, applied: [false, true], failed: [0: .unavailable]) } // A missed a write B applied
         await s.checkHealth()
         try await settle(s)
         #expect(b.syncs.withLock { $0 } == [ReplicaSync(peers: ["A"])])
         await s.checkHealth()
         try await settle(s)
-        #expect(a.syncs.withLock { $0 } == [ReplicaSync(peers: ["B"], force: true)])
+        #expect(a.syncs.withLock { $0 } == [ReplicaSync(peers: ["B"], force: true, afterVersion: 999)])
         let stillNeedsSync = s.health.withLock { $0.replicas[0].needsSync }
         #expect(!stillNeedsSync)
     }
@@ -80,22 +80,25 @@ private final class FakeReplica: ShardClient {
     @Test func whenAWholeShardRestartsAReplicaThatMissedNoWriteIsTheSource() async throws {
         let a = FakeReplica(state: "awaiting_sync"), b = FakeReplica(state: "awaiting_sync")
         let s = shard(a, b)
-        s.health.withLock { $0.writeFinished(applied: [false, true], failed: [0: .unavailable]) } // A missed a write B applied
+        s.health.withLock { $0.writeFinished(version: 1000, applied: [false, true], failed: [0: .unavailable]) } // A missed a write B applied
         await s.checkHealth()
         try await settle(s)
         #expect(b.syncs.withLock { $0 } == [ReplicaSync(peers: [])], "B is declared up to date as it is")
         #expect(a.syncs.withLock { $0 }.isEmpty)
         await s.checkHealth()
         try await settle(s)
-        #expect(a.syncs.withLock { $0 } == [ReplicaSync(peers: ["B"], force: true)])
+        #expect(a.syncs.withLock { $0 } == [ReplicaSync(peers: ["B"], force: true, afterVersion: 999)])
     }
 
     @Test func anUnreachableReplicaIsSuspectedAndNotSynced() async throws {
         let a = FakeReplica(state: "serving")
-        let s = ReplicatedShard(name: "a", replicas: [("A", a), ("B", FakeReplica(state: nil))])
+        let s = ReplicatedShard(name: "a", replicas: [("A", a), ("B", FakeReplica(state: nil))], policy: .init(minInSyncReplicas: nil))
         await s.checkHealth()
         try await settle(s)
         #expect(s.replicaStates.map(\.state) == ["serving", "suspect"])
-        #expect(s.writeBlocker != nil, "quorum all with one replica down blocks writes")
+        #expect(s.writeBlocker != nil, "all in sync required, one replica down: writes are refused")
+        let relaxed = ReplicatedShard(name: "a", replicas: [("A", a), ("B", FakeReplica(state: nil))])
+        await relaxed.checkHealth()
+        #expect(relaxed.writeBlocker == nil, "the default, one in-sync replica: writes go on")
     }
 }

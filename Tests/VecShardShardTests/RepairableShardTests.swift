@@ -32,7 +32,7 @@ private struct PeerWithRefusedCollection: ForwardingShardClient {
         _ = try await there.createCollection(schema("copied"))
         _ = try await there.upsert(collection: "copied", points: [Point(id: "y", vector: [3, 4])])
         let peer = PeerWithRefusedCollection(inner: there, refused: "kept")
-        let replica = RepairableShard(here, awaitSync: true, settleDelay: .zero, connect: { _ in peer })
+        let replica = RepairableShard(here, awaitSync: true, connect: { _ in peer })
         let outcome = try await replica.sync(ReplicaSync(peers: ["peer"]))
         #expect(outcome.replicaState == .serving && outcome.source == "peer")
         #expect(Set(here.storage.listCollections().map(\.name)) == ["kept", "copied"])

@@ -2,47 +2,44 @@ import Testing
 @testable import VecShardShard
 import VecShardShardAPI
 
-/// The replica's side of repair without storage, peers or tasks.
+/// The replica's side of catch-up without storage, peers or tasks.
 @Suite struct ReplicaSyncStateTests {
     @Test func aServingReplicaIsUpToDateUnlessForced() {
         var s = ReplicaSyncState(awaitingSync: false)
-        #expect(s.readsAllowed && !s.isTracking)
-        #expect(s.syncRequested(force: false) == .upToDate)
-        #expect(s.state == .serving)
-        s.wrote(collection: "c", ids: ["a"])
-        #expect(s.dirtyIDs(in: "c").isEmpty, "not tracking while serving")
-        #expect(s.syncRequested(force: true) == .start(settle: true, wasServing: true))
-        #expect(s.state == .syncing && !s.readsAllowed && s.isTracking)
+        #expect(s.readsAllowed && !s.restarted)
+        #expect(s.syncRequested(force: false, afterVersion: 10) == .upToDate)
+        #expect(s.state == .serving && s.pendingAfter == nil)
+        #expect(s.syncRequested(force: true, afterVersion: 10) == .start(after: 10, margin: false, wasServing: true, persist: true))
+        #expect(s.state == .syncing && !s.readsAllowed && s.pendingAfter == 10)
+        s.syncFinished(succeeded: true, wasServing: true)
+        #expect(s.state == .serving && s.pendingAfter == nil)
     }
 
-    @Test func writesWhileNotServingAreDirtyUntilTheSyncEnds() {
+    @Test func aRestartedReplicaGoesBackTheMarginAndKeepsTheLowestPoint() {
         var s = ReplicaSyncState(awaitingSync: true)
-        #expect(!s.readsAllowed && s.isTracking)
-        s.wrote(collection: "c", ids: ["a", "b"])
+        #expect(!s.readsAllowed && s.restarted)
         s.createdCollection("new")
-        #expect(s.syncRequested(force: false) == .start(settle: false, wasServing: false))
-        s.wrote(collection: "c", ids: ["c"])
-        #expect(s.dirtyIDs(in: "c") == ["a", "b", "c"], "tracking began at start and goes on during the sync")
-        #expect(s.created == ["new"])
+        #expect(s.syncRequested(force: false, afterVersion: nil) == .start(after: nil, margin: true, wasServing: false, persist: false))
+        s.syncFinished(succeeded: false, wasServing: false)
+        #expect(s.state == .awaitingSync, "a failed catch-up waits again")
+        #expect(s.syncRequested(force: false, afterVersion: 50) == .start(after: 50, margin: true, wasServing: false, persist: true))
+        s.syncFinished(succeeded: false, wasServing: false)
+        #expect(s.syncRequested(force: true, afterVersion: 80) == .start(after: 50, margin: true, wasServing: false, persist: false),
+                "the lowest point asked for is kept until a catch-up succeeds")
         s.syncFinished(succeeded: true, wasServing: false)
-        #expect(s.state == .serving && s.readsAllowed && !s.isTracking && s.created.isEmpty)
+        #expect(s.state == .serving && s.readsAllowed && s.pendingAfter == nil && !s.restarted)
     }
 
-    @Test func aFailedSyncOfAWaitingReplicaWaitsAgainAndKeepsTracking() {
-        var s = ReplicaSyncState(awaitingSync: true)
-        s.wrote(collection: "c", ids: ["a"])
-        _ = s.syncRequested(force: false)
-        s.syncFinished(succeeded: false, wasServing: false)
-        #expect(s.state == .awaitingSync && !s.readsAllowed)
-        #expect(s.dirtyIDs(in: "c") == ["a"], "the next sync still skips what was written")
-        #expect(s.syncRequested(force: false) == .start(settle: false, wasServing: false))
+    @Test func aPendingCatchUpFromTheLastRunStartsAwaiting() {
+        var s = ReplicaSyncState(awaitingSync: false, pendingAfter: 42)
+        #expect(s.state == .awaitingSync && s.restarted)
+        #expect(s.syncRequested(force: false, afterVersion: nil) == .start(after: 42, margin: true, wasServing: false, persist: false))
     }
 
     @Test func aFailedForcedSyncOfAServingReplicaServesAsItWas() {
         var s = ReplicaSyncState(awaitingSync: false)
-        _ = s.syncRequested(force: true)
-        s.wrote(collection: "c", ids: ["a"])
+        _ = s.syncRequested(force: true, afterVersion: 7)
         s.syncFinished(succeeded: false, wasServing: true)
-        #expect(s.state == .serving && s.readsAllowed && !s.isTracking)
+        #expect(s.state == .serving && s.readsAllowed && s.pendingAfter == 7)
     }
 }

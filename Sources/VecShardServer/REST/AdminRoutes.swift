@@ -28,7 +28,15 @@ extension DataRoutes {
                     w.raw(",\"replicas\":[")
                     for (j, r) in replicas.enumerated() {
                         if j > 0 { w.raw(",") }
-                        w.raw("{\"address\":"); w.string(r.address); w.raw(",\"state\":"); w.string(r.state); w.raw("}")
+                        w.raw("{\"address\":"); w.string(r.address); w.raw(",\"state\":"); w.string(r.state)
+                        if let points = r.points { w.raw(",\"points\":"); w.number(points) }
+                        // Versions and checksums are u64s, written as strings: JSON numbers above 2^53
+                        // lose digits in many clients.
+                        if let version = r.version { w.raw(",\"version\":"); w.string(String(version)) }
+                        if let lag = r.lag { w.raw(",\"lag\":"); w.number(lag) }
+                        if let seconds = r.lagSeconds { w.raw(",\"lag_seconds\":"); w.number(seconds) }
+                        if let checksum = r.checksum { w.raw(",\"checksum\":"); w.string(String(format: "%016llx", checksum)) }
+                        w.raw("}")
                     }
                     w.raw("]")
                 }

@@ -7,6 +7,8 @@ public struct ChangesPage: Sendable {
     /// More changes follow; ask again from `next`.
     public var more = false
     public var next: (version: UInt64, id: String) = (0, "")
+    /// The collection's tombstone floor (tombstones up to it were dropped).
+    public var tombstoneFloor: UInt64 = 0
 }
 
 extension ShardCollection {
@@ -39,12 +41,13 @@ extension ShardCollection {
     /// snapshot. Asking again from `next` while `more` lists every change exactly once, also
     /// while writes go on (a point written meanwhile has a higher version than the position,
     /// so a later page has it). Memory: one page; time: one pass over the rows' versions.
-    /// Throws `changesCompacted` when tombstones above `afterVersion` may have been dropped.
-    public func changes(afterVersion: UInt64, afterID: String = "", limit: Int = 1000) throws -> ChangesPage {
+    /// Throws `changesCompacted` when tombstones above `afterVersion` may have been dropped,
+    /// unless `ignoringFloor` (a full comparison, which lists every live point from 0).
+    public func changes(afterVersion: UInt64, afterID: String = "", limit: Int = 1000, ignoringFloor: Bool = false) throws -> ChangesPage {
         let (snap, tombstones, floor) = state.withLock { s -> (Snapshot, [(String, UInt64)], UInt64) in
             (snapshot(in: s), s.deletions.filter { $0.value >= afterVersion }.map { ($0.key, $0.value) }, s.tombstoneFloor)
         }
-        if floor > afterVersion { throw StorageError.changesCompacted(collection: name, after: afterVersion, floor: floor) }
+        if floor > afterVersion && !ignoringFloor { throw StorageError.changesCompacted(collection: name, after: afterVersion, floor: floor) }
         let limit = max(1, limit)
         // Candidates as (version, id, where): view index and row, or -1 for a tombstone.
         typealias Candidate = (version: UInt64, id: String, view: Int, row: UInt32)
@@ -93,6 +96,7 @@ extension ShardCollection {
             truncated = true
         }
         var page = ChangesPage()
+        page.tombstoneFloor = floor
         for c in best {
             if c.view < 0 {
                 page.changes.deletedIDs.append(c.id)
