@@ -79,7 +79,7 @@ private final class WriteLog: Sendable {
         defer { try? FileManager.default.removeItem(atPath: root) }
         var (processes, ports, routerPort, _) = try await Self.startShard(
             root, replicaFlags: [["--await-sync"], ["--await-sync"]],
-            routerFlags: ["--write-quorum", "1", "--health-check-interval-ms", "200"])
+            routerFlags: ["--min-in-sync-replicas", "1", "--health-check-interval-ms", "200"])
         defer { for p in processes.values where p.isRunning { p.terminate() } }
 
         try await withClient { client in
@@ -157,8 +157,21 @@ private final class WriteLog: Sendable {
             let synced = routerLog.split(separator: "\n").filter {
                 $0.contains("replica 127.0.0.1:\(ports["a-1"]!) of shard 'a' is up to date (from 127.0.0.1:\(ports["a-0"]!)")
             }
-            let copied = synced.last.flatMap { line in line.range(of: " copied").flatMap { Int(line[..<$0.lowerBound].split(separator: " ").last ?? "") } } ?? 0
-            #expect(copied > 0, "router log: \(synced)")
+            let received = synced.last.flatMap { line in line.range(of: " received").flatMap { Int(line[..<$0.lowerBound].split(separator: " ").last ?? "") } } ?? 0
+            #expect(received > 0 && synced.last?.contains(", changes:") == true, "router log: \(synced)")
+            // And the two replicas show the same version and checksum in /admin/shards.
+            var replicas: [[String: Any]] = []
+            for _ in 0..<50 {
+                let shards = try await api.call("GET", "/admin/shards").json["shards"] as? [[String: Any]] ?? []
+                replicas = shards.first?["replicas"] as? [[String: Any]] ?? []
+                if replicas.count == 2, replicas[0]["checksum"] as? String == replicas[1]["checksum"] as? String,
+                   replicas[0]["version"] as? String == replicas[1]["version"] as? String { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(replicas.count == 2 && replicas[0]["checksum"] as? String != nil)
+            #expect(replicas.count == 2 && replicas[0]["checksum"] as? String == replicas[1]["checksum"] as? String, "\(replicas)")
+            #expect(replicas.count == 2 && replicas[0]["version"] as? String == replicas[1]["version"] as? String, "\(replicas)")
+            #expect(replicas.allSatisfy { $0["lag"] as? Int == 0 && $0["state"] as? String == "serving" }, "\(replicas)")
             print("repair test: \(expected.count) ids written, \(a0.count) live; \(synced.last ?? "no sync logged")")
         }
         for p in processes.values where p.isRunning { kill(p.processIdentifier, SIGTERM) }
