@@ -65,9 +65,16 @@ public struct ReplicaHealth: Sendable {
         /// Only for the operator's log: `replica` will sync from a peer that itself missed a
         /// write, because no other replica is serving.
         case syncFromDivergedPeer(replica: Int)
+        /// Only for the operator's log: `replica` and `peer` hold different content at the same
+        /// version; `replica` copies every change of `peer`.
+        case diverged(replica: Int, peer: Int)
     }
 
     public private(set) var replicas: [Replica]
+    /// In-sync replicas reported the same version and different checksums at this version (a
+    /// write that reached some replicas when its router died): acted on when a second round
+    /// sees the same, so writes in flight between the reports are not taken for a divergence.
+    private var mismatchAt: UInt64?
     /// In-sync replicas that must make a write durable before it is acknowledged.
     public let minInSync: Int
     public let suspicion: Duration
@@ -159,7 +166,32 @@ public struct ReplicaHealth: Sendable {
             replicas[i].missedAfter = nil
             actions.append(.sync(replica: i, peers: peers, force: missedWrites, after: after))
         }
+        actions += divergence(reports, clean: clean)
         return actions
+    }
+
+    /// In-sync replicas at the same version with different checksums, twice in a row: the first
+    /// of them copies every change from the next (after version 0; last writer wins, so it ends
+    /// with the union), and a later round does the same the other way while they still differ.
+    private mutating func divergence(_ reports: [Report?], clean: [Int]) -> [Action] {
+        let candidates = clean.filter { !replicas[$0].syncing }
+        guard candidates.count >= 2, let version = reports[candidates[0]]?.version, version > 0,
+              candidates.allSatisfy({ reports[$0]?.version == version }),
+              Set(candidates.compactMap { reports[$0]?.checksum }).count > 1 else {
+            mismatchAt = nil
+            return []
+        }
+        guard mismatchAt == version else {
+            mismatchAt = version
+            return []
+        }
+        mismatchAt = nil
+        let checksum = reports[candidates[0]]!.checksum
+        guard let other = candidates.first(where: { reports[$0]!.checksum != checksum }) else { return [] }
+        let target = candidates[0]
+        replicas[target].syncing = true
+        replicas[target].catchingUp = true
+        return [.diverged(replica: target, peer: other), .sync(replica: target, peers: [other], force: true, after: 0)]
     }
 
     /// A sync started by `healthChecked` ended. `force` and `after`: the ones it was started

@@ -481,6 +481,9 @@ extension ReplicatedShard {
             switch action {
             case let .syncFromDivergedPeer(index):
                 log?("replica \(replicas[index].address) of shard '\(name)' syncs from a peer that itself missed a write (no other is serving)")
+            case let .diverged(index, peer):
+                log?("replicas \(replicas[index].address) and \(replicas[peer].address) of shard '\(name)' hold different points at the same version: "
+                     + "\(replicas[index].address) copies every change of its peer")
             case let .sync(index, peers, force, after):
                 let replica = replicas[index], name = self.name
                 let request = ReplicaSync(peers: peers.map { replicas[$0].address }, force: force, afterVersion: after)

@@ -16,6 +16,10 @@ func decodeEverything(_ bytes: UnsafeRawBufferPointer) {
         { _ = try? PointsResponse(serializedBytes: $0) },
         { _ = try? StatsResponse(serializedBytes: $0) },
         { _ = try? MaintainRequest(serializedBytes: $0) },
+        { _ = try? ChangesRequest(serializedBytes: $0) },
+        { _ = try? ChangesResponse(serializedBytes: $0) },
+        { _ = try? SyncRequest(serializedBytes: $0) },
+        { _ = try? WriteResponse(serializedBytes: $0) },
     ]
     let start = Int(first) % decoders.count
     for i in 0..<decoders.count { decoders[(start + i) % decoders.count](body) }

@@ -119,4 +119,16 @@ import VecShardSchema
                 == [.sync(replica: 0, peers: [], force: false, after: nil)])
         #expect(h.acknowledgers(at: t0) == [0, 1, 2], "nobody in sync (all restarted): every answering replica acknowledges")
     }
+
+    @Test func replicasThatDifferAtTheSameVersionTwiceInARowAreReconciled() {
+        var h = ReplicaHealth(count: 2, minInSync: 1, suspicion: .seconds(2))
+        let a = ReplicaHealth.Report(state: "serving", points: 10, version: 90, checksum: 1)
+        let b = ReplicaHealth.Report(state: "serving", points: 11, version: 90, checksum: 2)
+        #expect(h.healthChecked([a, b], now: t0) == [], "once could be writes in flight")
+        #expect(h.healthChecked([a, b], now: t0) == [.diverged(replica: 0, peer: 1), .sync(replica: 0, peers: [1], force: true, after: 0)])
+        h.syncFinished(0, succeeded: true, force: true, after: 0)
+        let moved = ReplicaHealth.Report(state: "serving", points: 11, version: 95, checksum: 2)
+        #expect(h.healthChecked([a, moved], now: t0) == [], "different versions: not a divergence")
+        #expect(h.healthChecked([b, b], now: t0) == [])
+    }
 }

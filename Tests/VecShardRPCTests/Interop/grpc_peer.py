@@ -124,6 +124,29 @@ def run_shard_client(pb, stubs, port):
             expect(False, what)
         except grpc.RpcError as e:
             expect(e.code() == code, f"{what}: {e.code()} ({e.details()})")
+    # Versions (the official runtime's view of the fields): a versioned write, a stale one, the
+    # checksum in Stats, and the changes after a version page by page.
+    base = stats.collections[0].version
+    expect(base > 0, f"writes without a version were stamped by the shard ({base})")
+    w = shard.Upsert(pb.UpsertRequest(collection="real", points=[pb.Point(id="v1", vector=[9.0, 0.0, 1.0])], version=base + 1000), timeout=10)
+    expect(w.version == base + 1000 and w.applied == 1, "Upsert with a version answers it")
+    try:
+        shard.Upsert(pb.UpsertRequest(collection="real", points=[pb.Point(id="v1", vector=[8.0, 0.0, 1.0])], version=base + 999), timeout=10)
+        expect(False, "a stale upsert is refused")
+    except grpc.RpcError as e:
+        expect(e.code() == grpc.StatusCode.FAILED_PRECONDITION and "stale_version" in e.details(), f"stale upsert: {e.code()} ({e.details()})")
+    d = shard.Delete(pb.DeleteRequest(collection="real", ids=["p5", "never"], version=base + 2000), timeout=10)
+    expect(d.version == base + 2000 and d.applied == 1, "Delete with a version")
+    info = shard.Stats(pb.StatsRequest(), timeout=10).collections[0]
+    expect(info.version == base + 2000 and info.tombstones >= 3 and info.checksum != 0, f"Stats: version, tombstones, checksum ({info.version}, {info.tombstones})")
+    seen, page = [], shard.Changes(pb.ChangesRequest(collection="real", after_version=base + 1, limit=2), timeout=10)
+    while True:
+        expect(len(page.points) == len(page.versions) and len(page.deleted_ids) == len(page.deleted_versions), "a changes page pairs items with versions")
+        seen += [(v, p.id) for p, v in zip(page.points, page.versions)] + [(v, "-" + i) for i, v in zip(page.deleted_ids, page.deleted_versions)]
+        if not page.more:
+            break
+        page = shard.Changes(pb.ChangesRequest(collection="real", after_version=page.next_version, after_id=page.next_id, limit=2), timeout=10)
+    expect(sorted(seen) == [(base + 1000, "v1"), (base + 2000, "-never"), (base + 2000, "-p5")], f"Changes after a version: {seen}")
     expect(shard.DropCollection(pb.DropCollectionRequest(name="real"), timeout=10).dropped, "DropCollection")
     print("client done", flush=True)
 
