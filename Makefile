@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: bootstrap build release run cluster cluster-stop test smoke fuzz bench bench-http bench-search bench-cluster clean
+.PHONY: bootstrap build release run cluster cluster-stop test smoke fuzz bench bench-http bench-search bench-cluster bench-replicas clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -77,6 +77,17 @@ bench-search: release
 ## with hedging on and off, and the router's fan-out cost over 4, 16 and 64 shard processes.
 bench-cluster: release
 	bash bench/cluster_bench.sh all
+
+## Versioned replicas under failures (bench/replica_chaos.py): a rolling kill -9 restart under
+## writes and searches, CYCLES random kill/restart cycles, and one replica down DOWN seconds
+## under 1,000 writes/s on a shard of POINTS points. Needs grpcio (scripts/requirements-test.txt).
+CYCLES ?= 50
+POINTS ?= 1000000
+DOWN ?= 60
+bench-replicas: release
+	python3 bench/replica_chaos.py .build/release/vecshard rolling --down-seconds 5
+	python3 bench/replica_chaos.py .build/release/vecshard cycles --cycles $(CYCLES)
+	python3 bench/replica_chaos.py .build/release/vecshard downtime --points $(POINTS) --down-seconds $(DOWN) --writes-per-second 1000
 
 clean:
 	rm -rf .build
