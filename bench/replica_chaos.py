@@ -362,12 +362,14 @@ def downtime(args, binary, root, pb, stubs):
     try:
         dim = 128
         create(cluster, "big", dim)
-        rng = random.Random(args.seed)
+        import numpy as np
+        gen = np.random.default_rng(args.seed)
         loaded = 0
         t0 = time.time()
         while loaded < args.points:
             n = min(1000, args.points - loaded)
-            pts = [{"id": f"base{loaded + i}", "vector": [round(rng.uniform(-1, 1), 3) for _ in range(dim)]} for i in range(n)]
+            vectors = np.round(gen.uniform(-1, 1, size=(n, dim)), 3).tolist()
+            pts = [{"id": f"base{loaded + i}", "vector": v} for i, v in enumerate(vectors)]
             status, body = call(cluster.router_port, "POST", "/v1/collections/big/points", {"points": pts}, timeout=120)
             if status != 200:
                 sys.exit(f"FAILED: load: {status} {body}")

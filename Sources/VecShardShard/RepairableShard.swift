@@ -20,8 +20,8 @@ import VecShardStorage
 /// newer version than anything the pages carry for its id, so the order does not matter and no
 /// id needs tracking. F is the lowest of the router's `afterVersion`, the one persisted in
 /// `catchUpFile` (fsynced before the copy starts, removed when it succeeded, so a replica killed
-/// during its catch-up starts again from there) and, for a replica that restarted, its own
-/// highest version per collection minus `margin`. A peer that cannot list changes that far
+/// during its catch-up starts again from there); when neither names one (the router restarted
+/// too, or saw no write missed), its own highest version per collection minus `margin`. A peer that cannot list changes that far
 /// back (`changes_compacted`: tombstones past their retention) is compared in full instead.
 public final class RepairableShard: ShardClient {
     public let inner: LocalShard
@@ -205,7 +205,7 @@ public final class RepairableShard: ShardClient {
             let collection = try storage.collection(info.name)
             let own = collection.versionState.version
             var from = after ?? UInt64.max
-            if margin || after == nil { from = min(from, own > marginSpan ? own - marginSpan : 0) }
+            if margin { from = min(from, own > marginSpan ? own - marginSpan : 0) }
             do {
                 try await copyChanges(of: collection, from: peer, after: from, into: &response)
                 modes.insert("changes")

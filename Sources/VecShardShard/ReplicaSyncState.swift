@@ -19,9 +19,6 @@ struct ReplicaSyncState: Sendable, Equatable {
     /// The catch-up point that must not be forgotten (persisted in CATCHUP): the lowest
     /// version after which a router said this replica missed writes.
     private(set) var pendingAfter: UInt64?
-    /// The replica (re)started awaiting a catch-up: it also goes back the margin from its own
-    /// highest versions (writes in flight when it stopped).
-    private(set) var restarted: Bool
     /// Collections created since a catch-up began (the copy must not drop them).
     private(set) var created: Set<String> = []
 
@@ -29,7 +26,6 @@ struct ReplicaSyncState: Sendable, Equatable {
         let waiting = awaitingSync || pendingAfter != nil
         state = waiting ? .awaitingSync : .serving
         self.pendingAfter = pendingAfter
-        restarted = waiting
     }
 
     var readsAllowed: Bool { state == .serving }
@@ -38,9 +34,11 @@ struct ReplicaSyncState: Sendable, Equatable {
     enum SyncDecision: Equatable {
         /// Serving and not forced: up to date already.
         case upToDate
-        /// Catch up on the changes after `after` (nil: from its own versions minus the margin),
-        /// and with `margin` also from its own versions minus the margin, whichever is lower.
-        /// `persist`: write `after` to CATCHUP before starting.
+        /// Catch up on the changes after `after`; with `margin` (no point is known: neither a
+        /// router nor CATCHUP named one) after its own highest version per collection minus the
+        /// margin, which covers the writes in flight when it stopped. A router's point is
+        /// complete for that router's writes: a write in flight to a replica that died failed at
+        /// the router and counts as missed. `persist`: write `after` to CATCHUP first.
         case start(after: UInt64?, margin: Bool, wasServing: Bool, persist: Bool)
     }
 
@@ -55,7 +53,7 @@ struct ReplicaSyncState: Sendable, Equatable {
         let wasServing = state == .serving
         state = .syncing
         created = []
-        return .start(after: after, margin: restarted || after == nil, wasServing: wasServing, persist: persist)
+        return .start(after: after, margin: after == nil, wasServing: wasServing, persist: persist)
     }
 
     mutating func createdCollection(_ name: String) {
@@ -67,7 +65,6 @@ struct ReplicaSyncState: Sendable, Equatable {
         if succeeded {
             state = .serving
             pendingAfter = nil
-            restarted = false
         } else {
             state = wasServing ? .serving : .awaitingSync
         }
