@@ -266,7 +266,7 @@ def create(cluster, name, dim):
 
 
 def rolling(args, binary, root, pb, stubs):
-    cluster = Cluster(binary, root, ["a", "b"])
+    cluster = Cluster(binary, root, ["a", "b"], router_args=["--min-in-sync-replicas", args.min_in_sync])
     try:
         create(cluster, "chaos", 8)
         load = Load(cluster.router_port, "chaos", 8, args.writes_per_second, args.searches_per_second, seed=args.seed)
@@ -291,7 +291,7 @@ def rolling(args, binary, root, pb, stubs):
             equal = equal and p0 == p1 and st0 == st1
             contents.append(p0)
         lost, resurrected = check_history(load, contents)
-        result = {"mode": "rolling", "down_seconds": args.down_seconds, "writes_acked": load.writes_acked,
+        result = {"mode": "rolling", "min_in_sync_replicas": args.min_in_sync, "down_seconds": args.down_seconds, "writes_acked": load.writes_acked,
                   "writes_refused": len(load.refused), "searches": load.searches, "failed_searches": len(load.failed_searches),
                   "deleted_ids_returned": len(load.deleted_returned), "acknowledged_writes_lost": len(lost),
                   "deletes_back": len(resurrected), "seconds_to_serve_again": serve_again,
@@ -421,6 +421,7 @@ def main():
     ap.add_argument("--searches-per-second", type=int, default=50)
     ap.add_argument("--down-seconds", type=float, default=5)
     ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--min-in-sync", default="1", help="the router's --min-in-sync-replicas (rolling; 'all' shows the old behaviour)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="vecshard-chaos-")
     pb, stubs = load_proto(work)

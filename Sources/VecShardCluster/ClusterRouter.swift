@@ -223,8 +223,10 @@ public final class ClusterRouter: Sendable {
                 throw error
             }
         }
-        return WriteResult(lsn: written.map(\.lsn).max() ?? 0, applied: unique.count,
-                           failedReplicas: written.flatMap(\.failedReplicas).sorted())
+        var result = WriteResult(lsn: written.map(\.lsn).max() ?? 0, applied: unique.count,
+                                 failedReplicas: written.flatMap(\.failedReplicas).sorted())
+        result.shardVersions = Dictionary(uniqueKeysWithValues: zip(writes.keys.sorted(), written.map(\.version)))
+        return result
     }
 
     /// Deletes ids wherever they may live (their owner shard in every group of the collection).
@@ -246,8 +248,10 @@ public final class ClusterRouter: Sendable {
         let results = try await writeOnShards(Array(deletes.keys)) { shard in
             try await shard.delete(collection: collection, ids: deletes[shard.name]!)
         }
-        return WriteResult(lsn: results.map(\.lsn).max() ?? 0, applied: results.reduce(0) { $0 + $1.applied },
-                           failedReplicas: results.flatMap(\.failedReplicas).sorted())
+        var result = WriteResult(lsn: results.map(\.lsn).max() ?? 0, applied: results.reduce(0) { $0 + $1.applied },
+                                 failedReplicas: results.flatMap(\.failedReplicas).sorted())
+        result.shardVersions = Dictionary(uniqueKeysWithValues: zip(deletes.keys.sorted(), results.map(\.version)))
+        return result
     }
 
     public func get(collection: String, id: String, includeVector: Bool = true) async throws -> Point? {

@@ -71,6 +71,8 @@ public final class ReplicatedShard: ReplicaSet {
         /// sampled (nanoseconds on `ReplicatedShard.epoch`).
         let latencyMicros = Atomic<Int>(0)
         let sampledAt = Atomic<Int>(0)
+        /// The highest version of a write this replica made durable for this router.
+        let ackedVersion = Atomic<UInt64>(0)
 
         func recordLatency(_ d: Duration) {
             let micros = max(1, Int(d / .microseconds(1)))
@@ -206,9 +208,64 @@ public final class ReplicatedShard: ReplicaSet {
     /// Transport trouble or an overloaded replica: another replica may well answer.
     static func isReplicaFault(_ error: ShardCallError) -> Bool { ReplicaHealth.isReplicaFault(error.kind) }
 
+    /// The newest version `replica` is known to hold: of its last health report, or of a write
+    /// it made durable for this router since.
+    private func knownVersion(_ replica: Int, reports: [UInt64?]) -> UInt64 {
+        max(replicas[replica].ackedVersion.load(ordering: .relaxed), reports[replica] ?? 0)
+    }
+
+    /// A read that needs more than one in-sync replica (`ReadRequirement.current`): a token's
+    /// version reached, or a majority or all of the replicas answering (the answer of the one
+    /// with the newest known version is used). Waits, up to the request's deadline, for replicas
+    /// to qualify; then 503 `consistency_unavailable`.
+    private func read<T: Sendable>(requirement: ReadRequirement, _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> T {
+        let minVersion = requirement.minVersions[name]
+        let deadline = RequestDeadline.current ?? ContinuousClock.now + .seconds(10)
+        var lastProblem = ""
+        while true {
+            let now = ContinuousClock.now
+            let (suspected, reports) = health.withLock { h in (Set(h.suspected(at: now)), h.replicas.map { $0.report?.version }) }
+            let reached = { (i: Int) in minVersion.map { self.knownVersion(i, reports: reports) >= $0 } ?? true }
+            switch requirement.consistency {
+            case .one:
+                let order = readOrder().filter { reached($0.index) }
+                if !order.isEmpty {
+                    do { return try await failover(order, body) } catch let error as ShardCallError where Self.isReplicaFault(error) {
+                        lastProblem = error.message
+                    }
+                } else {
+                    lastProblem = "no in-sync replica has reached version \(minVersion ?? 0) yet"
+                }
+            case .majority, .all:
+                let needed = requirement.consistency == .all ? replicas.count : replicas.count / 2 + 1
+                let candidates = replicas.filter { !suspected.contains($0.index) && reached($0.index) }
+                if candidates.count >= needed {
+                    let (values, errors) = await fanOut(candidates) { try await self.attempt($0, body) }
+                    let answered = candidates.indices.filter { values[$0] != nil }
+                    if answered.count >= needed {
+                        let best = answered.max { knownVersion(candidates[$0].index, reports: reports) < knownVersion(candidates[$1].index, reports: reports) }!
+                        return values[best]!
+                    }
+                    if let callerFault = errors.compactMap({ $0 }).first(where: { !Self.isReplicaFault($0) }) { throw callerFault }
+                    lastProblem = "\(answered.count) of \(needed) replicas answered (" + errors.compactMap { $0?.message }.joined(separator: "; ") + ")"
+                } else {
+                    lastProblem = "\(candidates.count) of \(needed) replicas are reachable" + (minVersion == nil ? "" : " and have reached version \(minVersion!)")
+                }
+            }
+            try Task.checkCancellation()
+            if ContinuousClock.now + .milliseconds(20) >= deadline {
+                throw ShardCallError(.unavailable, .consistencyUnavailable,
+                                     "shard '\(name)': the read needs \(requirement.consistency.rawValue) replicas\(minVersion == nil ? "" : " at version \(minVersion!) or newer"); \(lastProblem)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     /// A read with hedging and fail-over. Errors that are the caller's (invalid argument, not
     /// found) are returned at once; replica faults move on to the next replica.
     private func read<T: Sendable>(_ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> T {
+        let requirement = ReadRequirement.current
+        if !requirement.isDefault { return try await read(requirement: requirement, body) }
         let order = readOrder()
         if order.count == 1 || !policy.hedging { return try await failover(order, body) }
         hedgeBudget.withLock { $0.earn() }
@@ -347,6 +404,7 @@ public final class ReplicatedShard: ReplicaSet {
                 if let value = values[k] {
                     results.append(value)
                     applied[index] = true
+                    if let version { _ = replicas[index].ackedVersion.max(version, ordering: .relaxed) }
                     if acknowledgers.contains(index) { acked += 1 }
                 }
                 if let error = errors[k] {
@@ -410,7 +468,8 @@ public final class ReplicatedShard: ReplicaSet {
     }
 
     public func search(_ request: ShardSearch) async throws -> [[SearchHit]] {
-        guard let coalescer else { return try await read { try await $0.search(request) } }
+        // Searches with a requirement of their own are not coalesced with others.
+        guard let coalescer, ReadRequirement.current.isDefault else { return try await read { try await $0.search(request) } }
         return try await coalescer.search(request) { combined in
             try await self.read { try await $0.search(combined) }
         }

@@ -117,6 +117,9 @@ public struct WriteResult: Sendable, Equatable {
     public var failedReplicas: [String]
     /// The version the write carried.
     public var version: UInt64
+    /// A write the router spread over shards: the version it carried on each (for a
+    /// read-your-writes token).
+    public var shardVersions: [String: UInt64] = [:]
 
     public init(lsn: UInt64 = 0, applied: Int = 0, failedReplicas: [String] = [], version: UInt64 = 0) {
         (self.lsn, self.applied, self.failedReplicas, self.version) = (lsn, applied, failedReplicas, version)

@@ -60,6 +60,32 @@ public enum RequestDeadline {
     @TaskLocal public static var current: ContinuousClock.Instant?
 }
 
+/// How many replicas of a shard must answer a read (`"consistency"` of a search or get).
+public enum ReadConsistency: String, Sendable, CaseIterable {
+    /// One in-sync replica (it holds every write this router acknowledged), hedged.
+    case one
+    /// More than half of the replicas; the answer of the one with the newest version is used.
+    case majority
+    /// Every replica; the same.
+    case all
+}
+
+/// What the read being served needs of the replicas that answer it, set by the REST layer for
+/// the whole fan-out (like the deadline). Shards without replicas meet any requirement.
+public struct ReadRequirement: Sendable, Equatable {
+    public var consistency: ReadConsistency
+    /// Per shard name, the version a replica must have reached (a read-your-writes token).
+    public var minVersions: [String: UInt64]
+
+    public init(consistency: ReadConsistency = .one, minVersions: [String: UInt64] = [:]) {
+        (self.consistency, self.minVersions) = (consistency, minVersions)
+    }
+
+    public var isDefault: Bool { consistency == .one && minVersions.isEmpty }
+
+    @TaskLocal public static var current = ReadRequirement()
+}
+
 /// A failed shard call, the router's and the shard protocol's one error type: who is at
 /// fault (`kind`), a stable snake_case code (`collection_not_found`, `shards_unavailable`, ...)
 /// and a message naming the problem. Errors of lower layers become this in one place each

@@ -29,6 +29,11 @@ public enum ShardErrorCode: String, Sendable, CaseIterable {
     case rebalancingRequired = "rebalancing_required"
     /// A replica that is syncing (or waiting to) refuses reads; it takes writes.
     case replicaCatchingUp = "replica_catching_up"
+    /// Too few replicas of a shard could answer a read at its consistency (or had reached its
+    /// token's version) before the deadline.
+    case consistencyUnavailable = "consistency_unavailable"
+    /// A consistency token that does not parse, or belongs to another collection.
+    case invalidConsistencyToken = "invalid_consistency_token"
     /// No replica of one shard answered.
     case shardUnavailable = "shard_unavailable"
     /// Shards did not answer a search (without `allow_partial`), or a write was refused before it was sent.

@@ -27,6 +27,10 @@ private final class Switchable: ForwardingShardClient, @unchecked Sendable {
         try check()
         return try await inner.stats()
     }
+    func search(_ request: ShardSearch) async throws -> [[SearchHit]] {
+        try check()
+        return try await inner.search(request)
+    }
 }
 
 /// The router's side of versioned replicas over two real in-process replicas: versions stamped
@@ -82,6 +86,47 @@ private final class Switchable: ForwardingShardClient, @unchecked Sendable {
         let strict = ReplicatedShard(name: "s", replicas: [("A", a), ("B", switchable)], policy: .init(minInSyncReplicas: nil))
         await strict.checkHealth()
         #expect(strict.writeBlocker?.contains("--min-in-sync-replicas is 2") == true, "\(strict.writeBlocker ?? "")")
+        await a.storage.close()
+        await b.storage.close()
+    }
+
+    @Test func readsWaitForATokensVersionAndNeedTheReplicasTheirLevelAsksFor() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-versions-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (a, b) = try await replicas(root)
+        let switchable = Switchable(b)
+        let shard = ReplicatedShard(name: "s", replicas: [("A", a), ("B", switchable)])
+        let written = try await shard.upsert(collection: "c", points: [Point(id: "p", vector: [1, 1])])
+        let query = ShardSearch(collection: "c", queries: [ShardQuery(vector: [1, 1], k: 1)])
+        // A token of this write: both replicas made it durable for this router.
+        let hits = try await ReadRequirement.$current.withValue(ReadRequirement(minVersions: ["s": written.version])) {
+            try await shard.search(query)
+        }
+        #expect(hits.first?.first?.id == "p")
+        for level in [ReadConsistency.majority, .all] {
+            let r = try await ReadRequirement.$current.withValue(ReadRequirement(consistency: level)) { try await shard.search(query) }
+            #expect(r.first?.first?.id == "p")
+        }
+        // A version no replica has reached (another router's write still on its way): refused
+        // at the deadline, naming the shard.
+        let ahead = written.version + WriteVersion.span(seconds: 60)
+        await #expect(throws: ShardCallError.self) {
+            try await RequestDeadline.$current.withValue(ContinuousClock.now + .milliseconds(200)) {
+                try await ReadRequirement.$current.withValue(ReadRequirement(minVersions: ["s": ahead])) { try await shard.search(query) }
+            }
+        }
+        // One replica down: `all` cannot be met, `one` still can.
+        switchable.down.withLock { $0 = true }
+        await shard.checkHealth()
+        do {
+            _ = try await RequestDeadline.$current.withValue(ContinuousClock.now + .milliseconds(200)) {
+                try await ReadRequirement.$current.withValue(ReadRequirement(consistency: .all)) { try await shard.search(query) }
+            }
+            Issue.record("a read at consistency all answered with a replica down")
+        } catch let error as ShardCallError {
+            #expect(error.code == "consistency_unavailable" && error.message.contains("shard 's'"), "\(error)")
+        }
+        #expect(try await shard.search(query).first?.first?.id == "p")
         await a.storage.close()
         await b.storage.close()
     }

@@ -95,16 +95,21 @@ struct SearchBody: Decodable {
     var includeVector: Bool?
     var includeMetadata: Bool?
     var allowPartial: Bool?
+    var consistency: String?
+    var consistencyToken: String?
 
     enum CodingKeys: String, CodingKey {
-        case vector, k, filter, params
+        case vector, k, filter, params, consistency
         case includeVector = "include_vector", includeMetadata = "include_metadata", allowPartial = "allow_partial"
+        case consistencyToken = "consistency_token"
     }
 }
 
 struct BatchSearchBody: Decodable {
     var queries: [SearchBody]
     var allowPartial: Bool?
+    var consistency: String?
+    var consistencyToken: String?
 
-    enum CodingKeys: String, CodingKey { case queries, allowPartial = "allow_partial" }
+    enum CodingKeys: String, CodingKey { case queries, consistency, allowPartial = "allow_partial", consistencyToken = "consistency_token" }
 }

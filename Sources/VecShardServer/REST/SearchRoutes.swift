@@ -12,8 +12,11 @@ extension DataRoutes {
             let cluster = try handle.current
             let body = try decode(SearchBody.self, request)
             let query = try shardQuery(body, field: "")
-            let outcome = try await cluster.search(collection: request.pathParameters["name"]!, queries: [query],
-                                                   oversample: body.params?.oversample, allowPartial: body.allowPartial ?? false)
+            let name = request.pathParameters["name"]!
+            let requirement = try readRequirement(consistency: body.consistency, token: body.consistencyToken, collection: name)
+            let outcome = try await ReadRequirement.$current.withValue(requirement) {
+                try await cluster.search(collection: name, queries: [query], oversample: body.params?.oversample, allowPartial: body.allowPartial ?? false)
+            }
             var w = JSONWriter(capacity: 256 + 64 * (outcome.results.first?.count ?? 0))
             w.raw("{\"results\":")
             w.hits(outcome.results[0], includeMetadata: body.includeMetadata ?? true, includeVector: body.includeVector ?? false)
@@ -35,8 +38,14 @@ extension DataRoutes {
             }
             let oversamples = Set(body.queries.map { $0.params?.oversample })
             guard oversamples.count <= 1 else { throw LimitError(message: "queries of one batch must use the same params.oversample") }
-            let outcome = try await cluster.search(collection: request.pathParameters["name"]!, queries: queries,
-                                                   oversample: oversamples.first ?? nil, allowPartial: body.allowPartial ?? false)
+            let name = request.pathParameters["name"]!
+            if body.queries.contains(where: { $0.consistency != nil || $0.consistencyToken != nil }) {
+                throw LimitError(message: "consistency and consistency_token are fields of the batch, not of its queries")
+            }
+            let requirement = try readRequirement(consistency: body.consistency, token: body.consistencyToken, collection: name)
+            let outcome = try await ReadRequirement.$current.withValue(requirement) {
+                try await cluster.search(collection: name, queries: queries, oversample: oversamples.first ?? nil, allowPartial: body.allowPartial ?? false)
+            }
             var w = JSONWriter()
             w.raw("{\"results\":[")
             for (i, hits) in outcome.results.enumerated() {
@@ -48,6 +57,23 @@ extension DataRoutes {
             w.raw("}")
             return json(w)
         }
+    }
+
+    /// The read requirement of a search or get: `consistency` (one, majority, all; default one)
+    /// and a write's `consistency_token` for `collection`; errors name the field.
+    static func readRequirement(consistency: String?, token: String?, collection: String) throws -> ReadRequirement {
+        var requirement = ReadRequirement()
+        if let consistency {
+            guard let level = ReadConsistency(rawValue: consistency) else {
+                throw ShardCallError(.invalidArgument, code: "invalid_consistency",
+                                     "field consistency is '\(consistency.prefix(40))'; it must be one of one, majority, all")
+            }
+            requirement.consistency = level
+        }
+        if let token {
+            requirement.minVersions = try ConsistencyToken(text: token, field: "consistency_token", collection: collection).versions
+        }
+        return requirement
     }
 
     /// A query of the JSON body as the router takes it; `field` prefixes the names in errors
