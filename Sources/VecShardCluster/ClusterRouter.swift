@@ -210,11 +210,14 @@ public final class ClusterRouter: Sendable {
         let written = try await writeOnShards(Array(writes.keys)) { shard in
             try await shard.upsert(collection: collection, points: writes[shard.name]!)
         }
+        var versions = Dictionary(uniqueKeysWithValues: zip(writes.keys.sorted(), written.map(\.version)))
         if !stale.isEmpty {
             do {
-                _ = try await writeOnShards(Array(stale.keys)) { shard in
+                let removed = try await writeOnShards(Array(stale.keys)) { shard in
                     try await shard.delete(collection: collection, ids: stale[shard.name]!)
                 }
+                // A read that must see this write must not see the old copies either.
+                for (shard, result) in zip(stale.keys.sorted(), removed) { versions[shard] = max(versions[shard] ?? 0, result.version) }
             } catch var error as ShardCallError {
                 // The points were written to their owners; only old copies in other groups remain.
                 error.message = "the points were written (shards \(writes.keys.sorted().joined(separator: ", "))), but removing their "
@@ -225,7 +228,7 @@ public final class ClusterRouter: Sendable {
         }
         var result = WriteResult(lsn: written.map(\.lsn).max() ?? 0, applied: unique.count,
                                  failedReplicas: written.flatMap(\.failedReplicas).sorted())
-        result.shardVersions = Dictionary(uniqueKeysWithValues: zip(writes.keys.sorted(), written.map(\.version)))
+        result.shardVersions = versions
         return result
     }
 

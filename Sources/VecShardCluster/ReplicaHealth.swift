@@ -44,16 +44,18 @@ public struct ReplicaHealth: Sendable {
     }
 
     /// A replica's health report (its `Stats`): its replica state, the points it holds, its
-    /// highest version and the checksum of its (id, version) pairs over all collections.
+    /// highest version and the checksum of its (id, version) pairs over all collections, and
+    /// whether it knows it missed writes (a catch-up pending: it is never a source).
     public struct Report: Sendable, Equatable {
         /// `serving`, `awaiting_sync` or `syncing`.
         public var state: String
         public var points: UInt64
         public var version: UInt64
         public var checksum: UInt64
+        public var pending: Bool
 
-        public init(state: String, points: UInt64, version: UInt64 = 0, checksum: UInt64 = 0) {
-            (self.state, self.points, self.version, self.checksum) = (state, points, version, checksum)
+        public init(state: String, points: UInt64, version: UInt64 = 0, checksum: UInt64 = 0, pending: Bool = false) {
+            (self.state, self.points, self.version, self.checksum, self.pending) = (state, points, version, checksum, pending)
         }
     }
 
@@ -71,10 +73,13 @@ public struct ReplicaHealth: Sendable {
     }
 
     public private(set) var replicas: [Replica]
-    /// In-sync replicas reported the same version and different checksums at this version (a
-    /// write that reached some replicas when its router died): acted on when a second round
-    /// sees the same, so writes in flight between the reports are not taken for a divergence.
-    private var mismatchAt: UInt64?
+    /// The (version, checksum) reports of the in-sync replicas when they last differed: acted
+    /// on when the next round sees exactly the same (no write in between), so writes in flight
+    /// between the reports are not taken for a divergence (a write that reached some replicas
+    /// when its router died).
+    private var lastMismatch: [Int: [UInt64]]?
+    /// Which of two diverged replicas copies from the other next (they take turns).
+    private var reconcileTurn = 0
     /// In-sync replicas that must make a write durable before it is acknowledged.
     public let minInSync: Int
     public let suspicion: Duration
@@ -112,12 +117,10 @@ public struct ReplicaHealth: Sendable {
     public mutating func writeFinished(version: UInt64?, applied: [Bool], failed: [Int: ErrorKind], skipped: [Int] = []) {
         guard applied.contains(true) else { return }
         for replica in Array(failed.keys) + skipped {
-            if !replicas[replica].needsSync {
-                replicas[replica].needsSync = true
-                replicas[replica].missedAfter = version.map { $0 - 1 }
-            } else if let version, let after = replicas[replica].missedAfter {
-                replicas[replica].missedAfter = min(after, version - 1)
-            }
+            replicas[replica].needsSync = true
+            // Only versioned writes move the point: a missed create or drop is repaired by the
+            // catch-up's comparison of collections, whatever its version.
+            if let version, version > 0 { replicas[replica].missedAfter = min(replicas[replica].missedAfter ?? .max, version - 1) }
         }
     }
 
@@ -170,25 +173,26 @@ public struct ReplicaHealth: Sendable {
         return actions
     }
 
-    /// In-sync replicas at the same version with different checksums, twice in a row: the first
-    /// of them copies every change from the next (after version 0; last writer wins, so it ends
-    /// with the union), and a later round does the same the other way while they still differ.
+    /// In-sync replicas whose (version, checksum) differ, with the same reports two rounds in a
+    /// row (nothing was written in between): one of them copies every change of another (after
+    /// version 0; last writer wins, so it ends with the union of both), and the next time the
+    /// other way round, until they agree.
     private mutating func divergence(_ reports: [Report?], clean: [Int]) -> [Action] {
         let candidates = clean.filter { !replicas[$0].syncing }
-        guard candidates.count >= 2, let version = reports[candidates[0]]?.version, version > 0,
-              candidates.allSatisfy({ reports[$0]?.version == version }),
-              Set(candidates.compactMap { reports[$0]?.checksum }).count > 1 else {
-            mismatchAt = nil
+        let seen: [Int: [UInt64]] = Dictionary(uniqueKeysWithValues: candidates.compactMap { i in reports[i].map { (i, [$0.version, $0.checksum]) } })
+        guard candidates.count >= 2, seen.count == candidates.count, Set(seen.values).count > 1,
+              seen.values.contains(where: { $0[0] > 0 }) else {
+            lastMismatch = nil
             return []
         }
-        guard mismatchAt == version else {
-            mismatchAt = version
+        guard lastMismatch == seen else {
+            lastMismatch = seen
             return []
         }
-        mismatchAt = nil
-        let checksum = reports[candidates[0]]!.checksum
-        guard let other = candidates.first(where: { reports[$0]!.checksum != checksum }) else { return [] }
-        let target = candidates[0]
+        lastMismatch = nil
+        let target = candidates[reconcileTurn % candidates.count]
+        reconcileTurn += 1
+        guard let other = candidates.first(where: { seen[$0] != seen[target] }) else { return [] }
         replicas[target].syncing = true
         replicas[target].catchingUp = true
         return [.diverged(replica: target, peer: other), .sync(replica: target, peers: [other], force: true, after: 0)]
@@ -271,7 +275,7 @@ public struct ReplicaHealth: Sendable {
     /// write are passed over while another candidate exists.
     private func designatedSource(_ reports: [Report?]) -> Int? {
         if minInSync < replicas.count { guard reports.allSatisfy({ $0 != nil }) else { return nil } }
-        let clean = reports.indices.map { reports[$0] != nil && !replicas[$0].needsSync ? reports[$0] : nil }
+        let clean = reports.indices.map { reports[$0] != nil && !replicas[$0].needsSync && !reports[$0]!.pending ? reports[$0] : nil }
         let candidates = clean.contains { $0 != nil } ? clean : reports
         if minInSync >= replicas.count { return candidates.firstIndex { $0 != nil } }
         return candidates.indices.filter { candidates[$0] != nil }.max { a, b in

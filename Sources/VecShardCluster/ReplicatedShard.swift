@@ -243,7 +243,13 @@ public final class ReplicatedShard: ReplicaSet {
                     let (values, errors) = await fanOut(candidates) { try await self.attempt($0, body) }
                     let answered = candidates.indices.filter { values[$0] != nil }
                     if answered.count >= needed {
-                        let best = answered.max { knownVersion(candidates[$0].index, reports: reports) < knownVersion(candidates[$1].index, reports: reports) }!
+                        // The answer of an in-sync replica (it holds every write this router
+                        // acknowledged), the newest of those; of another only when none is.
+                        let inSync = Set(health.withLock { h in replicas.indices.filter { h.isInSync($0, at: now) } })
+                        let best = answered.max { a, b in
+                            let (x, y) = (candidates[a].index, candidates[b].index)
+                            return (inSync.contains(x) ? 1 : 0, knownVersion(x, reports: reports)) < (inSync.contains(y) ? 1 : 0, knownVersion(y, reports: reports))
+                        }!
                         return values[best]!
                     }
                     if let callerFault = errors.compactMap({ $0 }).first(where: { !Self.isReplicaFault($0) }) { throw callerFault }
@@ -365,7 +371,9 @@ public final class ReplicatedShard: ReplicaSet {
 
     /// The version a `stale_version` error says the replica holds.
     static func heldVersion(in error: ShardCallError) -> UInt64? {
-        guard error.code == "stale_version", let range = error.message.range(of: "holds version ") else { return nil }
+        // "... point '<id>' holds version H, the write offered O; nothing was written (stamp above H and retry)":
+        // read the last number-bearing phrase, after the id (which may hold anything).
+        guard error.code == "stale_version", let range = error.message.range(of: "(stamp above ", options: .backwards) else { return nil }
         return UInt64(error.message[range.upperBound...].prefix { $0.isNumber })
     }
 
@@ -521,7 +529,7 @@ extension ReplicatedShard {
         var checksum: UInt64 = 0
         for c in stats.collections { checksum &+= c.checksum ^ StableHash.xxh64(c.name) }
         return ReplicaHealth.Report(state: stats.replicaState.rawValue, points: stats.collections.reduce(0) { $0 + $1.count },
-                                    version: stats.collections.map(\.version).max() ?? 0, checksum: checksum)
+                                    version: stats.collections.map(\.version).max() ?? 0, checksum: checksum, pending: stats.catchUpPending)
     }
 
     /// One round of active health checks: asks every replica for its stats (within `timeout`)
@@ -545,7 +553,10 @@ extension ReplicatedShard {
                      + "\(replicas[index].address) copies every change of its peer")
             case let .sync(index, peers, force, after):
                 let replica = replicas[index], name = self.name
-                let request = ReplicaSync(peers: peers.map { replicas[$0].address }, force: force, afterVersion: after)
+                // Missed only writes without a version (a create or drop): no point is missing,
+                // the catch-up compares collections; it starts at this router's clock.
+                let from = after ?? (force ? clock.withLock { $0 } : nil)
+                let request = ReplicaSync(peers: peers.map { replicas[$0].address }, force: force, afterVersion: from)
                 Task {
                     // Writes that started while the replica was skipped must be on its peer
                     // before the peer lists its changes.
@@ -559,7 +570,7 @@ extension ReplicatedShard {
                     } catch {
                         log?("catch-up of replica \(replica.address) of shard '\(name)' failed: \(shardError(error).message)")
                     }
-                    self.health.withLock { $0.syncFinished(index, succeeded: succeeded, force: force, after: after) }
+                    self.health.withLock { $0.syncFinished(index, succeeded: succeeded, force: force, after: from) }
                 }
             }
         }

@@ -744,6 +744,8 @@ public struct StatsResponse: ProtoMessage, Equatable {
     /// Collections on disk that the shard could not open (a damaged write-ahead log...):
     /// name, `errorCode` and `errorMessage` set.
     public var refusedCollections: [CollectionInfoMessage] = []
+    /// The replica knows it missed writes (a catch-up failed or is due): not a source.
+    public var catchUpPending = false
 
     public init() {}
 
@@ -760,6 +762,7 @@ public struct StatsResponse: ProtoMessage, Equatable {
             case 6:
                 try reader.checkRepeated(refusedCollections.count + 1)
                 refusedCollections.append(try reader.readMessage(type))
+            case 7: catchUpPending = try reader.readBool(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -772,6 +775,7 @@ public struct StatsResponse: ProtoMessage, Equatable {
         writer.writeUInt64(4, diskBytes)
         writer.writeString(5, replicaState)
         writer.writeRepeatedMessages(6, refusedCollections)
+        writer.writeBool(7, catchUpPending)
     }
 }
 

@@ -35,20 +35,32 @@ public final class RepairableShard: ShardClient {
     /// Items per page asked of the peer.
     private let pageSize: Int
 
+    /// Each collection's highest version when this process opened it, before any write was
+    /// taken: the margin is measured from these (live writes taken while awaiting a catch-up
+    /// must not move the starting point past the writes missed while the replica was down).
+    private let openVersions: [String: UInt64]
+
     private struct Tracking {
         var sync: ReplicaSyncState
-        /// The copy in progress, which later Sync calls join.
+        /// The copy in progress, which later Sync calls join if it starts low enough.
         var running: Task<SyncOutcome, any Error>?
+        /// The version the running copy started after (nil: from its own versions minus the margin).
+        var runningAfter: UInt64?
     }
     private let tracking: Mutex<Tracking>
 
     public init(_ inner: LocalShard, awaitSync: Bool, catchUpFile: String? = nil, margin: Duration = .seconds(30),
-                pageSize: Int = 1000, connect: @escaping @Sendable (String) -> any ShardClient) {
+                pageSize: Int = 4096, connect: @escaping @Sendable (String) -> any ShardClient) {
         self.inner = inner
         self.connect = connect
         self.catchUpFile = catchUpFile
         self.margin = margin
         self.pageSize = pageSize
+        var versions: [String: UInt64] = [:]
+        for schema in inner.storage.listCollections() {
+            if let c = try? inner.storage.collection(schema.name) { versions[schema.name] = c.versionState.version }
+        }
+        openVersions = versions
         let pending = catchUpFile.flatMap(CatchUpFile.read)
         tracking = Mutex(Tracking(sync: ReplicaSyncState(awaitingSync: awaitSync, pendingAfter: pending)))
     }
@@ -97,7 +109,7 @@ public final class RepairableShard: ShardClient {
 
     public func stats() async throws -> ShardStats {
         var stats = try await inner.stats()
-        stats.replicaState = replicaState
+        (stats.replicaState, stats.catchUpPending) = tracking.withLock { ($0.sync.state, $0.sync.pendingAfter != nil) }
         return stats
     }
 
@@ -122,23 +134,42 @@ public final class RepairableShard: ShardClient {
         _ = try? await running.value
     }
 
+    private enum Join {
+        case none
+        case join(Task<SyncOutcome, any Error>)
+        /// A copy is running from a higher version than this request names: let it finish, then
+        /// catch up again from the lower one (another router saw an earlier write missed).
+        case after(Task<SyncOutcome, any Error>)
+    }
+
     public func sync(_ request: ReplicaSync) async throws -> SyncOutcome {
-        let task: Task<SyncOutcome, any Error>? = try tracking.withLock { t in
-            if let running = t.running { return running }
-            guard case let .start(after, margin, wasServing, persist) = t.sync.syncRequested(force: request.force, afterVersion: request.afterVersion)
-            else { return nil }
-            if persist, let catchUpFile, let after {
-                do { try CatchUpFile.write(after, to: catchUpFile) } catch {
-                    t.sync.syncFinished(succeeded: false, wasServing: wasServing)
-                    throw ShardCallError(.unavailable, .syncFailed, "replica of shard '\(name)' cannot record its catch-up point: \(error)")
+        while true {
+            let step: Join = try tracking.withLock { t in
+                if let running = t.running {
+                    if let asked = request.afterVersion, !(t.runningAfter.map { $0 <= asked } ?? false) { return .after(running) }
+                    return .join(running)
                 }
+                guard case let .start(after, margin, wasServing, persist) = t.sync.syncRequested(force: request.force, afterVersion: request.afterVersion)
+                else { return .none }
+                if persist, let catchUpFile, let after {
+                    do { try CatchUpFile.write(after, to: catchUpFile) } catch {
+                        t.sync.syncFinished(succeeded: false, wasServing: wasServing)
+                        throw ShardCallError(.unavailable, .syncFailed, "replica of shard '\(name)' cannot record its catch-up point: \(error)")
+                    }
+                }
+                let running = Task { try await self.run(peers: request.peers, after: after, margin: margin, wasServing: wasServing) }
+                t.running = running
+                t.runningAfter = margin ? nil : after
+                return .join(running)
             }
-            let running = Task { try await self.run(peers: request.peers, after: after, margin: margin, wasServing: wasServing) }
-            t.running = running
-            return running
+            switch step {
+            case .none: return SyncOutcome(replicaState: .serving)
+            case let .join(task): return try await task.value
+            case let .after(task):
+                _ = try? await task.value
+                try Task.checkCancellation()
+            }
         }
-        guard let task else { return SyncOutcome(replicaState: .serving) }
-        return try await task.value
     }
 
     private func run(peers: [String], after: UInt64?, margin: Bool, wasServing: Bool) async throws -> SyncOutcome {
@@ -165,16 +196,18 @@ public final class RepairableShard: ShardClient {
             tracking.withLock { t in
                 t.sync.syncFinished(succeeded: true, wasServing: wasServing)
                 t.running = nil
+                t.runningAfter = nil
             }
             response.replicaState = .serving
             return response
         } catch {
-            // A forced catch-up of a serving replica that failed (its peer went away) serves again
-            // as it was rather than leaving the shard with one reader less; the router still
-            // knows it missed writes and asks again (and CATCHUP keeps the point for a restart).
+            // A failed catch-up keeps its point (CATCHUP): the replica waits for the next one
+            // without serving reads (it knows it lacks writes), except a serving replica that
+            // was asked without a point, which serves as it was.
             tracking.withLock { t in
                 t.sync.syncFinished(succeeded: false, wasServing: wasServing)
                 t.running = nil
+                t.runningAfter = nil
             }
             throw storageShardError(error)
         }
@@ -196,22 +229,36 @@ public final class RepairableShard: ShardClient {
             let createdHere = tracking.withLock { $0.sync.created.contains(schema.name) }
             if !createdHere { _ = try await inner.dropCollection(schema.name) }
         }
+        // Where each collection starts: after F, and with the margin also after its version at
+        // open minus the margin (a collection created since starts from the beginning). The
+        // lowest is made durable first, so a replica killed during this copy starts as low again.
         let marginSpan = WriteVersion.span(seconds: Double(self.margin.components.seconds))
+        var starts: [String: UInt64] = [:]
+        for info in peerCollections {
+            var from = after ?? UInt64.max
+            if margin {
+                let own = openVersions[info.name] ?? 0
+                from = min(from, own > marginSpan ? own - marginSpan : 0)
+            }
+            starts[info.name] = from
+        }
+        if let catchUpFile, let lowest = starts.values.min(), lowest < (after ?? UInt64.max) {
+            try CatchUpFile.write(lowest, to: catchUpFile)
+        }
         var modes = Set<String>()
         for info in peerCollections {
             if (try? storage.collection(info.name)) == nil {
                 _ = try await inner.createCollection(info.schema)
             }
             let collection = try storage.collection(info.name)
-            let own = collection.versionState.version
-            var from = after ?? UInt64.max
-            if margin { from = min(from, own > marginSpan ? own - marginSpan : 0) }
             do {
-                try await copyChanges(of: collection, from: peer, after: from, into: &response)
+                try await copyChanges(of: collection, from: peer, after: starts[info.name]!, into: &response)
                 modes.insert("changes")
-            } catch let error as ShardCallError where error.code == "changes_compacted" || error.kind == .unimplemented {
+            } catch let error as ShardCallError where error.code == "changes_compacted" {
                 try await copyAll(of: collection, from: peer, into: &response)
                 modes.insert("full")
+            } catch let error as ShardCallError where error.kind == .unimplemented {
+                throw ShardCallError(.unavailable, .syncFailed, "peer cannot list changes (an older build?): \(error.message); upgrade it, or catch up from another peer")
             }
             response.collections += 1
         }
@@ -219,10 +266,11 @@ public final class RepairableShard: ShardClient {
         return response
     }
 
-    /// Pages through the peer's changes after `after` and applies them.
+    /// Pages through the peer's changes after version `after` (so from `after` + 1) and applies them.
     private func copyChanges(of collection: ShardCollection, from peer: any ShardClient, after: UInt64,
                              into response: inout SyncOutcome) async throws {
-        var query = ChangesQuery(collection: collection.name, afterVersion: after, limit: pageSize)
+        var query = ChangesQuery(collection: collection.name, afterVersion: after == .max ? after : after + 1,
+                                 limit: after == 0 ? max(pageSize, 10_000) : pageSize)
         while true {
             try Task.checkCancellation()
             let page = try await peer.changes(query)
@@ -241,7 +289,7 @@ public final class RepairableShard: ShardClient {
     /// are not newer than its tombstone floor (the peer deleted them and has forgotten the
     /// tombstone) are deleted. Holds the peer's ids in memory.
     private func copyAll(of collection: ShardCollection, from peer: any ShardClient, into response: inout SyncOutcome) async throws {
-        var query = ChangesQuery(collection: collection.name, afterVersion: 0, limit: pageSize, ignoringFloor: true)
+        var query = ChangesQuery(collection: collection.name, afterVersion: 0, limit: max(pageSize, 10_000), ignoringFloor: true)
         var peerIDs = Set<String>()
         var floor: UInt64 = 0
         while true {
@@ -257,14 +305,14 @@ public final class RepairableShard: ShardClient {
             (query.afterVersion, query.afterID) = (page.nextVersion, page.nextID)
         }
         var extra = VersionedChanges()
-        var local = try collection.changes(afterVersion: 0, limit: pageSize, ignoringFloor: true)
+        var local = try collection.changes(afterVersion: 0, limit: max(pageSize, 10_000), ignoringFloor: true)
         while true {
             for (p, v) in zip(local.changes.points, local.changes.versions) where !peerIDs.contains(p.id) && v <= floor {
                 extra.deletedIDs.append(p.id)
                 extra.deletedVersions.append(v)
             }
             guard local.more else { break }
-            local = try collection.changes(afterVersion: local.next.version, afterID: local.next.id, limit: pageSize, ignoringFloor: true)
+            local = try collection.changes(afterVersion: local.next.version, afterID: local.next.id, limit: max(pageSize, 10_000), ignoringFloor: true)
         }
         for start in stride(from: 0, to: extra.deletedIDs.count, by: 1000) {
             let end = min(extra.deletedIDs.count, start + 1000)

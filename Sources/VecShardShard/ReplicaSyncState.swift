@@ -60,13 +60,15 @@ struct ReplicaSyncState: Sendable, Equatable {
         if state != .serving { created.insert(name) }
     }
 
-    /// The catch-up ended. A failed one keeps `pendingAfter` (and CATCHUP) for the next.
+    /// The catch-up ended. A failed one keeps `pendingAfter` (and CATCHUP) for the next, and
+    /// then serves no reads (it knows it lacks writes); only a replica that was serving and was
+    /// asked without a point serves as it was.
     mutating func syncFinished(succeeded: Bool, wasServing: Bool) {
         if succeeded {
             state = .serving
             pendingAfter = nil
         } else {
-            state = wasServing ? .serving : .awaitingSync
+            state = wasServing && pendingAfter == nil ? .serving : .awaitingSync
         }
         created = []
     }

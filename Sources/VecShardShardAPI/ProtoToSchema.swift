@@ -154,6 +154,7 @@ extension ShardStats {
         // "" from a shard that predates replica repair: serving. A state this build does not know
         // is treated as not serving reads (and not as a request for a sync).
         replicaState = m.replicaState.isEmpty ? .serving : ReplicaState(rawValue: m.replicaState) ?? .syncing
+        catchUpPending = m.catchUpPending
     }
 }
 

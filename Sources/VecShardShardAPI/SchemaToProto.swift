@@ -131,6 +131,7 @@ extension ShardStats {
         m.memoryBytes = memoryBytes
         m.diskBytes = diskBytes
         m.replicaState = replicaState.rawValue
+        m.catchUpPending = catchUpPending
         return m
     }
 }

@@ -103,6 +103,8 @@ public struct ShardStats: Sendable, Equatable {
     public var memoryBytes: UInt64 = 0
     public var diskBytes: UInt64 = 0
     public var replicaState: ReplicaState = .serving
+    /// The replica knows it missed writes (a catch-up failed or is due).
+    public var catchUpPending = false
 
     public init(shardID: String) { self.shardID = shardID }
 }

@@ -131,4 +131,32 @@ import VecShardSchema
         #expect(h.healthChecked([a, moved], now: t0) == [], "different versions: not a divergence")
         #expect(h.healthChecked([b, b], now: t0) == [])
     }
+
+    @Test func replicasThatStayApartAtQuietTimesTakeTurnsCopyingEachOther() {
+        var h = ReplicaHealth(count: 2, minInSync: 1, suspicion: .seconds(2))
+        // A router died after one replica made its write durable: versions differ and stay so.
+        let a = ReplicaHealth.Report(state: "serving", points: 10, version: 90, checksum: 1)
+        let b = ReplicaHealth.Report(state: "serving", points: 11, version: 95, checksum: 2)
+        #expect(h.healthChecked([a, b], now: t0) == [])
+        #expect(h.healthChecked([a, b], now: t0) == [.diverged(replica: 0, peer: 1), .sync(replica: 0, peers: [1], force: true, after: 0)])
+        h.syncFinished(0, succeeded: true, force: true, after: 0)
+        // 0 now holds the union, 1 still lacks what only 0 had: the other way round next.
+        let union = ReplicaHealth.Report(state: "serving", points: 12, version: 95, checksum: 3)
+        #expect(h.healthChecked([union, b], now: t0) == [])
+        #expect(h.healthChecked([union, b], now: t0) == [.diverged(replica: 1, peer: 0), .sync(replica: 1, peers: [0], force: true, after: 0)])
+    }
+
+    @Test func aReplicaThatKnowsItMissedWritesIsNotASource() {
+        var h = ReplicaHealth(count: 2, minInSync: 1, suspicion: .seconds(2))
+        let pending = ReplicaHealth.Report(state: "awaiting_sync", points: 20, version: 99, pending: true)
+        let other = ReplicaHealth.Report(state: "awaiting_sync", points: 5, version: 50)
+        #expect(h.healthChecked([pending, other], now: t0) == [.sync(replica: 1, peers: [], force: false, after: nil)])
+    }
+
+    @Test func aMissedCreateDoesNotHideTheVersionOfALaterMissedWrite() {
+        var h = ReplicaHealth(count: 2, minInSync: 1, suspicion: .seconds(2))
+        h.writeFinished(version: nil, applied: [true, false], failed: [1: .unavailable])
+        h.writeFinished(version: 70, applied: [true, false], failed: [1: .unavailable])
+        #expect(h.replicas[1].needsSync && h.replicas[1].missedAfter == 69)
+    }
 }

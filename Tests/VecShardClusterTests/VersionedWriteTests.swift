@@ -130,4 +130,10 @@ private final class Switchable: ForwardingShardClient, @unchecked Sendable {
         await a.storage.close()
         await b.storage.close()
     }
+
+    @Test func theHeldVersionIsReadAfterTheIDWhateverTheIDHolds() {
+        let error = ShardCallError(.failedPrecondition, code: "stale_version",
+                                   "collection 'c': point 'x holds version 5' holds version 777, the write offered 600; nothing was written (stamp above 777 and retry)")
+        #expect(ReplicatedShard.heldVersion(in: error) == 777)
+    }
 }

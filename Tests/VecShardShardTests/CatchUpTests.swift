@@ -65,7 +65,8 @@ private final class FlakyPeer: ForwardingShardClient, @unchecked Sendable {
         let replica = RepairableShard(here, awaitSync: false, catchUpFile: file, pageSize: 8, connect: { _ in flaky })
         await #expect(throws: ShardCallError.self) { try await replica.sync(ReplicaSync(peers: ["peer"], force: true, afterVersion: missedAfter)) }
         #expect(FileManager.default.fileExists(atPath: file), "the catch-up point survives the failure")
-        #expect(replica.replicaState == .serving, "a serving replica whose catch-up failed serves as it was")
+        #expect(replica.replicaState == .awaitingSync, "a replica whose catch-up failed knows it lacks writes: no reads")
+        #expect(try await replica.stats().catchUpPending)
 
         // "Restarted": a new RepairableShard over the same data starts awaiting from the file.
         let peer = FlakyPeer(there)
@@ -103,5 +104,40 @@ private final class FlakyPeer: ForwardingShardClient, @unchecked Sendable {
         #expect(peer.items.withLock { $0 } == 2, "the hour-old points are not sent again")
         await here.storage.close()
         await there.storage.close()
+    }
+
+    /// Two routers ask for a catch-up: one after version F_A while it runs, the other after a
+    /// lower F_B (it saw an earlier write missed). The second does not just join the first: once
+    /// it is done, the replica catches up again from F_B.
+    @Test func aLowerCatchUpPointThanTheRunningOneCatchesUpAgain() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-catchup-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let here = LocalShard(name: "a", storage: try await Shard.open(directory: root + "/here"))
+        let there = LocalShard(name: "a", storage: try await Shard.open(directory: root + "/there"))
+        for s in [here, there] { _ = try await s.createCollection(Self.schema) }
+        let base = WriteVersion.wallClock()
+        _ = try await there.upsert(collection: "c", points: [Point(id: "early", vector: [1, 1])], version: base + 10)
+        _ = try await there.upsert(collection: "c", points: [Point(id: "late", vector: [2, 2])], version: base + 20)
+        let slow = SlowPeer(there)
+        let replica = RepairableShard(here, awaitSync: false, connect: { _ in slow })
+        let first = Task { try await replica.sync(ReplicaSync(peers: ["p"], force: true, afterVersion: base + 15)) }
+        try await Task.sleep(for: .milliseconds(50))
+        let second = try await replica.sync(ReplicaSync(peers: ["p"], force: true, afterVersion: base + 5))
+        _ = try await first.value
+        #expect(second.transferred == 2, "the second pass went back to its own point: \(second)")
+        #expect(try await here.get(collection: "c", ids: ["early", "late"], includeVector: false).count == 2)
+        await here.storage.close()
+        await there.storage.close()
+    }
+}
+
+/// A peer whose first Changes page takes 300 ms.
+private final class SlowPeer: ForwardingShardClient, @unchecked Sendable {
+    let inner: any ShardClient
+    let calls = Mutex(0)
+    init(_ inner: any ShardClient) { self.inner = inner }
+    func changes(_ request: ChangesQuery) async throws -> ChangesPageResult {
+        if calls.withLock({ c -> Int in c += 1; return c }) == 1 { try await Task.sleep(for: .milliseconds(300)) }
+        return try await inner.changes(request)
     }
 }

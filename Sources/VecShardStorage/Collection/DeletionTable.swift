@@ -15,10 +15,10 @@ enum VersionChecksum {
 enum DeletionTable {
     static func fileName(manifestVersion: UInt64) -> String { "deletions-\(manifestVersion).bin" }
 
-    static func encode(_ deletions: [String: UInt64]) -> [UInt8] {
+    static func encode(_ deletions: Tombstones) -> [UInt8] {
         var w = ByteWriter(capacity: 4 + deletions.count * 32 + 8)
         w.int(UInt32(deletions.count))
-        for (id, version) in deletions {
+        for (id, version) in deletions.entries {
             w.string(id)
             w.int(version)
         }
@@ -34,5 +34,48 @@ enum DeletionTable {
             for _ in 0..<n { out.append((try r.string(), try r.int(UInt64.self))) }
             return out
         }
+    }
+}
+
+/// The collection's tombstones: deleted id → the version of its delete. Ids are compared by
+/// their UTF-8 bytes, as the id map compares them (a `[String: _]` would merge "é" precomposed
+/// and decomposed, which are two points).
+struct Tombstones: Sendable, Equatable {
+    private struct Key: Hashable, Sendable {
+        var bytes: [UInt8]
+        init(_ id: String) { bytes = Array(id.utf8) }
+        var id: String { String(decoding: bytes, as: UTF8.self) }
+    }
+    private var table: [Key: UInt64] = [:]
+
+    var count: Int { table.count }
+    var isEmpty: Bool { table.isEmpty }
+
+    subscript(id: String) -> UInt64? {
+        get { table[Key(id)] }
+        set { table[Key(id)] = newValue }
+    }
+
+    mutating func removeValue(forKey id: String) { table.removeValue(forKey: Key(id)) }
+
+    /// Every (id, version), in no particular order.
+    var entries: [(id: String, version: UInt64)] { table.map { ($0.key.id, $0.value) } }
+
+    /// Entries whose version is at least `version`.
+    func entries(from version: UInt64) -> [(id: String, version: UInt64)] {
+        table.compactMap { $0.value >= version ? ($0.key.id, $0.value) : nil }
+    }
+
+    /// Drops the entries older than `horizon`; returns the highest version dropped (0: none).
+    mutating func drop(olderThan horizon: UInt64) -> UInt64 {
+        var dropped: UInt64 = 0
+        table = table.filter { entry in
+            if entry.value < horizon {
+                dropped = max(dropped, entry.value)
+                return false
+            }
+            return true
+        }
+        return dropped
     }
 }

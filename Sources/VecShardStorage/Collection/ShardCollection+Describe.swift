@@ -36,7 +36,9 @@ extension ShardCollection {
     }
 
     /// One page of the changes after a position (catch-up by difference): the live points
-    /// and the tombstones whose (version, id) is above (`afterVersion`, `afterID`), ids
+    /// and the tombstones whose (version, id) is above (`afterVersion`, `afterID`) (a first page
+    /// has `afterID` "" and so starts at version `afterVersion` itself: to get the changes after
+    /// version F, ask from F + 1), ids
     /// compared by their UTF-8 bytes, the `limit` lowest of them in that order, from one
     /// snapshot. Asking again from `next` while `more` lists every change exactly once, also
     /// while writes go on (a point written meanwhile has a higher version than the position,
@@ -45,9 +47,11 @@ extension ShardCollection {
     /// unless `ignoringFloor` (a full comparison, which lists every live point from 0).
     public func changes(afterVersion: UInt64, afterID: String = "", limit: Int = 1000, ignoringFloor: Bool = false) throws -> ChangesPage {
         let (snap, tombstones, floor) = state.withLock { s -> (Snapshot, [(String, UInt64)], UInt64) in
-            (snapshot(in: s), s.deletions.filter { $0.value >= afterVersion }.map { ($0.key, $0.value) }, s.tombstoneFloor)
+            (snapshot(in: s), s.deletions.entries(from: afterVersion), s.tombstoneFloor)
         }
-        if floor > afterVersion && !ignoringFloor { throw StorageError.changesCompacted(collection: name, after: afterVersion, floor: floor) }
+        // Tombstones up to the floor were dropped: a page that could hold one (its position is at
+        // or below the floor) cannot be complete.
+        if floor > 0 && floor >= afterVersion && !ignoringFloor { throw StorageError.changesCompacted(collection: name, after: afterVersion, floor: floor) }
         let limit = max(1, limit)
         // Candidates as (version, id, where): view index and row, or -1 for a tombstone.
         typealias Candidate = (version: UInt64, id: String, view: Int, row: UInt32)

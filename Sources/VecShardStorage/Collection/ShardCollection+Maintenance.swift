@@ -107,14 +107,7 @@ extension ShardCollection {
         let (captures, deletions, floor) = state.withLock { s in
             let now = WriteVersion.wallClock()
             if now > retention {
-                let horizon = now - retention
-                var floor = s.tombstoneFloor
-                let expired = s.deletions.filter { $0.value < horizon }
-                for (id, version) in expired {
-                    s.deletions.removeValue(forKey: id)
-                    floor = max(floor, version)
-                }
-                s.tombstoneFloor = floor
+                s.tombstoneFloor = max(s.tombstoneFloor, s.deletions.drop(olderThan: now - retention))
             }
             return (manifest.segments.filter { $0.tombstones == file }.map { ($0.id, s.dead[$0.id] ?? DeadRows()) },
                     s.deletions, s.tombstoneFloor)

@@ -42,7 +42,7 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         var dead: [UInt64: DeadRows] = [:]
         var idMap = IDMap()
         /// Deleted ids with the version of their delete (docs/ARCHITECTURE.md, "Tombstones").
-        var deletions: [String: UInt64] = [:]
+        var deletions = Tombstones()
         /// The highest version of a tombstone dropped after its retention.
         var tombstoneFloor: UInt64 = 0
         /// The highest version applied, and the highest stamped or accepted for a live write
@@ -177,7 +177,7 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
             checksum &+= VersionChecksum.of(id, version)
             maxVersion = max(maxVersion, version)
         }
-        for (_, version) in state.deletions { maxVersion = max(maxVersion, version) }
+        for (_, version) in state.deletions.entries { maxVersion = max(maxVersion, version) }
         state.checksum = checksum
         state.maxVersion = maxVersion
         state.clock = maxVersion

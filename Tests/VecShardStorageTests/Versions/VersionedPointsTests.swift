@@ -184,7 +184,8 @@ struct VersionedPointsTests {
         try await c.flush()
         #expect(c.describe().tombstones == 1 && c.describe().tombstoneFloor == old + 1)
         #expect(throws: StorageError.changesCompacted(collection: "v", after: old, floor: old + 1)) { try c.changes(afterVersion: old) }
-        #expect(try c.changes(afterVersion: old + 1).changes.deletedIDs == ["b"])
+        #expect(throws: StorageError.self, "a first page at the floor itself could miss a dropped tombstone") { try c.changes(afterVersion: old + 1) }
+        #expect(try c.changes(afterVersion: old + 2).changes.deletedIDs == ["b"])
         await shard.close()
     }
 
@@ -209,6 +210,26 @@ struct VersionedPointsTests {
         let record = WALRecordCodec.encode(WALRecord(lsn: 3, operation: .delete(["p2"])))
         guard case let .record(decoded, _) = record.withUnsafeBytes({ WALRecordCodec.decode($0, at: 0) }) else { Issue.record("decode"); return }
         #expect(decoded.operation == .delete(["p2"], versions: []))
+        await shard.close()
+    }
+
+    @Test("tombstones compare ids by their bytes, as points do: precomposed and decomposed é are two ids")
+    func tombstonesAreByteIDs() async throws {
+        let dir = TemporaryDirectory("versions-bytes")
+        let (shard, c) = try await Self.open(dir)
+        let nfc = "caf\u{E9}", nfd = "cafe\u{301}"
+        #expect(nfc == nfd, "Swift calls them equal")
+        try await c.upsert([Self.point(nfc, 1), Self.point(nfd, 2)], version: Self.b + 10)
+        #expect(c.count == 2)
+        try await c.delete(ids: [nfc], version: Self.b + 100)
+        try await c.upsert([Self.point(nfd, 3)], version: Self.b + 110)
+        #expect(c.version(of: nfc)! == (Self.b + 100, true), "the tombstone of the precomposed id stays")
+        #expect(c.version(of: nfd)! == (Self.b + 110, false))
+        let page = try c.changes(afterVersion: Self.b + 50)
+        #expect(page.changes.deletedIDs.map { Array($0.utf8) } == [Array(nfc.utf8)])
+        #expect(page.changes.points.map { Array($0.id.utf8) } == [Array(nfd.utf8)])
+        // A late copy of the decomposed id at an old version is still skipped; of the other, refused by its tombstone.
+        #expect(try await c.apply(VersionedChanges(points: [Self.point(nfc, 9)], versions: [Self.b + 90])) == 0)
         await shard.close()
     }
 }
