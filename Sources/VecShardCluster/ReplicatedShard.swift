@@ -381,7 +381,9 @@ public final class ReplicatedShard: ReplicaSet {
     /// again above what a replica holds if one refuses it as stale, at most 3 rounds) and
     /// replicas that miss it leave the in-sync set; `markMissed: false` for maintenance calls.
     /// Acknowledged when at least `minInSync` of the replicas in sync when it was sent applied it.
-    private func write<T: Sendable>(versioned: Bool, markMissed: Bool = true,
+    /// `copiedFrom`: a copy of versioned changes (not stamped here): a replica that misses it
+    /// missed the versions from this one on.
+    private func write<T: Sendable>(versioned: Bool, markMissed: Bool = true, copiedFrom: UInt64? = nil,
                                     _ body: @escaping @Sendable (any ShardClient, UInt64?) async throws -> T) async throws -> WriteOutcome<T> {
         let seq = beginWrite()
         defer { endWrite(seq) }
@@ -425,7 +427,7 @@ public final class ReplicatedShard: ReplicaSet {
                 // Replicas that did not apply what another applied (down, timed out, skipped while
                 // suspected, or refused what their peers accepted) leave the in-sync set before
                 // the write is acknowledged, and catch up from a peer once they answer.
-                health.withLock { $0.writeFinished(version: version, applied: applied, failed: failedKinds, skipped: skipped) }
+                health.withLock { $0.writeFinished(version: version ?? copiedFrom, applied: applied, failed: failedKinds, skipped: skipped) }
             }
             let anyApplied = applied.contains(true)
             // The caller's fault only if no replica accepted the write (a bad request fails on all).
@@ -468,6 +470,15 @@ public final class ReplicatedShard: ReplicaSet {
         var result = outcome.results.max { $0.applied < $1.applied }!
         result.failedReplicas = outcome.failed
         result.version = version ?? outcome.version ?? 0
+        return result
+    }
+
+    /// A copy of versioned changes (rebalancing): to every replica that answers, like a write.
+    public func apply(collection: String, changes: VersionedChanges) async throws -> WriteResult {
+        let low = (changes.versions + changes.deletedVersions).min()
+        let outcome = try await write(versioned: false, copiedFrom: low) { c, _ in try await c.apply(collection: collection, changes: changes) }
+        var result = outcome.results.max { $0.applied < $1.applied }!
+        result.failedReplicas = outcome.failed
         return result
     }
 

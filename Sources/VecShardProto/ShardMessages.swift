@@ -483,9 +483,13 @@ public struct ChangesRequest: ProtoMessage, Equatable {
     public var limit: UInt32 = 0
     /// List even when tombstones above afterVersion were dropped (a full comparison).
     public var ignoreFloor = false
+    /// Only ids that `owner` owns among `shards` by placement.
+    public var selector: PlacementSelectorMessage?
 
-    public init(collection: String = "", afterVersion: UInt64 = 0, afterID: String = "", limit: UInt32 = 0, ignoreFloor: Bool = false) {
+    public init(collection: String = "", afterVersion: UInt64 = 0, afterID: String = "", limit: UInt32 = 0, ignoreFloor: Bool = false,
+                selector: PlacementSelectorMessage? = nil) {
         (self.collection, self.afterVersion, self.afterID, self.limit, self.ignoreFloor) = (collection, afterVersion, afterID, limit, ignoreFloor)
+        self.selector = selector
     }
 
     public init(from reader: inout ProtoReader) throws {
@@ -496,6 +500,7 @@ public struct ChangesRequest: ProtoMessage, Equatable {
             case 3: afterID = try reader.readString(type)
             case 4: limit = try reader.readUInt32(type)
             case 5: ignoreFloor = try reader.readBool(type)
+            case 6: selector = try reader.readMessage(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -507,6 +512,45 @@ public struct ChangesRequest: ProtoMessage, Equatable {
         writer.writeString(3, afterID)
         writer.writeUInt32(4, limit)
         writer.writeBool(5, ignoreFloor)
+        writer.writeMessage(6, selector)
+    }
+}
+
+/// `ApplyRequest`: points and deletes with their own versions (a copy), last writer wins.
+public struct ApplyRequest: ProtoMessage, Equatable {
+    public var collection = ""
+    public var points: [PointMessage] = []
+    public var versions: [UInt64] = []
+    public var deletedIDs: [String] = []
+    public var deletedVersions: [UInt64] = []
+
+    public init(collection: String = "", points: [PointMessage] = [], versions: [UInt64] = [], deletedIDs: [String] = [], deletedVersions: [UInt64] = []) {
+        (self.collection, self.points, self.versions, self.deletedIDs, self.deletedVersions) = (collection, points, versions, deletedIDs, deletedVersions)
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: collection = try reader.readString(type)
+            case 2:
+                try reader.checkRepeated(points.count + 1)
+                points.append(try reader.readMessage(type))
+            case 3: try reader.readVarints(type, into: &versions)
+            case 4:
+                try reader.checkRepeated(deletedIDs.count + 1)
+                deletedIDs.append(try reader.readString(type))
+            case 5: try reader.readVarints(type, into: &deletedVersions)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeString(1, collection)
+        writer.writeRepeatedMessages(2, points)
+        writer.writePackedVarints(3, versions)
+        writer.writeRepeatedStrings(4, deletedIDs)
+        writer.writePackedVarints(5, deletedVersions)
     }
 }
 

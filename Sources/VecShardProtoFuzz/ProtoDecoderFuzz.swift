@@ -20,6 +20,7 @@ func decodeEverything(_ bytes: UnsafeRawBufferPointer) {
         { _ = try? ChangesResponse(serializedBytes: $0) },
         { _ = try? SyncRequest(serializedBytes: $0) },
         { _ = try? WriteResponse(serializedBytes: $0) },
+        { _ = try? ApplyRequest(serializedBytes: $0) },
     ]
     let start = Int(first) % decoders.count
     for i in 0..<decoders.count { decoders[(start + i) % decoders.count](body) }

@@ -64,13 +64,31 @@ public final class LocalShard: ShardClient {
         } catch { throw storageShardError(error) }
     }
 
+    public func apply(collection: String, changes: VersionedChanges) async throws -> WriteResult {
+        let target = try self.collection(collection)
+        if changes.count > PointLimits.maxBatchPoints {
+            throw ShardCallError(SchemaError.batchTooLarge(count: changes.count, limit: PointLimits.maxBatchPoints))
+        }
+        for id in changes.deletedIDs {
+            do { try CollectionSchema.validate(pointID: id) } catch { throw ShardCallError(error) }
+        }
+        do {
+            return WriteResult(applied: try await target.apply(changes), version: (changes.versions + changes.deletedVersions).max() ?? 0)
+        } catch { throw storageShardError(error) }
+    }
+
     /// Pages hold at most 10,000 items, whatever was asked.
     public func changes(_ request: ChangesQuery) async throws -> ChangesPageResult {
         let target = try collection(request.collection)
         let limit = min(request.limit == 0 ? 1000 : request.limit, 10_000)
+        var predicate: (@Sendable (String) -> Bool)?
+        if let selector = request.selector, !selector.shards.isEmpty {
+            let shards = selector.shards, owner = selector.owner
+            predicate = { id in shards[Placement.owner(ofID: id, among: shards)] == owner }
+        }
         do {
             let page = try target.changes(afterVersion: request.afterVersion, afterID: request.afterID, limit: limit,
-                                          ignoringFloor: request.ignoringFloor)
+                                          ignoringFloor: request.ignoringFloor, where: predicate)
             return ChangesPageResult(changes: page.changes, more: page.more, nextVersion: page.next.version, nextID: page.next.id,
                                      tombstoneFloor: page.tombstoneFloor)
         } catch { throw storageShardError(error) }

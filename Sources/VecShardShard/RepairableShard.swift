@@ -121,6 +121,9 @@ public final class RepairableShard: ShardClient {
     /// Changes are listed in every state: a peer catching up may ask a replica that is itself
     /// catching up only when the router found no serving one (the union of writes wins).
     public func changes(_ request: ChangesQuery) async throws -> ChangesPageResult { try await inner.changes(request) }
+    public func apply(collection: String, changes: VersionedChanges) async throws -> WriteResult {
+        try await inner.apply(collection: collection, changes: changes)
+    }
 
     public func flush(_ collection: String) async throws { try await inner.flush(collection) }
     public func compact(_ collection: String) async throws { try await inner.compact(collection) }

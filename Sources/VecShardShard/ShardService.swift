@@ -23,6 +23,11 @@ extension ShardGRPC {
             try await shard.delete(collection: r.collection, ids: r.ids, version: r.version == 0 ? nil : r.version).message
         }
         s.unary("Changes") { (r: ChangesRequest, _) in try await shard.changes(ChangesQuery(message: r)).message }
+        s.unary("Apply") { (r: ApplyRequest, _) -> WriteResponse in
+            let changes: VersionedChanges
+            do { changes = try VersionedChanges(message: r) } catch { throw shardError(error) }
+            return try await shard.apply(collection: r.collection, changes: changes).message
+        }
         s.unary("Get") { (r: IDsRequest, _) in
             PointsResponse(points: try await shard.get(collection: r.collection, ids: r.ids, includeVector: r.includeVector).map(\.message))
         }

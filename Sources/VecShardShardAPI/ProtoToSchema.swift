@@ -177,7 +177,19 @@ extension ReplicaSync {
 
 extension ChangesQuery {
     public init(message m: ChangesRequest) {
-        self.init(collection: m.collection, afterVersion: m.afterVersion, afterID: m.afterID, limit: Int(m.limit), ignoringFloor: m.ignoreFloor)
+        self.init(collection: m.collection, afterVersion: m.afterVersion, afterID: m.afterID, limit: Int(m.limit), ignoringFloor: m.ignoreFloor,
+                  selector: m.selector.flatMap { $0.shards.isEmpty ? nil : ($0.shards, $0.owner) })
+    }
+}
+
+extension VersionedChanges {
+    /// Throws when the lists do not pair up (a point without its version).
+    public init(message m: ApplyRequest) throws(SchemaError) {
+        guard m.points.count == m.versions.count, m.deletedIDs.count == m.deletedVersions.count else {
+            throw SchemaError.invalidSearch("an apply request with \(m.points.count) points and \(m.versions.count) versions, "
+                                            + "\(m.deletedIDs.count) deleted ids and \(m.deletedVersions.count) versions")
+        }
+        self.init(points: m.points.map(Point.init(message:)), versions: m.versions, deletedIDs: m.deletedIDs, deletedVersions: m.deletedVersions)
     }
 }
 

@@ -68,6 +68,10 @@ public final class RemoteShard: ShardClient {
         WriteResult(message: try await call("Delete", IDsRequest(collection: collection, ids: ids, version: version ?? 0)))
     }
 
+    public func apply(collection: String, changes: VersionedChanges) async throws -> WriteResult {
+        WriteResult(message: try await call("Apply", changes.message(collection: collection)))
+    }
+
     public func changes(_ request: ChangesQuery) async throws -> ChangesPageResult {
         let response: ChangesResponse = try await call("Changes", request.message)
         return try decoded { () throws(SchemaError) in try ChangesPageResult(message: response) }

@@ -155,7 +155,14 @@ extension ReplicaSync {
 
 extension ChangesQuery {
     public var message: ChangesRequest {
-        ChangesRequest(collection: collection, afterVersion: afterVersion, afterID: afterID, limit: UInt32(clamping: limit), ignoreFloor: ignoringFloor)
+        ChangesRequest(collection: collection, afterVersion: afterVersion, afterID: afterID, limit: UInt32(clamping: limit), ignoreFloor: ignoringFloor,
+                       selector: selector.map { PlacementSelectorMessage(shards: $0.shards, owner: $0.owner) })
+    }
+}
+
+extension VersionedChanges {
+    public func message(collection: String) -> ApplyRequest {
+        ApplyRequest(collection: collection, points: points.map(\.message), versions: versions, deletedIDs: deletedIDs, deletedVersions: deletedVersions)
     }
 }
 

@@ -173,10 +173,19 @@ public struct ChangesQuery: Sendable, Equatable {
     public var limit: Int
     /// List even when tombstones above `afterVersion` were dropped (a full comparison).
     public var ignoringFloor: Bool
+    /// Only ids that `owner` owns among `shards` by placement (a rebalancing copy).
+    public var selector: (shards: [String], owner: String)?
 
-    public init(collection: String, afterVersion: UInt64, afterID: String = "", limit: Int = 0, ignoringFloor: Bool = false) {
+    public init(collection: String, afterVersion: UInt64, afterID: String = "", limit: Int = 0, ignoringFloor: Bool = false,
+                selector: (shards: [String], owner: String)? = nil) {
         (self.collection, self.afterVersion, self.afterID, self.limit) = (collection, afterVersion, afterID, limit)
         self.ignoringFloor = ignoringFloor
+        self.selector = selector
+    }
+
+    public static func == (a: ChangesQuery, b: ChangesQuery) -> Bool {
+        a.collection == b.collection && a.afterVersion == b.afterVersion && a.afterID == b.afterID && a.limit == b.limit
+            && a.ignoringFloor == b.ignoringFloor && a.selector?.shards == b.selector?.shards && a.selector?.owner == b.selector?.owner
     }
 }
 

@@ -38,6 +38,9 @@ public protocol ShardClient: Sendable {
     /// A page of a collection's changes after a position (catch-up by difference; see
     /// `ShardCollection.changes`). Shards without versions answer unimplemented.
     func changes(_ request: ChangesQuery) async throws -> ChangesPageResult
+    /// Applies points and deletes that carry their own versions (a copy: catch-up, rebalancing),
+    /// last writer wins per id; `applied` counts what changed something.
+    func apply(collection: String, changes: VersionedChanges) async throws -> WriteResult
 }
 
 extension ShardClient {
@@ -45,6 +48,9 @@ extension ShardClient {
     public func sync(_ request: ReplicaSync) async throws -> SyncOutcome { SyncOutcome(replicaState: .serving) }
     public func changes(_ request: ChangesQuery) async throws -> ChangesPageResult {
         throw ShardCallError(.unimplemented, code: "unimplemented", "shard '\(name)' cannot list changes")
+    }
+    public func apply(collection: String, changes: VersionedChanges) async throws -> WriteResult {
+        throw ShardCallError(.unimplemented, code: "unimplemented", "shard '\(name)' cannot apply versioned changes")
     }
     public func upsert(collection: String, points: [Point]) async throws -> WriteResult {
         try await upsert(collection: collection, points: points, version: nil)

@@ -29,4 +29,7 @@ extension ForwardingShardClient {
     public func compact(_ collection: String) async throws { try await inner.compact(collection) }
     public func sync(_ request: ReplicaSync) async throws -> SyncOutcome { try await inner.sync(request) }
     public func changes(_ request: ChangesQuery) async throws -> ChangesPageResult { try await inner.changes(request) }
+    public func apply(collection: String, changes: VersionedChanges) async throws -> WriteResult {
+        try await inner.apply(collection: collection, changes: changes)
+    }
 }

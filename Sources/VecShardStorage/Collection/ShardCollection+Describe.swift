@@ -45,7 +45,9 @@ extension ShardCollection {
     /// so a later page has it). Memory: one page; time: one pass over the rows' versions.
     /// Throws `changesCompacted` when tombstones above `afterVersion` may have been dropped,
     /// unless `ignoringFloor` (a full comparison, which lists every live point from 0).
-    public func changes(afterVersion: UInt64, afterID: String = "", limit: Int = 1000, ignoringFloor: Bool = false) throws -> ChangesPage {
+    /// With `idPredicate`, only ids it admits (a rebalancing copy: those another shard now owns).
+    public func changes(afterVersion: UInt64, afterID: String = "", limit: Int = 1000, ignoringFloor: Bool = false,
+                        where idPredicate: ((String) -> Bool)? = nil) throws -> ChangesPage {
         let (snap, tombstones, floor) = state.withLock { s -> (Snapshot, [(String, UInt64)], UInt64) in
             (snapshot(in: s), s.deletions.entries(from: afterVersion), s.tombstoneFloor)
         }
@@ -62,6 +64,7 @@ extension ShardCollection {
         var threshold: (UInt64, String)?
         var truncated = false
         func consider(_ c: Candidate) {
+            if let idPredicate, !idPredicate(c.id) { return }
             if let threshold, !precedes((c.version, c.id), threshold) {
                 truncated = true
                 return

@@ -147,6 +147,13 @@ def run_shard_client(pb, stubs, port):
             break
         page = shard.Changes(pb.ChangesRequest(collection="real", after_version=page.next_version, after_id=page.next_id, limit=2), timeout=10)
     expect(sorted(seen) == [(base + 1000, "v1"), (base + 2000, "-never"), (base + 2000, "-p5")], f"Changes after a version: {seen}")
+    applied = shard.Apply(pb.ApplyRequest(collection="real", points=[pb.Point(id="c1", vector=[7.0, 0.0, 1.0]), pb.Point(id="v1", vector=[1.0, 1.0, 1.0])],
+                                          versions=[base + 3000, base + 10], deleted_ids=["p6"], deleted_versions=[base + 3001]), timeout=10)
+    expect(applied.applied == 2, f"Apply: a new point and a delete apply, an older copy of v1 does not ({applied.applied})")
+    mine = shard.Changes(pb.ChangesRequest(collection="real", after_version=base + 3000, selector=pb.PlacementSelector(shards=["x", "y"], owner="x")), timeout=10)
+    other = shard.Changes(pb.ChangesRequest(collection="real", after_version=base + 3000, selector=pb.PlacementSelector(shards=["x", "y"], owner="y")), timeout=10)
+    expect(sorted([p.id for p in mine.points] + [p.id for p in other.points]) == ["c1"]
+           and sorted(list(mine.deleted_ids) + list(other.deleted_ids)) == ["p6"], "Changes with a placement selector split the ids")
     expect(shard.DropCollection(pb.DropCollectionRequest(name="real"), timeout=10).dropped, "DropCollection")
     print("client done", flush=True)
 
