@@ -328,6 +328,11 @@ public final class ClusterRouter: Sendable {
             }
         }
         if !missing.isEmpty && !allowPartial {
+            // The request's own deadline, not the shards: 504, as a late answer would get.
+            if let deadline = RequestDeadline.current, ContinuousClock.now >= deadline, firstFailure?.kind == .deadlineExceeded {
+                throw ShardCallError(.deadlineExceeded, .deadlineExceeded,
+                                     "the request's deadline passed before shards \(missing.sorted().joined(separator: ", ")) answered; their searches were stopped")
+            }
             throw ShardCallError(.unavailable, .shardsUnavailable,
                                  "shards \(missing.sorted().joined(separator: ", ")) did not answer (\(firstFailure?.message ?? "")); set allow_partial to accept partial results")
         }

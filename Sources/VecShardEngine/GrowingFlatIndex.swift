@@ -258,7 +258,7 @@ public final class GrowingFlatIndex: VectorIndex, @unchecked Sendable {
             var c = 0
             var chunkFirst = 0
             while chunkFirst < rows {
-                if chunkFirst > 0, Task.isCancelled { break }  // chunks are at least 256 rows; most are 16 MiB
+                if chunkFirst > 0, SearchDeadline.shouldStop { break }  // chunks are at least 256 rows; most are 16 MiB
                 let chunk = table[c]
                 let inChunk = min(chunk.rows, rows - chunkFirst)
                 var offset = 0

@@ -250,7 +250,7 @@ final class HNSWIndex: VectorIndex, @unchecked Sendable {
             // A query's walk stops when its task is cancelled (checked every 1,024 expansions;
             // the caller then throws). Index builds are never cancelled half-way.
             expanded &+= 1
-            if !building, expanded & 1023 == 0, Task.isCancelled { break }
+            if !building, expanded & 1023 == 0, SearchDeadline.shouldStop { break }
             let top = ~candidates.top
             let d = HeapKey.distance(top)
             if d > bound && results.count >= ef { break }

@@ -1,3 +1,4 @@
+import VecShardPrimitives
 /// An index over float32 vectors of one dimension and metric, addressed by internal
 /// row ids 0..<count assigned in insertion order. External ids live in the storage
 /// layer, which maps them to these row ids (as hnswlib keeps labels apart).
@@ -121,7 +122,7 @@ func exactScan(query q: UnsafePointer<Float>, store: VectorStore, rows: Int, ker
         let out = buf.baseAddress!
         var start = 0
         while start < rows {
-            if start & cancellationCheckRows == 0, start > 0, Task.isCancelled { break }
+            if start & cancellationCheckRows == 0, start > 0, SearchDeadline.shouldStop { break }
             let n = min(chunk, rows - start)
             kernel.scoreRows(q, store.row(start), dim: dim, count: n, into: out)
             var threshold = heap.threshold

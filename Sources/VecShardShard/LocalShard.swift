@@ -1,3 +1,4 @@
+import VecShardPrimitives
 import VecShardRouting
 import VecShardSchema
 import VecShardShardAPI
@@ -101,7 +102,13 @@ public final class LocalShard: ShardClient {
         }
     }
 
+    /// Stops at the request's deadline (`RequestDeadline`, as `SearchDeadline` for the engine's
+    /// loops): a search past it answers `deadline_exceeded` at once instead of running on.
     public func search(_ request: ShardSearch) async throws -> [[SearchHit]] {
+        try await SearchDeadline.$current.withValue(RequestDeadline.current) { try await searchNow(request) }
+    }
+
+    private func searchNow(_ request: ShardSearch) async throws -> [[SearchHit]] {
         let target = try collection(request.collection)
         // One budget for the whole answer (the router checks the sum of k; a shard is asked for
         // k × oversample per query, so it bounds bytes, not counts): its queries run concurrently

@@ -31,8 +31,11 @@ extension ShardGRPC {
         s.unary("Get") { (r: IDsRequest, _) in
             PointsResponse(points: try await shard.get(collection: r.collection, ids: r.ids, includeVector: r.includeVector).map(\.message))
         }
-        s.unary("Search") { (r: SearchRequest, _) in
-            SearchResponse(results: try await shard.search(ShardSearch(message: r)).map { $0.map(\.message) })
+        s.unary("Search") { (r: SearchRequest, context) in
+            // The caller's grpc-timeout is the search's deadline (the engine stops at it).
+            try await RequestDeadline.$current.withValue(context.deadline) {
+                SearchResponse(results: try await shard.search(ShardSearch(message: r)).map { $0.map(\.message) })
+            }
         }
         s.unary("Stats") { (_: StatsRequest, _) in try await shard.stats().message }
         s.unary("Maintain") { (r: MaintainRequest, _) -> MaintainResponse in

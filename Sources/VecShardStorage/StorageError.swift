@@ -37,8 +37,10 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case engine(String)
     /// An input that breaks the schema or a limit (checked before anything is written).
     case invalid(SchemaError)
-    /// The caller went away or its deadline passed (its task was cancelled); the work stopped.
+    /// The caller went away (its task was cancelled); the work stopped.
     case cancelled
+    /// The search's deadline passed (`SearchDeadline`); the work stopped.
+    case deadlineExceeded
     /// A versioned write whose version is not above what this replica holds for one of its
     /// ids (a stamper's clock behind another's): nothing was written; stamp above `held` and retry.
     case staleVersion(collection: String, id: String, offered: UInt64, held: UInt64)
@@ -56,6 +58,7 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalid(let e): return e.kind
         case .collectionLimitReached: return .invalidArgument
         case .cancelled: return .cancelled
+        case .deadlineExceeded: return .deadlineExceeded
         case .diskFull: return .resourceExhausted
         case .unavailable, .dataDirectoryLocked: return .unavailable
         case .walDamaged: return .dataLoss
@@ -80,6 +83,7 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .io: return "io_error"
         case .engine: return "engine_error"
         case .cancelled: return "cancelled"
+        case .deadlineExceeded: return "deadline_exceeded"
         case .staleVersion: return "stale_version"
         case .changesCompacted: return "changes_compacted"
         }
@@ -105,6 +109,7 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .io(path, operation, errno): return "\(operation) \(path) failed (errno \(errno))"
         case let .engine(message): return "vector engine: \(message)"
         case .cancelled: return "the search was cancelled (the caller went away or its deadline passed)"
+        case .deadlineExceeded: return "the search's deadline passed; it was stopped"
         case let .staleVersion(collection, id, offered, held):
             return "collection '\(collection)': point '\(id)' holds version \(held), the write offered \(offered); nothing was written (stamp above \(held) and retry)"
         case let .changesCompacted(collection, after, floor):

@@ -552,7 +552,7 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
         let snap = snapshot()
         var found: [(score: Float, id: String, view: Int, row: UInt32)] = []
         for (v, view) in snap.views.enumerated() where view.rows > 0 {
-            if Task.isCancelled { throw StorageError.cancelled }
+            try Self.checkInterruption()
             let candidates = view.segment.candidates(matching: filter, below: view.rows)
             if let candidates, candidates.isEmpty { continue }
             var p = parameters
@@ -566,7 +566,7 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
             }
             for n in neighbors { found.append((n.score, view.segment.pointID(at: n.id), v, n.id)) }
         }
-        if Task.isCancelled { throw StorageError.cancelled }
+        try Self.checkInterruption()
         found.sort { ScoreOrder.precedes($0.score, $0.id, $1.score, $1.id) }
         var seen = Set<String>()
         var hits: [SearchHit] = []
@@ -578,6 +578,13 @@ public final class ShardCollection: WALApplier, @unchecked Sendable {
             hits.append(hit)
         }
         return hits
+    }
+
+    /// A search stops when its task is cancelled (`cancelled`) or its deadline passed
+    /// (`deadlineExceeded`; `SearchDeadline`); the engine's loops stop at the same checks.
+    static func checkInterruption() throws {
+        if Task.isCancelled { throw StorageError.cancelled }
+        if SearchDeadline.passed { throw StorageError.deadlineExceeded }
     }
 
     /// The point with this id, or nil.
