@@ -1,3 +1,6 @@
+// Over 500 lines on purpose: reads, versioned writes and health checks share the replicas'
+// in-sync state and the version clock under one lock's invariants; the decisions themselves are
+// in ReplicaHealth.swift, the hedging arithmetic (HedgeBudget, LatencyWindow) at the end.
 import Foundation
 import Synchronization
 import VecShardShardAPI
