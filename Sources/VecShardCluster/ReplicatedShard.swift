@@ -149,8 +149,6 @@ public final class ReplicatedShard: ReplicaSet {
             + "(not in sync or down: \(down.map { replicas[$0].address }.joined(separator: ", ")))"
     }
 
-    /// The minimum of in-sync replicas a write needs (at most the replica count).
-    public var minInSync: Int { health.withLock { $0.minInSync } }
 
     // MARK: reads
 
@@ -461,16 +459,19 @@ public final class ReplicatedShard: ReplicaSet {
 
     /// `version`: nil (the usual case) lets this router stamp one.
     public func upsert(collection: String, points: [Point], version: UInt64?) async throws -> WriteResult {
-        let outcome = try await write(versioned: true) { c, v in try await c.upsert(collection: collection, points: points, version: version ?? v) }
-        var result = outcome.results.max { $0.lsn < $1.lsn }!
-        result.failedReplicas = outcome.failed
-        result.version = version ?? outcome.version ?? 0
-        return result
+        try await versionedWrite(given: version, answer: { $0.lsn < $1.lsn }) { c, v in try await c.upsert(collection: collection, points: points, version: v) }
     }
 
     public func delete(collection: String, ids: [String], version: UInt64?) async throws -> WriteResult {
-        let outcome = try await write(versioned: true) { c, v in try await c.delete(collection: collection, ids: ids, version: version ?? v) }
-        var result = outcome.results.max { $0.applied < $1.applied }!
+        try await versionedWrite(given: version, answer: { $0.applied < $1.applied }) { c, v in try await c.delete(collection: collection, ids: ids, version: v) }
+    }
+
+    /// An upsert or delete with the version given or stamped here; answers the replica result
+    /// that `answer` ranks highest, with the replicas that missed it and the version it carried.
+    private func versionedWrite(given version: UInt64?, answer: (WriteResult, WriteResult) -> Bool,
+                                _ body: @escaping @Sendable (any ShardClient, UInt64?) async throws -> WriteResult) async throws -> WriteResult {
+        let outcome = try await write(versioned: true) { c, v in try await body(c, version ?? v) }
+        var result = outcome.results.max(by: answer)!
         result.failedReplicas = outcome.failed
         result.version = version ?? outcome.version ?? 0
         return result
