@@ -7,23 +7,45 @@ import VecShardShardAPI
 /// the id → shard), scatters searches to the shards of the groups a query can touch, and merges
 /// their top-k lists. It talks to shards only through `ShardClient`.
 public final class ClusterRouter: Sendable {
-    private struct State {
+    struct State {
+        /// The layout reads use (and, outside a rebalance, writes).
         var table: RoutingTable
+        /// The layouts writes go to: [table], or while a rebalance copies, [old, new]
+        /// (docs/ARCHITECTURE.md, "Online rebalancing").
+        var writeTables: [RoutingTable]
+        /// A client for every shard any of these layouts names (and shards being cleaned).
         var shards: [String: any ShardClient]
         var schemas: [String: CollectionSchema] = [:]
+        /// Layout changes count up `epoch`; writes in flight, by the epoch they started in, so a
+        /// change can wait for the writes routed by the layouts before it.
+        var epoch: UInt64 = 0
+        var writesInFlight: [UInt64: Int] = [:]
     }
 
-    private let state: Mutex<State>
+    let state: Mutex<State>
     private let requestCounts = Mutex<[String: Int]>([:])
     /// Default oversampling of approximate searches: each shard returns k × this many candidates.
     public let defaultOversample: Double
+    /// The version clock of writes this router stamps itself (dual writes while a rebalance
+    /// copies: one version for every copy of a point).
+    let clock = Mutex<UInt64>(0)
+    static let versionTag = WriteVersion.randomTag()
+    /// The running or last rebalance (ClusterRouter+Rebalance.swift).
+    let rebalance: Mutex<RebalanceRuntime>
+    let rebalanceStore: (any RebalanceStore)?
+    /// Points a rebalance copies per second at most (`--rebalance-points-per-second`; 0: no limit).
+    public let rebalancePointsPerSecond: Double
 
-    public init(table: RoutingTable, shards: [String: any ShardClient], defaultOversample: Double = 1.0) throws {
+    public init(table: RoutingTable, shards: [String: any ShardClient], defaultOversample: Double = 1.0,
+                rebalanceStore: (any RebalanceStore)? = nil, rebalancePointsPerSecond: Double = 0) throws {
         for (_, shard) in table.topology.allShards where shards[shard.name] == nil {
             throw ShardCallError(.internalError, .unknownShard, "topology names shard '\(shard.name)' but no client exists for it")
         }
-        state = Mutex(State(table: table, shards: shards))
+        state = Mutex(State(table: table, writeTables: [table], shards: shards))
         self.defaultOversample = defaultOversample
+        self.rebalanceStore = rebalanceStore
+        self.rebalancePointsPerSecond = rebalancePointsPerSecond
+        rebalance = Mutex(RebalanceRuntime())
     }
 
     public var table: RoutingTable { state.withLock { $0.table } }
@@ -37,72 +59,56 @@ public final class ClusterRouter: Sendable {
         state.withLock { s in s.shards.values.compactMap { $0 as? any ReplicaSet }.sorted { $0.name < $1.name } }
     }
 
-    private func client(_ name: String) -> any ShardClient {
+    func client(_ name: String) -> any ShardClient {
         requestCounts.withLock { $0[name, default: 0] += 1 }
         return state.withLock { $0.shards[name]! }
     }
 
+    /// The shards of the layout reads use (what a collection's count sums over).
     private var allShardNames: [String] { state.withLock { s in s.table.topology.allShards.map(\.shard.name) } }
+    /// Every shard a layout in use names (creates and drops of collections go to all of them).
+    private var everyShardName: [String] {
+        state.withLock { s in Array(Set(s.writeTables.flatMap { $0.topology.allShards.map(\.shard.name) } + s.table.topology.allShards.map(\.shard.name))) }
+    }
 
-    // MARK: topology changes
+    // MARK: write epochs
 
-    /// Replaces the topology. `expectedVersion` (from `If-Match`) must equal the current version
-    /// when given. Until rebalancing exists, a change that would move stored points is refused:
-    /// shards added to or removed from a group that holds points, or a collection with points
-    /// routed differently. `makeClient` connects shards the new topology adds or re-addresses.
-    public func replaceTopology(_ proposed: Topology, expectedVersion: UInt64?,
-                                makeClient: (ShardDescriptor) throws -> any ShardClient) async throws {
-        let current = table.topology
-        if let expectedVersion, expectedVersion != current.version {
-            throw ShardCallError(.failedPrecondition, .versionMismatch,
-                                 "topology version is \(current.version), not \(expectedVersion) as If-Match says; read it again and retry")
+    /// Registers a write and gives it the layouts to route by, atomically with respect to
+    /// `switchLayout`.
+    func beginWrite() -> (epoch: UInt64, tables: [RoutingTable]) {
+        state.withLock { s in
+            s.writesInFlight[s.epoch, default: 0] += 1
+            return (s.epoch, s.writeTables)
         }
-        let stats = try await onEveryShard { try await $0.stats() }
-        var pointsByShard: [String: UInt64] = [:]
-        var pointsByCollection: [String: UInt64] = [:]
-        for s in stats {
-            pointsByShard[s.shardID] = s.collections.reduce(0) { $0 + $1.count }
-            for c in s.collections { pointsByCollection[c.name, default: 0] += c.count }
+    }
+
+    func endWrite(_ epoch: UInt64) {
+        state.withLock { s in
+            let left = (s.writesInFlight[epoch] ?? 1) - 1
+            s.writesInFlight[epoch] = left > 0 ? left : nil
         }
-        do {
-            try current.validateReplacement(by: proposed, pointCounts: pointsByShard)
-        } catch {
-            throw ShardCallError(.invalidArgument, .invalidTopology, "\(error)")
+    }
+
+    /// Installs new layouts (and shard clients), then waits until every write routed by the
+    /// previous ones has finished.
+    func switchLayout(table: RoutingTable, writeTables: [RoutingTable], shards: [String: any ShardClient]? = nil) async {
+        let epoch = state.withLock { s in
+            s.table = table
+            s.writeTables = writeTables
+            if let shards { s.shards = shards }
+            s.epoch += 1
+            return s.epoch
         }
-        for group in current.groups {
-            guard let next = proposed.group(named: group.name) else { continue }
-            let before = Set(group.shards.map(\.name)), after = Set(next.shards.map(\.name))
-            let held = group.shards.reduce(0) { $0 + (pointsByShard[$1.name] ?? 0) }
-            if before != after && held > 0 {
-                throw ShardCallError(.aborted, .rebalancingRequired,
-                                     "group '\(group.name)' holds \(held) points; changing its shards needs rebalancing, which this version does not do yet")
-            }
+        while state.withLock({ s in s.writesInFlight.keys.contains { $0 < epoch } }) {
+            try? await Task.sleep(for: .milliseconds(2))
         }
-        for name in Set(current.collections.keys).union(proposed.collections.keys) where current.collections[name] != proposed.collections[name] {
-            if let points = pointsByCollection[name], points > 0 {
-                throw ShardCallError(.aborted, .rebalancingRequired,
-                                     "collection '\(name)' holds \(points) points; changing its routing needs rebalancing, which this version does not do yet")
-            }
-        }
-        let newTable = try RoutingTable(proposed)
-        let oldShards = state.withLock { $0.shards }
-        var shards: [String: any ShardClient] = [:]
-        for (group, shard) in proposed.allShards {
-            let previous = current.allShards.first { $0.shard.name == shard.name }
-            if let existing = oldShards[shard.name], previous?.shard.replicas == shard.replicas, previous?.group == group {
-                shards[shard.name] = existing
-            } else {
-                shards[shard.name] = try makeClient(shard)
-            }
-        }
-        // Collections exist on every shard: create them on the shards this change adds.
-        let collections = stats.first?.collections ?? []
-        for (name, client) in shards where oldShards[name] == nil {
-            for c in collections { _ = try await client.createCollection(c.schema) }
-        }
-        state.withLock {
-            $0.table = newTable
-            $0.shards = shards
+    }
+
+    /// A version above every one this router stamped or saw (and above `above`).
+    func stampVersion(above: UInt64 = 0) -> UInt64 {
+        clock.withLock { c in
+            c = WriteVersion.next(after: max(c, above), tag: Self.versionTag)
+            return c
         }
     }
 
@@ -116,7 +122,7 @@ public final class ClusterRouter: Sendable {
         // before are undone (a shard that refused, e.g. because the name exists there with
         // another schema, is left as it is).
         let name = schema.name
-        let shardNames = allShardNames.sorted()
+        let shardNames = everyShardName.sorted()
         let existed = try? await onShards(shardNames) { shard -> Bool in
             do {
                 _ = try await shard.describeCollection(name)
@@ -141,7 +147,7 @@ public final class ClusterRouter: Sendable {
 
     public func dropCollection(_ name: String) async throws -> Bool {
         state.withLock { _ = $0.schemas.removeValue(forKey: name) }
-        return try await onEveryShard { try await $0.dropCollection(name) }.contains(true)
+        return try await onShards(everyShardName) { try await $0.dropCollection(name) }.contains(true)
     }
 
     public func describeCollection(_ name: String) async throws -> CollectionInfo {
@@ -150,22 +156,23 @@ public final class ClusterRouter: Sendable {
 
     /// The collections every shard has (created through this router, so on all of them).
     public func listCollections() async throws -> [CollectionInfo] {
-        let stats = try await onEveryShard { try await $0.stats() }
+        let stats = try await onShards(allShardNames) { try await $0.stats() }
         var byName: [String: [CollectionInfo]] = [:]
         for s in stats { for c in s.collections { byName[c.name, default: []].append(c) } }
         return byName.keys.sorted().map { summed(byName[$0]!) }
     }
 
+    /// Every shard in use, also those a rebalance fills or empties.
     public func stats() async throws -> [ShardStats] {
-        try await onEveryShard { try await $0.stats() }
+        try await onShards(everyShardName) { try await $0.stats() }
     }
 
     public func flush(_ collection: String) async throws {
-        _ = try await onEveryShard { try await $0.flush(collection) }
+        _ = try await onShards(everyShardName) { try await $0.flush(collection) }
     }
 
     public func compact(_ collection: String) async throws {
-        _ = try await onEveryShard { try await $0.compact(collection) }
+        _ = try await onShards(everyShardName) { try await $0.compact(collection) }
     }
 
     /// The collection's schema, cached after the first look-up.
@@ -191,30 +198,45 @@ public final class ClusterRouter: Sendable {
         do {
             try schema.validate(points: unique)
         } catch { throw shardError(error) }
-        let table = self.table
-        let routing = table.topology.collections[collection]
+        let (epoch, tables) = beginWrite()
+        defer { endWrite(epoch) }
+        // Each point goes to its owner in every layout writes use (two while a rebalance copies);
+        // its copies in the other groups of those layouts are deleted.
         var perShard: [String: [Point]] = [:]
         var staleDeletes: [String: [String]] = [:]
         for point in unique {
-            let value = routing?.shardKey.flatMap { point.metadata[$0] }.map(Self.shardKeyText)
-            let group = table.group(forCollection: collection, shardKeyValue: value)
-            let target = table.target(collection: collection, id: point.id, shardKeyValue: value)
-            perShard[target.shard, default: []].append(point)
-            for other in table.otherGroups(collection: collection, than: group) {
-                staleDeletes[table.owner(of: point.id, inGroup: other), default: []].append(point.id)
+            var owners: [String] = []
+            for table in tables {
+                let value = table.topology.collections[collection]?.shardKey.flatMap { point.metadata[$0] }?.shardKeyText
+                let target = table.target(collection: collection, id: point.id, shardKeyValue: value)
+                if !owners.contains(target.shard) { owners.append(target.shard) }
             }
+            for owner in owners { perShard[owner, default: []].append(point) }
+            var others: [String] = []
+            for table in tables {
+                let value = table.topology.collections[collection]?.shardKey.flatMap { point.metadata[$0] }?.shardKeyText
+                let group = table.group(forCollection: collection, shardKeyValue: value)
+                for other in table.otherGroups(collection: collection, than: group) {
+                    let shard = table.owner(of: point.id, inGroup: other)
+                    if !owners.contains(shard) && !others.contains(shard) { others.append(shard) }
+                }
+            }
+            for shard in others { staleDeletes[shard, default: []].append(point.id) }
         }
         let writes = perShard, stale = staleDeletes
         try refuseIfBlocked(Array(writes.keys) + Array(stale.keys))
         try refuseIfLate()
-        let written = try await writeOnShards(Array(writes.keys)) { shard in
-            try await shard.upsert(collection: collection, points: writes[shard.name]!)
+        // While a rebalance copies, this router stamps the version, so every copy of a point
+        // carries the same one.
+        let dual = tables.count > 1
+        let written = try await versionedWrite(shards: Array(writes.keys), stamped: dual) { shard, version in
+            try await shard.upsert(collection: collection, points: writes[shard.name]!, version: version)
         }
         var versions = Dictionary(uniqueKeysWithValues: zip(writes.keys.sorted(), written.map(\.version)))
         if !stale.isEmpty {
             do {
-                let removed = try await writeOnShards(Array(stale.keys)) { shard in
-                    try await shard.delete(collection: collection, ids: stale[shard.name]!)
+                let removed = try await versionedWrite(shards: Array(stale.keys), stamped: dual) { shard, version in
+                    try await shard.delete(collection: collection, ids: stale[shard.name]!, version: version)
                 }
                 // A read that must see this write must not see the old copies either.
                 for (shard, result) in zip(stale.keys.sorted(), removed) { versions[shard] = max(versions[shard] ?? 0, result.version) }
@@ -232,29 +254,52 @@ public final class ClusterRouter: Sendable {
         return result
     }
 
-    /// Deletes ids wherever they may live (their owner shard in every group of the collection).
+    /// Deletes ids wherever they may live (their owner shard in every group of the collection,
+    /// in every layout writes use).
     public func delete(collection: String, ids: [String]) async throws -> WriteResult {
         _ = try await schema(of: collection)
         for id in ids {
             do { try CollectionSchema.validate(pointID: id) } catch { throw shardError(error) }
         }
-        let table = self.table
+        let (epoch, tables) = beginWrite()
+        defer { endWrite(epoch) }
         var perShard: [String: [String]] = [:]
         for id in Set(ids) {
-            for group in table.groupsToSearch(collection: collection, pinnedValues: nil) {
-                perShard[table.owner(of: id, inGroup: group), default: []].append(id)
+            var owners = Set<String>()
+            for table in tables {
+                for group in table.groupsToSearch(collection: collection, pinnedValues: nil) { owners.insert(table.owner(of: id, inGroup: group)) }
             }
+            for owner in owners { perShard[owner, default: []].append(id) }
         }
         let deletes = perShard
         try refuseIfBlocked(Array(deletes.keys))
         try refuseIfLate()
-        let results = try await writeOnShards(Array(deletes.keys)) { shard in
-            try await shard.delete(collection: collection, ids: deletes[shard.name]!)
+        let results = try await versionedWrite(shards: Array(deletes.keys), stamped: tables.count > 1) { shard, version in
+            try await shard.delete(collection: collection, ids: deletes[shard.name]!, version: version)
         }
         var result = WriteResult(lsn: results.map(\.lsn).max() ?? 0, applied: results.reduce(0) { $0 + $1.applied },
                                  failedReplicas: results.flatMap(\.failedReplicas).sorted())
         result.shardVersions = Dictionary(uniqueKeysWithValues: zip(deletes.keys.sorted(), results.map(\.version)))
         return result
+    }
+
+    /// A write on several shards, with one version stamped here when `stamped` (else each shard
+    /// stamps its own): a shard that holds a newer version for an id refuses it as stale, and
+    /// the whole write is sent again above that version (at most 3 rounds).
+    private func versionedWrite<T: Sendable>(shards: [String], stamped: Bool,
+                                             _ body: @escaping @Sendable (any ShardClient, UInt64?) async throws -> T) async throws -> [T] {
+        guard stamped else { return try await writeOnShards(shards) { try await body($0, nil) } }
+        var version = stampVersion()
+        var round = 0
+        while true {
+            let v = version
+            do {
+                return try await writeOnShards(shards) { try await body($0, v) }
+            } catch let error as ShardCallError where error.code == "stale_version" && round < 2 {
+                version = stampVersion(above: ReplicatedShard.heldVersion(in: error) ?? version)
+                round += 1
+            }
+        }
     }
 
     public func get(collection: String, id: String, includeVector: Bool = true) async throws -> Point? {
@@ -363,15 +408,7 @@ public final class ClusterRouter: Sendable {
         }
     }
 
-    /// A shard-key value as the topology's value → group map spells it.
-    static func shardKeyText(_ value: MetadataValue) -> String {
-        switch value {
-        case .string(let s): return s
-        case .int(let i): return String(i)
-        case .double(let d): return String(d)
-        case .bool(let b): return b ? "true" : "false"
-        }
-    }
+    static func shardKeyText(_ value: MetadataValue) -> String { value.shardKeyText }
 
     private func summed(_ infos: [CollectionInfo]) -> CollectionInfo {
         var total = infos[0]

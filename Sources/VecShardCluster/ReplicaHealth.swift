@@ -91,6 +91,24 @@ public struct ReplicaHealth: Sendable {
         self.suspicion = suspicion
     }
 
+    /// The state of the same replicas under the shard's previous replica list (a topology change
+    /// that added or removed replicas): `previous[i]` is replica i's old state, nil for a replica
+    /// the change adds. An added replica holds nothing this router wrote: it is out of sync
+    /// from version 0 and serves no reads until it caught up from a peer.
+    public mutating func inherit(_ previous: [Replica?]) {
+        precondition(previous.count == replicas.count)
+        for i in replicas.indices {
+            if var old = previous[i] {
+                old.syncing = false
+                replicas[i] = old
+            } else {
+                replicas[i].needsSync = true
+                replicas[i].missedAfter = 0
+                replicas[i].catchingUp = true
+            }
+        }
+    }
+
     // MARK: events
 
     /// A call to `replica` succeeded: it is alive.

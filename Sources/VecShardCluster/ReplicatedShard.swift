@@ -135,6 +135,22 @@ public final class ReplicatedShard: ReplicaSet {
         coalescer = policy.maxSearchesInFlight.map { SearchCoalescer(maxInFlight: max(1, $0)) }
     }
 
+    /// Takes over what `old` (this shard under the previous topology, with another replica list)
+    /// knew: the states of the replicas both lists name, the version clock; replicas only this
+    /// list names start out of sync from version 0 (they catch up from a peer before serving).
+    public func inherit(from old: ReplicatedShard) {
+        let states = old.health.withLock { $0.replicas }
+        let previous = replicas.map { r in old.replicas.firstIndex { $0.address == r.address }.map { states[$0] } }
+        health.withLock { $0.inherit(previous) }
+        let last = old.clock.withLock { $0 }
+        clock.withLock { $0 = max($0, last) }
+        for r in replicas {
+            if let o = old.replicas.first(where: { $0.address == r.address }) {
+                r.ackedVersion.store(o.ackedVersion.load(ordering: .relaxed), ordering: .relaxed)
+            }
+        }
+    }
+
     /// Replica addresses currently suspected (for /admin/shards).
     public var suspectedReplicas: [String] {
         let now = ContinuousClock.now
@@ -371,7 +387,7 @@ public final class ReplicatedShard: ReplicaSet {
     }
 
     /// The version a `stale_version` error says the replica holds.
-    static func heldVersion(in error: ShardCallError) -> UInt64? {
+    public static func heldVersion(in error: ShardCallError) -> UInt64? {
         // "... point '<id>' holds version H, the write offered O; nothing was written (stamp above H and retry)":
         // read the last number-bearing phrase, after the id (which may hold anything).
         guard error.code == "stale_version", let range = error.message.range(of: "(stamp above ", options: .backwards) else { return nil }
@@ -384,11 +400,14 @@ public final class ReplicatedShard: ReplicaSet {
     /// Acknowledged when at least `minInSync` of the replicas in sync when it was sent applied it.
     /// `copiedFrom`: a copy of versioned changes (not stamped here): a replica that misses it
     /// missed the versions from this one on.
-    private func write<T: Sendable>(versioned: Bool, markMissed: Bool = true, copiedFrom: UInt64? = nil,
+    /// `given`: the version the caller stamped (a dual write of online rebalancing): never
+    /// stamped again here; a stale refusal is thrown for the caller to stamp above.
+    private func write<T: Sendable>(versioned: Bool, given: UInt64? = nil, markMissed: Bool = true, copiedFrom: UInt64? = nil,
                                     _ body: @escaping @Sendable (any ShardClient, UInt64?) async throws -> T) async throws -> WriteOutcome<T> {
         let seq = beginWrite()
         defer { endWrite(seq) }
-        var version: UInt64? = versioned ? stamp() : nil
+        var version: UInt64? = versioned ? (given ?? stamp()) : nil
+        if let given { clock.withLock { $0 = max($0, given) } }
         var round = 0
         while true {
             let now = ContinuousClock.now
@@ -399,7 +418,7 @@ public final class ReplicatedShard: ReplicaSet {
             let v = version
             let (values, errors) = await fanOut(targets.map { replicas[$0] }) { try await self.attempt($0) { try await body($0, v) } }
             let held = errors.compactMap { $0.flatMap(Self.heldVersion) }
-            if versioned, !held.isEmpty, round < 2 {
+            if versioned, given == nil, !held.isEmpty, round < 2 {
                 // A replica holds a newer version for an id of this batch (another router's
                 // clock is ahead): stamp above it and send the batch to every replica again.
                 version = stamp(above: held.max()!)
@@ -430,6 +449,7 @@ public final class ReplicatedShard: ReplicaSet {
                 // the write is acknowledged, and catch up from a peer once they answer.
                 health.withLock { $0.writeFinished(version: version ?? copiedFrom, applied: applied, failed: failedKinds, skipped: skipped) }
             }
+            if given != nil, let stale = failed.first(where: { $0.error.code == "stale_version" }) { throw stale.error }
             let anyApplied = applied.contains(true)
             // The caller's fault only if no replica accepted the write (a bad request fails on all).
             if !anyApplied, let callerFault = failed.first(where: { !Self.isReplicaFault($0.error) && $0.error.code != "stale_version" }) {
@@ -470,11 +490,17 @@ public final class ReplicatedShard: ReplicaSet {
     /// that `answer` ranks highest, with the replicas that missed it and the version it carried.
     private func versionedWrite(given version: UInt64?, answer: (WriteResult, WriteResult) -> Bool,
                                 _ body: @escaping @Sendable (any ShardClient, UInt64?) async throws -> WriteResult) async throws -> WriteResult {
-        let outcome = try await write(versioned: true) { c, v in try await body(c, version ?? v) }
+        let outcome = try await write(versioned: true, given: version) { c, v in try await body(c, v) }
         var result = outcome.results.max(by: answer)!
         result.failedReplicas = outcome.failed
         result.version = version ?? outcome.version ?? 0
         return result
+    }
+
+    /// A page of changes from one in-sync replica (a rebalancing copy's source).
+    public func changes(_ request: ChangesQuery) async throws -> ChangesPageResult {
+        // Not hedged: a page is a large read, and any in-sync replica has the same one.
+        try await failover(readOrder()) { try await $0.changes(request) }
     }
 
     /// A copy of versioned changes (rebalancing): to every replica that answers, like a write.

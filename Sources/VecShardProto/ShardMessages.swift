@@ -826,10 +826,16 @@ public struct StatsResponse: ProtoMessage, Equatable {
 public struct PlacementSelectorMessage: ProtoMessage, Equatable {
     public var shards: [String] = []
     public var owner = ""
+    /// Pick the points whose owner is not `owner`.
+    public var exclude = false
+    /// The owner by a whole layout (shard key → group, then the group's shards) instead of `shards`.
+    public var routing: SelectorRoutingMessage?
 
-    public init(shards: [String] = [], owner: String = "") {
+    public init(shards: [String] = [], owner: String = "", exclude: Bool = false, routing: SelectorRoutingMessage? = nil) {
         self.shards = shards
         self.owner = owner
+        self.exclude = exclude
+        self.routing = routing
     }
 
     public init(from reader: inout ProtoReader) throws {
@@ -839,6 +845,8 @@ public struct PlacementSelectorMessage: ProtoMessage, Equatable {
                 try reader.checkRepeated(shards.count + 1)
                 shards.append(try reader.readString(type))
             case 2: owner = try reader.readString(type)
+            case 3: exclude = try reader.readBool(type)
+            case 4: routing = try reader.readMessage(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -847,6 +855,99 @@ public struct PlacementSelectorMessage: ProtoMessage, Equatable {
     public func encode(to writer: inout ProtoWriter) {
         writer.writeRepeatedStrings(1, shards)
         writer.writeString(2, owner)
+        writer.writeBool(3, exclude)
+        writer.writeMessage(4, routing)
+    }
+}
+
+/// A collection's layout for a placement selector.
+public struct SelectorRoutingMessage: ProtoMessage, Equatable {
+    public struct Group: ProtoMessage, Equatable {
+        public var name = ""
+        public var shards: [String] = []
+
+        public init(name: String = "", shards: [String] = []) {
+            self.name = name
+            self.shards = shards
+        }
+
+        public init(from reader: inout ProtoReader) throws {
+            while let (field, type) = try reader.nextField() {
+                switch field {
+                case 1: name = try reader.readString(type)
+                case 2:
+                    try reader.checkRepeated(shards.count + 1)
+                    shards.append(try reader.readString(type))
+                default: try reader.skip(type, field: field)
+                }
+            }
+        }
+
+        public func encode(to writer: inout ProtoWriter) {
+            writer.writeString(1, name)
+            writer.writeRepeatedStrings(2, shards)
+        }
+    }
+
+    public struct ValueGroup: ProtoMessage, Equatable {
+        public var value = ""
+        public var group = ""
+
+        public init(value: String = "", group: String = "") {
+            self.value = value
+            self.group = group
+        }
+
+        public init(from reader: inout ProtoReader) throws {
+            while let (field, type) = try reader.nextField() {
+                switch field {
+                case 1: value = try reader.readString(type)
+                case 2: group = try reader.readString(type)
+                default: try reader.skip(type, field: field)
+                }
+            }
+        }
+
+        public func encode(to writer: inout ProtoWriter) {
+            writer.writeString(1, value)
+            writer.writeString(2, group)
+        }
+    }
+
+    public var groups: [Group] = []
+    /// "" = the collection has no shard key.
+    public var shardKey = ""
+    public var valueGroups: [ValueGroup] = []
+    public var defaultGroup = ""
+
+    public init(groups: [Group] = [], shardKey: String = "", valueGroups: [ValueGroup] = [], defaultGroup: String = "") {
+        self.groups = groups
+        self.shardKey = shardKey
+        self.valueGroups = valueGroups
+        self.defaultGroup = defaultGroup
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1:
+                try reader.checkRepeated(groups.count + 1)
+                groups.append(try reader.readMessage(type))
+            case 2: shardKey = try reader.readString(type)
+            case 3:
+                try reader.checkRepeated(valueGroups.count + 1)
+                valueGroups.append(try reader.readMessage(type))
+            case 4: defaultGroup = try reader.readString(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeRepeatedMessages(1, groups)
+        writer.writeString(2, shardKey)
+        writer.writeRepeatedMessages(3, valueGroups)
+        writer.writeString(4, defaultGroup)
     }
 }
 

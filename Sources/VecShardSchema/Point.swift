@@ -8,6 +8,16 @@ public enum MetadataValue: Sendable, Hashable, CustomStringConvertible {
     case double(Double)
     case bool(Bool)
 
+    /// The value as a topology's shard-key value → group map spells it (`books`, `2021`, `true`).
+    public var shardKeyText: String {
+        switch self {
+        case .string(let s): return s
+        case .int(let i): return String(i)
+        case .double(let d): return String(d)
+        case .bool(let b): return b ? "true" : "false"
+        }
+    }
+
     /// Bytes this value counts for in `PointLimits.maxMetadataBytes` and response budgets.
     public var byteCount: Int {
         switch self {

@@ -49,6 +49,8 @@ public struct ServiceConfiguration: Sendable {
     /// Default deadline of a data-API request (the `x-request-timeout-ms` header overrides it);
     /// shard calls get the time left as `grpc-timeout`.
     public var requestTimeout: Duration = .seconds(10)
+    /// Router role: points a rebalance copies per second at most (0: no limit).
+    public var rebalancePointsPerSecond: Double = 20_000
     /// How often a router checks its topology file for changes.
     public var topologyPollInterval: Duration = .seconds(2)
     /// How often a router asks every shard replica for its state (active health checks, replica repair).
@@ -184,13 +186,49 @@ public final class VecShardService: Service, Sendable {
                                                    maxMessageBytes: configuration.limits.maxBodyBytes),
                                  replica: repairable)
             case .router(let file):
-                let topology = try TopologyFile.load(path: file)
+                let fileTopology = try TopologyFile.load(path: file)
+                // The router's own state: the topology it last accepted (a PUT, a rebalance's
+                // flip) and the running or last rebalance, which it resumes.
+                let store = try FileRebalanceStore(directory: configuration.dataDirectory + "/router")
+                let saved = try store.load()
+                var topology = fileTopology
+                if let accepted = saved.topology, accepted.version > fileTopology.version { topology = accepted }
+                var everyShard = topology
+                if let record = saved.rebalance, record.isRunning {
+                    topology = record.phase == .cleaning ? record.to : record.from
+                    // Clients for the shards of both layouts (the copy and the clean-up use them).
+                    everyShard = record.from
+                    for group in record.to.groups where everyShard.group(named: group.name) == nil { everyShard.groups.append(group) }
+                    for group in record.to.groups {
+                        let index = everyShard.groups.firstIndex { $0.name == group.name }!
+                        for shard in group.shards where !everyShard.allShards.contains(where: { $0.shard.name == shard.name }) {
+                            everyShard.groups[index].shards.append(shard)
+                        }
+                    }
+                }
                 let client = HTTP2Client(group: group)
                 remoteClient = client
                 let grpc = GRPCClient(http: client, apiKey: configuration.shardAPIKey ?? configuration.access.apiKey)
                 let policy = configuration.replication
-                cluster.set(try ClusterRouter(table: try RoutingTable(topology), shards: Self.remoteShards(topology, client: grpc, policy: policy)),
-                            connect: { try Self.remoteShard($0, client: grpc, policy: policy) })
+                var shards = try Self.remoteShards(everyShard, client: grpc, policy: policy)
+                if saved.rebalance?.isRunning == true {
+                    // A shard whose replicas the change altered: the client of the layout routing now.
+                    for (_, shard) in topology.allShards { shards[shard.name] = try Self.remoteShard(shard, client: grpc, policy: policy) }
+                }
+                let router = try ClusterRouter(table: try RoutingTable(topology), shards: shards, rebalanceStore: store,
+                                               rebalancePointsPerSecond: configuration.rebalancePointsPerSecond)
+                cluster.set(router, connect: { try Self.remoteShard($0, client: grpc, policy: policy) })
+                if let record = saved.rebalance {
+                    await router.resumeRebalance(record)
+                    if record.isRunning {
+                        logger.notice("resuming rebalance", metadata: ["id": "\(record.id)", "phase": "\(record.phase.rawValue)",
+                                                                       "from": "\(record.from.version)", "to": "\(record.to.version)"])
+                    }
+                }
+                if topology.version != fileTopology.version {
+                    logger.notice("routing by the topology this router accepted last, not the file's", metadata: [
+                        "version": "\(topology.version)", "file-version": "\(fileTopology.version)", "saved": "\(store.directory)/topology.json"])
+                }
                 watchTopologyFile(file, every: configuration.topologyPollInterval)
                 checkReplicas(every: configuration.healthCheckInterval)
                 logger.info("routing", metadata: ["topology": "\(file)", "version": "\(topology.version)",
@@ -212,6 +250,8 @@ public final class VecShardService: Service, Sendable {
         await server.shutdown(gracePeriod: configuration.shutdownGracePeriod)
         let background = loops.withLock { $0 }
         for task in background { task.cancel() }
+        // A running rebalance stops here and resumes from its saved state when the router restarts.
+        await (try? cluster.current)?.stopRebalance()
         for task in background { await task.value }
         // A replica sync in progress writes to the storage: let it stop first.
         await shardService.stopSync()

@@ -82,14 +82,10 @@ public final class LocalShard: ShardClient {
     public func changes(_ request: ChangesQuery) async throws -> ChangesPageResult {
         let target = try collection(request.collection)
         let limit = min(request.limit == 0 ? 1000 : request.limit, 10_000)
-        var predicate: (@Sendable (String) -> Bool)?
-        if let selector = request.selector, !selector.shards.isEmpty {
-            let shards = selector.shards, owner = selector.owner
-            predicate = { id in shards[Placement.owner(ofID: id, among: shards)] == owner }
-        }
+        let (byID, byPoint) = try Self.predicates(request.selector)
         do {
             let page = try target.changes(afterVersion: request.afterVersion, afterID: request.afterID, limit: limit,
-                                          ignoringFloor: request.ignoringFloor, where: predicate)
+                                          ignoringFloor: request.ignoringFloor, where: byID, wherePoint: byPoint)
             return ChangesPageResult(changes: page.changes, more: page.more, nextVersion: page.next.version, nextID: page.next.id,
                                      tombstoneFloor: page.tombstoneFloor)
         } catch { throw storageShardError(error) }
@@ -141,13 +137,11 @@ public final class LocalShard: ShardClient {
 
     public func scan(_ request: ShardScan, _ body: @Sendable ([Point]) async throws -> Void) async throws {
         let target = try collection(request.collection)
-        var predicate: (@Sendable (String) -> Bool)?
-        if let selector = request.selector, !selector.shards.isEmpty {
-            let shards = selector.shards, owner = selector.owner
-            predicate = { id in shards[Placement.owner(ofID: id, among: shards)] == owner }
-        }
+        let (byID, byPoint) = try Self.predicates(request.selector)
         let idsOnly = request.idsOnly
-        try await target.forEachLivePoint(batchSize: request.batchSize == 0 ? 1000 : request.batchSize, where: predicate) { points in
+        try await target.forEachLivePoint(batchSize: request.batchSize == 0 ? 1000 : request.batchSize, where: byID) { batch in
+            let points = byPoint.map { p in batch.filter { p($0.id, $0.metadata) } } ?? batch
+            if points.isEmpty { return }
             try await body(idsOnly ? points.map { Point(id: $0.id, vector: []) } : points)
         }
     }
@@ -158,5 +152,29 @@ public final class LocalShard: ShardClient {
 
     public func compact(_ collection: String) async throws {
         do { try await self.collection(collection).compact(force: true) } catch { throw storageShardError(error) }
+    }
+
+    /// A placement selector as storage predicates: on ids (rendezvous over a shard list) or on
+    /// points (a whole layout, which reads the shard key from the metadata).
+    static func predicates(_ selector: PlacementSelector?) throws
+        -> (byID: (@Sendable (String) -> Bool)?, byPoint: (@Sendable (String, Metadata) -> Bool)?) {
+        guard let selector else { return (nil, nil) }
+        let owner = selector.owner, exclude = selector.exclude
+        if let routing = selector.routing {
+            let layout = Topology(version: 1, groups: routing.groups.map { ShardGroup(name: $0.name, shards: $0.shards.map { ShardDescriptor(name: $0) }) },
+                                  collections: ["c": CollectionRouting(shardKey: routing.shardKey, groups: routing.valueGroups, defaultGroup: routing.defaultGroup)])
+            let table: RoutingTable
+            do { table = try RoutingTable(layout) } catch {
+                throw ShardCallError(.invalidArgument, code: "invalid_selector", "the placement selector's layout is invalid: \(error)")
+            }
+            let key = routing.shardKey
+            return (nil, { id, metadata in
+                let value = key.flatMap { metadata[$0] }?.shardKeyText
+                return (table.target(collection: "c", id: id, shardKeyValue: value).shard == owner) != exclude
+            })
+        }
+        guard !selector.shards.isEmpty else { return (nil, nil) }
+        let shards = selector.shards
+        return ({ id in (shards[Placement.owner(ofID: id, among: shards)] == owner) != exclude }, nil)
     }
 }

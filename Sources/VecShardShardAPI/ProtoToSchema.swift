@@ -167,7 +167,19 @@ extension WriteResult {
 extension ShardScan {
     public init(message m: ScanRequest) {
         self.init(collection: m.collection, batchSize: Int(m.batchSize), idsOnly: m.idsOnly,
-                  selector: m.selector.flatMap { $0.shards.isEmpty ? nil : ($0.shards, $0.owner) })
+                  selector: m.selector.flatMap(PlacementSelector.init(message:)))
+    }
+}
+
+extension PlacementSelector {
+    /// nil for an empty selector (no shards, no routing): every point.
+    public init?(message m: PlacementSelectorMessage) {
+        let routing = m.routing.map { r in
+            Routing(groups: r.groups.map { ($0.name, $0.shards) }, shardKey: r.shardKey.isEmpty ? nil : r.shardKey,
+                    valueGroups: Dictionary(r.valueGroups.map { ($0.value, $0.group) }, uniquingKeysWith: { a, _ in a }), defaultGroup: r.defaultGroup)
+        }
+        guard !m.shards.isEmpty || routing != nil else { return nil }
+        self.init(shards: m.shards, owner: m.owner, exclude: m.exclude, routing: routing)
     }
 }
 
@@ -178,7 +190,7 @@ extension ReplicaSync {
 extension ChangesQuery {
     public init(message m: ChangesRequest) {
         self.init(collection: m.collection, afterVersion: m.afterVersion, afterID: m.afterID, limit: Int(m.limit), ignoringFloor: m.ignoreFloor,
-                  selector: m.selector.flatMap { $0.shards.isEmpty ? nil : ($0.shards, $0.owner) })
+                  selector: m.selector.flatMap(PlacementSelector.init(message:)))
     }
 }
 

@@ -145,7 +145,17 @@ extension WriteResult {
 extension ShardScan {
     public var message: ScanRequest {
         ScanRequest(collection: collection, batchSize: UInt32(clamping: batchSize),
-                    selector: selector.map { PlacementSelectorMessage(shards: $0.shards, owner: $0.owner) }, idsOnly: idsOnly)
+                    selector: selector?.message, idsOnly: idsOnly)
+    }
+}
+
+extension PlacementSelector {
+    public var message: PlacementSelectorMessage {
+        PlacementSelectorMessage(shards: shards, owner: owner, exclude: exclude, routing: routing.map { r in
+            SelectorRoutingMessage(groups: r.groups.map { .init(name: $0.name, shards: $0.shards) }, shardKey: r.shardKey ?? "",
+                                   valueGroups: r.valueGroups.keys.sorted().map { .init(value: $0, group: r.valueGroups[$0]!) },
+                                   defaultGroup: r.defaultGroup)
+        })
     }
 }
 
@@ -156,7 +166,7 @@ extension ReplicaSync {
 extension ChangesQuery {
     public var message: ChangesRequest {
         ChangesRequest(collection: collection, afterVersion: afterVersion, afterID: afterID, limit: UInt32(clamping: limit), ignoreFloor: ignoringFloor,
-                       selector: selector.map { PlacementSelectorMessage(shards: $0.shards, owner: $0.owner) })
+                       selector: selector?.message)
     }
 }
 

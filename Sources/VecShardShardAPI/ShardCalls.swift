@@ -135,17 +135,48 @@ public struct ShardScan: Sendable, Equatable {
     public var batchSize: Int
     /// Ids only (no vectors or metadata).
     public var idsOnly: Bool
-    /// Only points that `owner` owns among `shards` by placement (a rebalancing copy, a repair).
-    public var selector: (shards: [String], owner: String)?
+    /// Only the points the selector picks (a rebalancing copy, a repair).
+    public var selector: PlacementSelector?
 
-    public init(collection: String, batchSize: Int = 0, idsOnly: Bool = false, selector: (shards: [String], owner: String)? = nil) {
+    public init(collection: String, batchSize: Int = 0, idsOnly: Bool = false, selector: PlacementSelector? = nil) {
         (self.collection, self.batchSize, self.idsOnly, self.selector) = (collection, batchSize, idsOnly, selector)
     }
+}
 
-    public static func == (a: ShardScan, b: ShardScan) -> Bool {
-        a.collection == b.collection && a.batchSize == b.batchSize && a.idsOnly == b.idsOnly
-            && a.selector?.shards == b.selector?.shards && a.selector?.owner == b.selector?.owner
+/// Which points a scan or a page of changes picks by placement (online rebalancing): those
+/// whose owner is `owner` (or, with `exclude`, is not), where the owner is found either by
+/// rendezvous hashing of the id over `shards`, or, with `routing`, by a whole layout (shard-key
+/// value → group, then rendezvous over the group's shards), which needs the point's metadata:
+/// then only live points are picked, never deletes.
+public struct PlacementSelector: Sendable, Equatable {
+    public var shards: [String]
+    public var owner: String
+    public var exclude: Bool
+    public var routing: Routing?
+
+    /// A collection's layout: its groups (name, shard names), shard key, value → group, default group.
+    public struct Routing: Sendable, Equatable {
+        public var groups: [(name: String, shards: [String])]
+        public var shardKey: String?
+        public var valueGroups: [String: String]
+        public var defaultGroup: String
+
+        public init(groups: [(name: String, shards: [String])], shardKey: String?, valueGroups: [String: String], defaultGroup: String) {
+            (self.groups, self.shardKey, self.valueGroups, self.defaultGroup) = (groups, shardKey, valueGroups, defaultGroup)
+        }
+
+        public static func == (a: Routing, b: Routing) -> Bool {
+            a.groups.map(\.name) == b.groups.map(\.name) && a.groups.map(\.shards) == b.groups.map(\.shards)
+                && a.shardKey == b.shardKey && a.valueGroups == b.valueGroups && a.defaultGroup == b.defaultGroup
+        }
     }
+
+    public init(shards: [String], owner: String, exclude: Bool = false, routing: Routing? = nil) {
+        (self.shards, self.owner, self.exclude, self.routing) = (shards, owner, exclude, routing)
+    }
+
+    /// Whether the selector needs metadata (then it picks live points only).
+    public var needsMetadata: Bool { routing != nil }
 }
 
 /// Bring a replica up to date from one of `peers` (empty: declare it up to date as it is).
@@ -173,19 +204,14 @@ public struct ChangesQuery: Sendable, Equatable {
     public var limit: Int
     /// List even when tombstones above `afterVersion` were dropped (a full comparison).
     public var ignoringFloor: Bool
-    /// Only ids that `owner` owns among `shards` by placement (a rebalancing copy).
-    public var selector: (shards: [String], owner: String)?
+    /// Only the items the selector picks (a rebalancing copy).
+    public var selector: PlacementSelector?
 
     public init(collection: String, afterVersion: UInt64, afterID: String = "", limit: Int = 0, ignoringFloor: Bool = false,
-                selector: (shards: [String], owner: String)? = nil) {
+                selector: PlacementSelector? = nil) {
         (self.collection, self.afterVersion, self.afterID, self.limit) = (collection, afterVersion, afterID, limit)
         self.ignoringFloor = ignoringFloor
         self.selector = selector
-    }
-
-    public static func == (a: ChangesQuery, b: ChangesQuery) -> Bool {
-        a.collection == b.collection && a.afterVersion == b.afterVersion && a.afterID == b.afterID && a.limit == b.limit
-            && a.ignoringFloor == b.ignoringFloor && a.selector?.shards == b.selector?.shards && a.selector?.owner == b.selector?.owner
     }
 }
 

@@ -25,8 +25,12 @@ public enum ShardErrorCode: String, Sendable, CaseIterable {
     case limitExceeded = "limit_exceeded"
     /// No point with that id.
     case pointNotFound = "point_not_found"
-    /// A topology change would move stored points (rebalancing is not done yet).
-    case rebalancingRequired = "rebalancing_required"
+    /// A topology change while a rebalance runs (one at a time).
+    case rebalanceRunning = "rebalance_running"
+    /// An abort with no rebalance to abort (none runs, or it flipped already).
+    case noRebalanceRunning = "no_rebalance_running"
+    /// A shard a topology change adds holds points of a collection already.
+    case shardNotEmpty = "shard_not_empty"
     /// A replica that is syncing (or waiting to) refuses reads; it takes writes.
     case replicaCatchingUp = "replica_catching_up"
     /// Too few replicas of a shard could answer a read at its consistency (or had reached its

@@ -57,6 +57,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("await-sync"), help: "--role shard: take writes at once but no reads until a router has synchronised this replica from a peer; for shards with several replicas.") var awaitSync = false
     @Option(name: .customLong("health-check-interval-ms"), help: "--role router: how often every shard replica is checked (and repaired).")
     var healthCheckIntervalMS = 1000
+    @Option(name: .customLong("rebalance-points-per-second"), help: "--role router: points a rebalance copies per second at most (0: no limit).")
+    var rebalancePointsPerSecond = 20_000.0
     @Option(name: .customLong("max-searches-in-flight"), help: "--role router: searches in flight per shard; more wait and share one call (0: no limit, no coalescing).")
     var maxSearchesInFlight = 4
     @Option(name: .customLong("inject-search-delay-ms"), help: .hidden) var injectSearchDelayMS: Int?
@@ -142,6 +144,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.requestTimeout = .milliseconds(max(1, requestTimeoutMS))
         configuration.awaitSync = awaitSync
         configuration.healthCheckInterval = .milliseconds(max(50, healthCheckIntervalMS))
+        configuration.rebalancePointsPerSecond = rebalancePointsPerSecond
         configuration.injectedSearchDelay = injectSearchDelayMS.map { .milliseconds($0) }
         let environment = ProcessInfo.processInfo.environment
         configuration.access = AccessPolicy(apiKey: apiKey ?? environment["VECSHARD_API_KEY"],

@@ -27,7 +27,7 @@ import VecShardStorage
         let live = moving.subtracting(["p1", "p2", "p3"]).sorted()[0]
         let dual = try await new.upsert(collection: "c", points: [Point(id: live, vector: [-1, -1])], version: nil)
         // The copy, page by page.
-        var query = ChangesQuery(collection: "c", afterVersion: 0, limit: 17, ignoringFloor: true, selector: (layout, "s1"))
+        var query = ChangesQuery(collection: "c", afterVersion: 0, limit: 17, ignoringFloor: true, selector: PlacementSelector(shards: layout, owner: "s1"))
         var copied = 0
         while true {
             let page = try await old.changes(query)

@@ -87,10 +87,72 @@ extension DataRoutes {
                 }
                 expected = version
             }
-            try await cluster.replaceTopology(proposed, expectedVersion: expected, makeClient: handle.makeShardClient)
+            let change = try await cluster.replaceTopology(proposed, expectedVersion: expected, makeClient: handle.makeShardClient)
+            if let started = change.rebalance {
+                // Points move: the change is accepted and runs in the background.
+                var w = JSONWriter()
+                w.raw("{\"rebalance\":")
+                w.rebalance(started, eta: nil)
+                w.raw("}")
+                return .json(.accepted, ByteBuffer(bytes: w.bytes), headers: ["location": "/admin/rebalance"])
+            }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             return .json(.ok, ByteBuffer(bytes: try encoder.encode(proposed)), headers: ["etag": "\"\(proposed.version)\""])
         }
+        route(&router, "GET", "/admin/rebalance", requestTimeout, cut: false) { _ in
+            let cluster = try handle.current
+            var w = JSONWriter()
+            if let (record, eta) = cluster.rebalanceStatus {
+                w.rebalance(record, eta: eta)
+            } else {
+                w.raw(#"{"state":"idle"}"#)
+            }
+            return json(w)
+        }
+        route(&router, "POST", "/admin/rebalance/abort", requestTimeout, cut: false) { _ in
+            let cluster = try handle.current
+            let record = try cluster.abortRebalance()
+            var w = JSONWriter()
+            w.raw("{\"rebalance\":")
+            w.rebalance(record, eta: nil, aborting: true)
+            w.raw("}")
+            return .json(.accepted, ByteBuffer(bytes: w.bytes))
+        }
+    }
+}
+
+extension JSONWriter {
+    /// A rebalance as `GET /admin/rebalance` shows it (openapi.yaml, Rebalance).
+    mutating func rebalance(_ r: RebalanceRecord, eta: Double?, aborting: Bool = false) {
+        let formatter = ISO8601DateFormatter()
+        raw("{\"id\":"); string(r.id)
+        raw(",\"state\":"); string(r.state)
+        raw(",\"phase\":"); string(aborting ? "aborting" : r.phase.rawValue)
+        raw(",\"from_version\":"); number(Int(r.from.version))
+        raw(",\"to_version\":"); number(Int(r.to.version))
+        raw(",\"moved_points\":"); number(Int(r.movedPoints))
+        raw(",\"total_points\":"); number(Int(r.totalPoints))
+        raw(",\"removed_points\":"); number(Int(r.removedPoints))
+        raw(",\"collections\":[")
+        for (i, c) in r.collections.enumerated() {
+            if i > 0 { raw(",") }
+            string(c)
+        }
+        raw("],\"started_at\":"); string(formatter.string(from: r.startedAt))
+        if let finished = r.finishedAt { raw(",\"finished_at\":"); string(formatter.string(from: finished)) }
+        raw(",\"eta_seconds\":")
+        if let eta { number(eta) } else { raw(r.isRunning ? "null" : "0") }
+        if let error = r.error { raw(",\"error\":"); string(error) }
+        raw(",\"shards\":[")
+        for (i, t) in r.tasks.enumerated() {
+            if i > 0 { raw(",") }
+            raw("{\"source\":"); string(t.source)
+            raw(",\"collection\":"); string(t.collection)
+            raw(",\"moved_points\":"); number(Int(t.copied))
+            raw(",\"done\":"); raw(t.done ? "true" : "false")
+            raw("}")
+        }
+        raw("]}")
     }
 }

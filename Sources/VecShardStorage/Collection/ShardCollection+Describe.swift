@@ -47,7 +47,8 @@ extension ShardCollection {
     /// unless `ignoringFloor` (a full comparison, which lists every live point from 0).
     /// With `idPredicate`, only ids it admits (a rebalancing copy: those another shard now owns).
     public func changes(afterVersion: UInt64, afterID: String = "", limit: Int = 1000, ignoringFloor: Bool = false,
-                        where idPredicate: ((String) -> Bool)? = nil) throws -> ChangesPage {
+                        where idPredicate: ((String) -> Bool)? = nil,
+                        wherePoint pointPredicate: ((String, [String: MetadataValue]) -> Bool)? = nil) throws -> ChangesPage {
         let (snap, tombstones, floor) = state.withLock { s -> (Snapshot, [(String, UInt64)], UInt64) in
             (snapshot(in: s), s.deletions.entries(from: afterVersion), s.tombstoneFloor)
         }
@@ -84,6 +85,7 @@ extension ShardCollection {
                 let (ids, versions) = growing.idsAndVersions(below: view.rows)
                 for row in 0..<view.rows where versions[row] >= afterVersion && !view.dead.contains(UInt32(row)) {
                     if versions[row] == afterVersion && !precedes(cursor, (versions[row], ids[row])) { continue }
+                    if let pointPredicate, !pointPredicate(ids[row], growing.metadata(at: UInt32(row))) { continue }
                     consider((versions[row], ids[row], v, UInt32(row)))
                 }
             } else {
@@ -92,11 +94,15 @@ extension ShardCollection {
                     guard version >= afterVersion, !view.dead.contains(row) else { continue }
                     let id = view.segment.pointID(at: row)
                     if version == afterVersion && !precedes(cursor, (version, id)) { continue }
+                    if let pointPredicate, !pointPredicate(id, view.segment.metadata(at: row)) { continue }
                     consider((version, id, v, row))
                 }
             }
         }
-        for (id, version) in tombstones where precedes(cursor, (version, id)) { consider((version, id, -1, 0)) }
+        // A predicate on points (metadata) cannot judge a delete: it picks live points only.
+        if pointPredicate == nil {
+            for (id, version) in tombstones where precedes(cursor, (version, id)) { consider((version, id, -1, 0)) }
+        }
         best.sort { precedes(($0.version, $0.id), ($1.version, $1.id)) }
         if best.count > limit {
             best.removeLast(best.count - limit)

@@ -1,0 +1,433 @@
+import Foundation
+import Synchronization
+import VecShardRouting
+import VecShardSchema
+import VecShardShardAPI
+
+/// Topology changes and online rebalancing (docs/ARCHITECTURE.md, "Online rebalancing"):
+/// `copying` (writes to the owners under both layouts, reads from the old one, the points that
+/// change owner copied with Changes + Apply) → flip (the new layout is the topology) →
+/// `cleaning` (old owners delete what they no longer own) → `done`; `aborting` → `aborted`
+/// before the flip.
+extension ClusterRouter {
+    /// What a topology change did: applied at once (`rebalance` nil) or started a rebalance.
+    public struct TopologyChange: Sendable {
+        public var topology: Topology
+        public var rebalance: RebalanceRecord?
+    }
+
+    /// Replaces the topology. `expectedVersion` (from `If-Match`) must equal the current version
+    /// when given. A change that moves stored points (shards added to or removed from a group
+    /// that holds points, a collection with points routed differently) starts a rebalance and
+    /// returns at once; one that moves nothing (addresses, replicas, empty groups) is applied
+    /// before this returns. `makeClient` connects shards the new topology adds or re-addresses.
+    @discardableResult
+    public func replaceTopology(_ proposed: Topology, expectedVersion: UInt64?,
+                                makeClient: (ShardDescriptor) throws -> any ShardClient) async throws -> TopologyChange {
+        if let running = rebalance.withLock({ $0.record }), running.isRunning {
+            throw ShardCallError(.aborted, .rebalanceRunning,
+                                 "rebalance \(running.id) (topology \(running.from.version) → \(running.to.version)) is \(running.phase.rawValue); "
+                                 + "wait for it (GET /admin/rebalance) or abort it (POST /admin/rebalance/abort) first")
+        }
+        let current = table.topology
+        if let expectedVersion, expectedVersion != current.version {
+            throw ShardCallError(.failedPrecondition, .versionMismatch,
+                                 "topology version is \(current.version), not \(expectedVersion) as If-Match says; read it again and retry")
+        }
+        do {
+            try current.validateReplacement(by: proposed, pointCounts: [:])
+        } catch {
+            throw ShardCallError(.invalidArgument, .invalidTopology, "\(error)")
+        }
+        let newTable = try RoutingTable(proposed)
+        let stats = try await onShardsNamed(current.allShards.map(\.shard.name)) { try await $0.stats() }
+        var pointsByShard: [String: [String: UInt64]] = [:]
+        var schemas: [String: CollectionSchema] = [:]
+        var maxVersion: UInt64 = 0
+        for s in stats {
+            for c in s.collections {
+                pointsByShard[s.shardID, default: [:]][c.name] = c.count
+                schemas[c.name] = c.schema
+                maxVersion = max(maxVersion, c.version)
+            }
+        }
+        let moving = Self.movingCollections(from: current, to: proposed, pointsByShard: pointsByShard)
+
+        // Clients: kept for shards whose replicas and group are unchanged; a shard whose replica
+        // list changed gets a new client that inherits what the old one knew (added replicas
+        // start out of sync and catch up from a peer before they serve).
+        let oldShards = state.withLock { $0.shards }
+        var shards: [String: any ShardClient] = [:]
+        for (group, shard) in proposed.allShards {
+            let previous = current.allShards.first { $0.shard.name == shard.name }
+            if let existing = oldShards[shard.name], previous?.shard.replicas == shard.replicas, previous?.group == group {
+                shards[shard.name] = existing
+            } else {
+                let client = try makeClient(shard)
+                if let old = oldShards[shard.name] as? ReplicatedShard, let new = client as? ReplicatedShard { new.inherit(from: old) }
+                shards[shard.name] = client
+            }
+        }
+        // Collections exist on every shard: create them on the shards this change adds, which
+        // must not hold points of them already (left from an earlier layout).
+        let added = shards.keys.filter { oldShards[$0] == nil }.sorted()
+        for name in added {
+            let client = shards[name]!
+            for schema in schemas.values.sorted(by: { $0.name < $1.name }) {
+                let info = try await client.createCollection(schema)
+                if info.count > 0 {
+                    throw ShardCallError(.aborted, .shardNotEmpty,
+                                         "shard '\(name)' already holds \(info.count) points of collection '\(schema.name)' (from an earlier layout); "
+                                         + "drop them there (or give the shard a new data directory) before adding it")
+                }
+            }
+        }
+        if moving.isEmpty {
+            try rebalanceStore?.save(topology: proposed)
+            await switchLayout(table: newTable, writeTables: [newTable], shards: shards)
+            return TopologyChange(topology: proposed, rebalance: nil)
+        }
+
+        // A rebalance. Versions: above everything any shard holds.
+        let start = stampVersion(above: maxVersion)
+        var tasks: [RebalanceRecord.Task] = []
+        let oldTable = table
+        for collection in moving.sorted() {
+            for group in oldTable.groupsToSearch(collection: collection, pinnedValues: nil) {
+                for shard in oldTable.groups[group].shards where (pointsByShard[shard.name]?[collection] ?? 0) > 0 {
+                    tasks.append(.init(collection: collection, source: shard.name))
+                }
+            }
+        }
+        let total = tasks.reduce(UInt64(0)) { $0 + (pointsByShard[$1.source]?[$1.collection] ?? 0) }
+        let record = RebalanceRecord(id: "rb-\(current.version)-\(proposed.version)-\(String(start >> 8, radix: 36))", phase: .copying,
+                                     from: current, to: proposed, startVersion: start, startedAt: Date(), totalPoints: total,
+                                     collections: moving.sorted(), tasks: tasks)
+        try rebalanceStore?.save(record)
+        var union = oldShards
+        for (name, client) in shards { union[name] = client }
+        await startRebalance(record, shards: union)
+        return TopologyChange(topology: proposed, rebalance: record)
+    }
+
+    /// Resumes a rebalance a restarted router found in its store (`shards` must have a client
+    /// for every shard of both layouts): a copy starts again from the start of each unfinished
+    /// part (idempotent: last writer wins), cleaning and aborting go on.
+    public func resumeRebalance(_ record: RebalanceRecord) async {
+        guard record.isRunning else {
+            rebalance.withLock { $0.record = record }
+            return
+        }
+        await startRebalance(record, shards: state.withLock { $0.shards })
+    }
+
+    /// The running or last rebalance (nil: none since this router's store was created).
+    public var rebalanceStatus: (record: RebalanceRecord, etaSeconds: Double?)? {
+        rebalance.withLock { r in
+            guard let record = r.record else { return nil }
+            var eta: Double?
+            if record.phase == .copying {
+                let done = record.tasks.indices.map { record.tasks[$0].done ? 1 : (r.progress[$0] ?? 0) }
+                let fraction = done.isEmpty ? 1 : done.reduce(0, +) / Double(done.count)
+                let elapsed = Date().timeIntervalSince(record.startedAt)
+                if fraction > 0.01 { eta = max(0, elapsed / fraction - elapsed) }
+            }
+            return (record, eta)
+        }
+    }
+
+    /// Asks the running rebalance to go back to the old layout. Only before the flip: once the
+    /// new layout is the topology, it finishes cleaning.
+    public func abortRebalance() throws -> RebalanceRecord {
+        try rebalance.withLock { r in
+            guard let record = r.record, record.isRunning else {
+                throw ShardCallError(.aborted, .noRebalanceRunning, "no rebalance is running")
+            }
+            guard record.phase == .copying else {
+                throw ShardCallError(.aborted, .noRebalanceRunning,
+                                     "rebalance \(record.id) is \(record.phase.rawValue): "
+                                     + (record.phase == .aborting ? "it is being aborted already" : "the new layout is the topology already; it finishes cleaning"))
+            }
+            r.abortRequested = true
+            return record
+        }
+    }
+
+    /// Waits for the running rebalance's worker (tests, shutdown).
+    public func waitForRebalance() async {
+        let worker = rebalance.withLock { $0.worker }
+        await worker?.value
+    }
+
+    /// Stops the worker (the state stays in the store; a restarted router resumes it).
+    public func stopRebalance() async {
+        let worker = rebalance.withLock { $0.worker }
+        worker?.cancel()
+        await worker?.value
+    }
+
+    // MARK: the worker
+
+    private func startRebalance(_ record: RebalanceRecord, shards: [String: any ShardClient]) async {
+        let old = try! RoutingTable(record.from), new = try! RoutingTable(record.to)
+        switch record.phase {
+        case .copying:
+            await switchLayout(table: old, writeTables: [old, new], shards: shards)
+        case .cleaning:
+            await switchLayout(table: new, writeTables: [new], shards: shards)
+        case .aborting:
+            await switchLayout(table: old, writeTables: [old], shards: shards)
+        default: return
+        }
+        clock.withLock { $0 = max($0, record.startVersion) }
+        rebalance.withLock { r in
+            r.record = record
+            r.abortRequested = false
+            r.progress = [:]
+            r.worker = Task { await self.work() }
+        }
+    }
+
+    private func update(_ change: (inout RebalanceRecord) -> Void, persist: Bool = true) throws {
+        let record = rebalance.withLock { r -> RebalanceRecord in
+            change(&r.record!)
+            return r.record!
+        }
+        if persist { try rebalanceStore?.save(record) }
+    }
+
+    private var record: RebalanceRecord { rebalance.withLock { $0.record! } }
+
+    /// Runs the rebalance to its end, retrying what fails (a shard down) with backoff.
+    private func work() async {
+        var backoff = Duration.milliseconds(100)
+        while !Task.isCancelled {
+            do {
+                switch record.phase {
+                case .copying:
+                    try await copyAll()
+                    if rebalance.withLock({ $0.abortRequested }) {
+                        try update { $0.phase = .aborting }
+                        let old = try RoutingTable(record.from)
+                        await switchLayout(table: old, writeTables: [old])
+                        continue
+                    }
+                    // Flip: persist the new layout first, so a restart routes by it.
+                    let new = try RoutingTable(record.to)
+                    try rebalanceStore?.save(topology: record.to)
+                    try update { $0.phase = .cleaning }
+                    await switchLayout(table: new, writeTables: [new])
+                case .cleaning:
+                    try await clean(keeping: try RoutingTable(record.to), from: try RoutingTable(record.from), collections: record.collections)
+                    try update {
+                        $0.phase = .done
+                        $0.finishedAt = Date()
+                        $0.error = nil
+                    }
+                    dropClients(except: record.to)
+                    return
+                case .aborting:
+                    try await clean(keeping: try RoutingTable(record.from), from: try RoutingTable(record.to), collections: record.collections)
+                    try update {
+                        $0.phase = .aborted
+                        $0.finishedAt = Date()
+                        $0.error = nil
+                    }
+                    dropClients(except: record.from)
+                    return
+                case .done, .aborted, .failed:
+                    return
+                }
+                backoff = .milliseconds(100)
+            } catch is CancellationError {
+                return
+            } catch let error as ShardCallError where error.kind == .invalidArgument {
+                // Retrying cannot fix a refused page: stop; the old layout still has every write.
+                try? update {
+                    $0.phase = .failed
+                    $0.error = error.message
+                    $0.finishedAt = Date()
+                }
+                return
+            } catch {
+                if Task.isCancelled { return }
+                try? update({ $0.error = "\(shardError(error).message) (retrying)" }, persist: false)
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+    }
+
+    /// Copies, per unfinished task, the source's points whose owner under the new layout is
+    /// another shard to that owner, with their versions (older than the rebalance: one below
+    /// its start, so they win over tombstones an earlier rebalance left on the target and lose
+    /// to every dual write).
+    private func copyAll() async throws {
+        let record = self.record
+        let new = try RoutingTable(record.to), old = try RoutingTable(record.from)
+        let below = record.startVersion - 1
+        let rate = rebalancePointsPerSecond
+        let began = ContinuousClock.now
+        var copiedHere: UInt64 = 0
+        for (index, task) in record.tasks.enumerated() where !task.done {
+            let selector = Self.selector(collection: task.collection, source: task.source, old: old, new: new)
+            let source = client(task.source)
+            var after: (version: UInt64, id: String) = (0, "")
+            var copied: UInt64 = 0
+            var lowest: UInt64?
+            while true {
+                try Task.checkCancellation()
+                if rebalance.withLock({ $0.abortRequested }) { return }
+                let page: ChangesPageResult
+                do {
+                    page = try await source.changes(ChangesQuery(collection: task.collection, afterVersion: after.version, afterID: after.id,
+                                                                 limit: 4000, ignoringFloor: true, selector: selector))
+                } catch let error as ShardCallError where error.kind == .notFound {
+                    break // the collection was dropped meanwhile
+                }
+                var perTarget: [String: VersionedChanges] = [:]
+                for (point, version) in zip(page.changes.points, page.changes.versions) {
+                    let value = new.topology.collections[task.collection]?.shardKey.flatMap { point.metadata[$0] }?.shardKeyText
+                    let target = new.target(collection: task.collection, id: point.id, shardKeyValue: value).shard
+                    guard target != task.source else { continue }
+                    perTarget[target, default: VersionedChanges()].points.append(point)
+                    perTarget[target, default: VersionedChanges()].versions.append(version < record.startVersion ? below : version)
+                }
+                if selector?.routing == nil, let group = old.groupIndex(ofShard: task.source) {
+                    // Deletes (an id selector lists them): to the id's owner in the new layout's group.
+                    let name = old.groups[group].name
+                    if let g = new.groups.firstIndex(where: { $0.name == name }) {
+                        for (id, version) in zip(page.changes.deletedIDs, page.changes.deletedVersions) {
+                            let target = new.owner(of: id, inGroup: g)
+                            guard target != task.source else { continue }
+                            perTarget[target, default: VersionedChanges()].deletedIDs.append(id)
+                            perTarget[target, default: VersionedChanges()].deletedVersions.append(version)
+                        }
+                    }
+                }
+                for (target, changes) in perTarget.sorted(by: { $0.key < $1.key }) where !changes.isEmpty {
+                    _ = try await client(target).apply(collection: task.collection, changes: changes)
+                    copied += UInt64(changes.points.count)
+                    copiedHere += UInt64(changes.points.count)
+                }
+                // Progress: how far the page position went through the versions below the start.
+                let position = page.nextVersion
+                let low = lowest ?? min(page.changes.versions.first ?? position, page.changes.deletedVersions.first ?? position)
+                lowest = low
+                let fraction = position <= low ? 0 : Double(position - low) / Double(max(1, record.startVersion - low))
+                let total = copied
+                try update({ $0.tasks[index].copied = total }, persist: false)
+                rebalance.withLock { $0.progress[index] = min(1, fraction) }
+                if rate > 0 {
+                    // At most `rate` points a second, over the whole copy.
+                    let due = began + .seconds(Double(copiedHere) / rate)
+                    if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
+                }
+                guard page.more else { break }
+                after = (page.nextVersion, page.nextID)
+            }
+            let total = copied
+            try update {
+                $0.tasks[index].done = true
+                $0.tasks[index].copied = total
+                $0.error = nil
+            }
+        }
+    }
+
+    /// After the flip (`keeping` = new layout) or an abort (`keeping` = old layout): every shard
+    /// that `keeping` names deletes the points of the moving collections it does not own under
+    /// `keeping`; shards only `from` names drop those collections.
+    private func clean(keeping: RoutingTable, from other: RoutingTable, collections: [String]) async throws {
+        let kept = Set(keeping.topology.allShards.map(\.shard.name))
+        for collection in collections {
+            for (_, shard) in keeping.topology.allShards {
+                try Task.checkCancellation()
+                // Only shards that may hold foreign points: those of the groups the collection
+                // lives in under either layout.
+                let involved = Set(other.groupsToSearch(collection: collection, pinnedValues: nil).flatMap { other.groups[$0].shards.map(\.name) }
+                    + keeping.groupsToSearch(collection: collection, pinnedValues: nil).flatMap { keeping.groups[$0].shards.map(\.name) })
+                guard involved.contains(shard.name) else { continue }
+                let selector = Self.selector(collection: collection, source: shard.name, old: other, new: keeping)
+                let target = client(shard.name)
+                var after: (version: UInt64, id: String) = (0, "")
+                while true {
+                    let page: ChangesPageResult
+                    do {
+                        page = try await target.changes(ChangesQuery(collection: collection, afterVersion: after.version, afterID: after.id,
+                                                                     limit: 2000, ignoringFloor: true, selector: selector))
+                    } catch let error as ShardCallError where error.kind == .notFound { break }
+                    let ids = page.changes.points.map(\.id)
+                    if !ids.isEmpty {
+                        _ = try await target.delete(collection: collection, ids: ids, version: nil)
+                        try update({ $0.removedPoints += UInt64(ids.count) }, persist: false)
+                    }
+                    guard page.more else { break }
+                    after = (page.nextVersion, page.nextID)
+                }
+            }
+            for (_, shard) in other.topology.allShards where !kept.contains(shard.name) {
+                do { _ = try await client(shard.name).dropCollection(collection) } catch let error as ShardCallError where error.kind == .notFound {}
+            }
+        }
+        // Shards that leave drop the other collections too (created on them when they joined).
+        for (_, shard) in other.topology.allShards where !kept.contains(shard.name) {
+            let names = try await client(shard.name).stats().collections.map(\.name)
+            for name in names { _ = try? await client(shard.name).dropCollection(name) }
+        }
+    }
+
+    private func dropClients(except topology: Topology) {
+        let keep = Set(topology.allShards.map(\.shard.name))
+        state.withLock { s in s.shards = s.shards.filter { keep.contains($0.key) } }
+    }
+
+    /// The points of `collection` on `source` whose owner under `new` is another shard: by id
+    /// when the collection's group routing is the same in both layouts, else by the whole new
+    /// layout (which reads the shard key). nil: every point (a source no group of `new` has).
+    static func selector(collection: String, source: String, old: RoutingTable, new: RoutingTable) -> PlacementSelector? {
+        let oldRouting = old.topology.collections[collection], newRouting = new.topology.collections[collection]
+        if oldRouting == newRouting, let group = old.groupIndex(ofShard: source) {
+            let name = old.groups[group].name
+            guard let g = new.groups.first(where: { $0.name == name }) else { return nil }
+            return PlacementSelector(shards: g.shards.map(\.name), owner: source, exclude: true)
+        }
+        let routing = newRouting ?? CollectionRouting(shardKey: nil, defaultGroup: new.groups[0].name)
+        return PlacementSelector(shards: [], owner: source, exclude: true, routing: .init(
+            groups: new.groups.map { ($0.name, $0.shards.map(\.name)) }, shardKey: routing.shardKey,
+            valueGroups: routing.groups, defaultGroup: routing.defaultGroup))
+    }
+
+    /// The collections with points whose owner a change from `old` to `new` moves: a group they
+    /// live in whose shards change, or a collection routed differently.
+    static func movingCollections(from old: Topology, to new: Topology, pointsByShard: [String: [String: UInt64]]) -> Set<String> {
+        var moving = Set<String>()
+        let collections = Set(pointsByShard.values.flatMap { $0.filter { $0.value > 0 }.keys })
+        guard let oldTable = try? RoutingTable(old) else { return moving }
+        for collection in collections {
+            if old.collections[collection] != new.collections[collection] {
+                moving.insert(collection)
+                continue
+            }
+            for g in oldTable.groupsToSearch(collection: collection, pinnedValues: nil) {
+                let group = oldTable.groups[g]
+                let held = group.shards.reduce(UInt64(0)) { $0 + (pointsByShard[$1.name]?[collection] ?? 0) }
+                if held > 0 && new.group(named: group.name)?.shards.map(\.name) != group.shards.map(\.name) { moving.insert(collection) }
+            }
+        }
+        return moving
+    }
+
+    func onShardsNamed<T: Sendable>(_ names: [String], _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> [T] {
+        let (values, errors) = await fanOut(names.sorted().map(client), body)
+        if let error = errors.compactMap({ $0 }).first { throw error }
+        return values.map { $0! }
+    }
+}
+
+extension RoutingTable {
+    /// The index of the group that has `shard`.
+    func groupIndex(ofShard shard: String) -> Int? {
+        groups.firstIndex { $0.shards.contains { $0.name == shard } }
+    }
+}
