@@ -60,7 +60,7 @@ extension ClusterRouter {
         var shards: [String: any ShardClient] = [:]
         for (group, shard) in proposed.allShards {
             let previous = current.allShards.first { $0.shard.name == shard.name }
-            if let existing = oldShards[shard.name], previous?.shard.replicas == shard.replicas, previous?.group == group {
+            if let existing = oldShards[shard.name], previous.map({ $0.shard.replicas == shard.replicas && $0.group == group }) ?? true {
                 shards[shard.name] = existing
             } else {
                 let client = try makeClient(shard)
@@ -70,7 +70,8 @@ extension ClusterRouter {
         }
         // Collections exist on every shard: create them on the shards this change adds, which
         // must not hold points of them already (left from an earlier layout).
-        let added = shards.keys.filter { oldShards[$0] == nil }.sorted()
+        let before = Set(current.allShards.map(\.shard.name))
+        let added = shards.keys.filter { !before.contains($0) }.sorted()
         for name in added {
             let client = shards[name]!
             for schema in schemas.values.sorted(by: { $0.name < $1.name }) {

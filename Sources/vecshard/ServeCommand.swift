@@ -77,6 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
+        guard rebalancePointsPerSecond >= 0, rebalancePointsPerSecond.isFinite else { throw ValidationError("--rebalance-points-per-second must be 0 (no limit) or positive") }
         guard connectionBodyBytes >= maxBodyBytes else {
             throw ValidationError("--max-connection-body-bytes (\(connectionBodyBytes)) must be at least --max-body-bytes (\(maxBodyBytes))")
         }
