@@ -136,26 +136,116 @@ import VecShardHTTP
             func shard(_ s: String) -> [String: Any] { ["name": s, "replicas": ["127.0.0.1:\(ports[s]!)"]] }
             let stale = try await put(["version": 2, "groups": [["name": "main", "shards": [shard("a")]]]], ifMatch: "\"7\"")
             #expect(stale.0 == 412 && stale.1.contains("version is 1"))
+            // Growing a group that holds data starts a rebalance (202), one at a time.
             let grow = try await put(["version": 2, "groups": [["name": "main", "shards": [shard("a"), shard("b")]]]], ifMatch: "\"1\"")
-            #expect(grow.0 == 409 && grow.1.contains("rebalancing"), "\(grow)")
-            let invalid = try await put(["version": 2, "groups": [["name": "main", "shards": []]]], ifMatch: "\"1\"")
+            #expect(grow.0 == 202 && grow.1.contains(#""state":"running""#), "\(grow)")
+            var state = ""
+            for _ in 0..<100 where state != "done" {
+                state = try await api.call("GET", "/admin/rebalance").json["state"] as? String ?? ""
+                if state != "done" { try await Task.sleep(nanoseconds: 50_000_000) }
+            }
+            #expect(state == "done")
+            #expect(try await api.call("GET", "/admin/topology").json["version"] as? Int == 2)
+            #expect(try await api.call("GET", "/v1/collections/c").json["count"] as? Int == 1)
+            #expect(try await api.call("GET", "/v1/collections/c/points/x").json["id"] as? String == "x")
+            let invalid = try await put(["version": 3, "groups": [["name": "main", "shards": []]]], ifMatch: "\"2\"")
             #expect(invalid.0 == 400 && invalid.1.contains("has no shards"))
-            let added = try await put(["version": 2, "groups": [["name": "main", "shards": [shard("a")]], ["name": "extra", "shards": [shard("b")]]]], ifMatch: "\"1\"")
+            let abort = try await api.call("POST", "/admin/rebalance/abort")
+            #expect(abort.status == 409 && (abort.json["error"] as? [String: Any])?["code"] as? String == "no_rebalance_running")
+            let added = try await put(["version": 3, "groups": [["name": "main", "shards": [shard("a"), shard("b")]], ["name": "extra", "shards": [shard("c")]]]], ifMatch: "\"2\"")
             #expect(added.0 == 200, "\(added)")
             let described = try await api.call("GET", "/admin/shards")
-            #expect((described.json["shards"] as? [[String: Any]])?.count == 2)
-            #expect(try await api.call("GET", "/v1/collections/c").json["count"] as? Int == 1) // the collection now exists on b too
+            #expect((described.json["shards"] as? [[String: Any]])?.count == 3)
+            #expect(try await api.call("GET", "/v1/collections/c").json["count"] as? Int == 1) // the collection now exists on c too
             // The file changes (as a ConfigMap update would): the router applies it.
-            try topology(3, groups: [("main", ["a"]), ("extra", ["b"]), ("more", ["c", "d"])]).write(toFile: file, atomically: true, encoding: .utf8)
+            try topology(4, groups: [("main", ["a", "b"]), ("extra", ["c"]), ("more", ["d"])]).write(toFile: file, atomically: true, encoding: .utf8)
             var version = 0
-            for _ in 0..<50 where version != 3 {
+            for _ in 0..<50 where version != 4 {
                 try await Task.sleep(nanoseconds: 200_000_000)
                 version = try await api.call("GET", "/admin/topology").json["version"] as? Int ?? 0
             }
-            #expect(version == 3)
+            #expect(version == 4)
             #expect((try await api.call("GET", "/admin/shards").json["shards"] as? [[String: Any]])?.count == 4)
             let search = try await api.call("POST", "/v1/collections/c/search", ["vector": [1, 2], "k": 1])
-            #expect(search.json["shards"] as? [String: Int] == ["asked": 1, "answered": 1]) // collection c is not routed: first group only
+            #expect(search.json["shards"] as? [String: Int] == ["asked": 2, "answered": 1 + 1]) // collection c is not routed: first group only
+        }
+        for p in processes { kill(p.processIdentifier, SIGTERM) }
+    }
+
+    /// kill -9 of the router in the middle of a copy: the restarted router (same data dir, its
+    /// topology file still the old one) resumes the rebalance from rebalance.json; afterwards
+    /// every acknowledged write is there once with its last value and no deleted id is back.
+    @Test func aRouterKilledMidRebalanceResumesItAndLosesNothing() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-rbkill-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var processes: [Process] = []
+        defer { for p in processes where p.isRunning { p.terminate() } }
+        var ports: [String: Int] = [:]
+        for name in ["a", "b", "c", "d"] {
+            let (process, port, _) = try await ProcessTests.startServer(dataDir: "\(root)/\(name)", extra: ["--role", "shard", "--shard-id", name])
+            processes.append(process)
+            ports[name] = port
+        }
+        func shard(_ s: String) -> [String: Any] { ["name": s, "replicas": ["127.0.0.1:\(ports[s]!)"]] }
+        let file = "\(root)/topology.json"
+        let v1: [String: Any] = ["version": 1, "groups": [["name": "main", "shards": ["a", "b", "c"].map(shard)]]]
+        try JSONSerialization.data(withJSONObject: v1).write(to: URL(fileURLWithPath: file))
+        let routerArgs = ["--role", "router", "--topology", file, "--rebalance-points-per-second", "300"]
+        var (router, routerPort, _) = try await ProcessTests.startServer(dataDir: "\(root)/router", extra: routerArgs)
+        processes.append(router)
+        var expected: [String: [Double]?] = [:]
+        try await withClient { client in
+            var api = JSONClient(client: client, peer: Peer(host: "127.0.0.1", port: routerPort))
+            _ = try await api.call("PUT", "/v1/collections/c", ["dimension": 2, "metric": "l2", "index": ["type": "flat"]])
+            for batch in 0..<6 {
+                let points = (batch * 500..<(batch + 1) * 500).map { ["id": "p\($0)", "vector": [Double($0), 0]] as [String: Any] }
+                #expect(try await api.call("POST", "/v1/collections/c/points", ["points": points]).status == 200)
+                for i in batch * 500..<(batch + 1) * 500 { expected["p\(i)"] = [Double(i), 0] }
+            }
+            let v2: [String: Any] = ["version": 2, "groups": [["name": "main", "shards": ["a", "b", "c", "d"].map(shard)]]]
+            let data = try JSONSerialization.data(withJSONObject: v2)
+            let started = try await client.execute(ClientRequest(method: "PUT", path: "/admin/topology", headers: ["if-match": "\"1\""], body: ByteBuffer(bytes: data)),
+                                                   to: Peer(host: "127.0.0.1", port: routerPort), timeout: .seconds(10))
+            #expect(started.status == 202, "\(String(buffer: started.body))")
+            // Writes while it copies: updates and deletes, some of ids that move.
+            for i in stride(from: 0, to: 3000, by: 13) {
+                if i % 2 == 0 {
+                    #expect(try await api.call("POST", "/v1/collections/c/points", ["points": [["id": "p\(i)", "vector": [Double(i), 1]]]]).status == 200)
+                    expected["p\(i)"] = [Double(i), 1]
+                } else {
+                    #expect(try await api.call("POST", "/v1/collections/c/points/delete", ["ids": ["p\(i)"]]).status == 200)
+                    expected["p\(i)"] = .some(nil)
+                }
+            }
+            let during = try await api.call("GET", "/admin/rebalance").json
+            #expect(during["state"] as? String == "running" && during["phase"] as? String == "copying", "\(during)")
+            kill(router.processIdentifier, SIGKILL)
+            router.waitUntilExit()
+            (router, routerPort, _) = try await ProcessTests.startServer(dataDir: "\(root)/router", extra: routerArgs)
+            processes.append(router)
+            api = JSONClient(client: client, peer: Peer(host: "127.0.0.1", port: routerPort))
+            var state = ""
+            for _ in 0..<300 where state != "done" {
+                state = try await api.call("GET", "/admin/rebalance").json["state"] as? String ?? ""
+                if state != "done" { try await Task.sleep(nanoseconds: 50_000_000) }
+            }
+            #expect(state == "done")
+            #expect(try await api.call("GET", "/admin/topology").json["version"] as? Int == 2)
+            let live = expected.values.filter { $0 != nil }.count
+            #expect(try await api.call("GET", "/v1/collections/c").json["count"] as? Int == live)
+            // Each point once: the shards' counts add up to the collection's, and d got its share.
+            let shards = try await api.call("GET", "/admin/shards").json["shards"] as? [[String: Any]] ?? []
+            #expect(shards.reduce(0) { $0 + ($1["points"] as? Int ?? 0) } == live)
+            #expect((shards.first { $0["name"] as? String == "d" }?["points"] as? Int ?? 0) > live / 8)
+            var wrong: [String] = []
+            for (id, vector) in expected {
+                let got = try await api.call("GET", "/v1/collections/c/points/\(id)")
+                if let vector {
+                    if got.status != 200 || got.json["vector"] as? [Double] != vector { wrong.append(id) }
+                } else if got.status != 404 { wrong.append("\(id) (deleted)") }
+            }
+            #expect(wrong.isEmpty, "\(wrong.prefix(10))")
         }
         for p in processes { kill(p.processIdentifier, SIGTERM) }
     }
