@@ -1,5 +1,6 @@
 /// A topology compiled for routing: shard-name hashes precomputed, groups indexed by name.
-/// Immutable; the router swaps in a new one when the topology changes.
+/// Immutable; the router swaps in a new one when the topology changes (and, while a rebalance
+/// copies, writes by two of them: ClusterRouter+Rebalance.swift).
 public struct RoutingTable: Sendable {
     public struct Group: Sendable {
         public var name: String
@@ -7,31 +8,15 @@ public struct RoutingTable: Sendable {
         var shardHashes: [UInt64]
     }
 
-    /// Where ownership of a shard's key range stands. Every shard is `stable` while a topology
-    /// holds still. Online rebalancing moves a range from one shard to another through
-    /// `migrating(from:to:)`: writes go to both, reads to `from` until the copy is caught up, then
-    /// ownership flips to `to` and the phase ends. The router asks `phase(of:)` for every shard it
-    /// routes to, so the rebalancing change fills in this enum and its uses, not the callers.
-    public enum ShardPhase: Sendable, Equatable {
-        case stable
-        case migrating(from: String, to: String)
-    }
-
     public let topology: Topology
     public let groups: [Group]
     private let groupIndex: [String: Int]
-    /// Shards not `stable`, by name (empty while no rebalancing runs).
-    public let phases: [String: ShardPhase]
-
-    public init(_ topology: Topology, phases: [String: ShardPhase] = [:]) throws {
+    public init(_ topology: Topology) throws {
         try topology.validate()
         self.topology = topology
-        self.phases = phases
         groups = topology.groups.map { Group(name: $0.name, shards: $0.shards, shardHashes: $0.shards.map { StableHash.xxh64($0.name) }) }
         groupIndex = Dictionary(uniqueKeysWithValues: groups.enumerated().map { ($1.name, $0) })
     }
-
-    public func phase(of shard: String) -> ShardPhase { phases[shard] ?? .stable }
 
     /// Where one point goes.
     public struct Target: Sendable, Equatable {
