@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: bootstrap build release run cluster cluster-stop test smoke fuzz bench bench-http bench-search bench-cluster bench-replicas clean
+.PHONY: bootstrap build release run cluster cluster-stop test smoke fuzz bench bench-http bench-search bench-cluster bench-replicas chaos bench-rebalance clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -84,6 +84,17 @@ bench-cluster: release
 CYCLES ?= 50
 POINTS ?= 1000000
 DOWN ?= 60
+# Online rebalancing under writes and exact searches, with a history checker (docs/ARCHITECTURE.md,
+# "Online rebalancing"): a 3-shard group grows to 4 and shrinks back, then a tenant moves to its
+# own group. Exits non-zero on any lost write, failed or inexact search, or stale copy.
+chaos: release
+	python3 bench/rebalance_chaos.py .build/release/vecshard grow --points $(or $(CHAOS_POINTS),200000) --rate 10000
+	python3 bench/rebalance_chaos.py .build/release/vecshard promote --tenant-points $(or $(TENANT_POINTS),100000) --rate 10000
+
+# A rebalance of 1M x 128 points (3 -> 4 shards, no rate limit) against `vecshard import` of them.
+bench-rebalance: release
+	python3 bench/rebalance_chaos.py .build/release/vecshard big --points $(or $(POINTS),1000000)
+
 bench-replicas: release
 	python3 bench/replica_chaos.py .build/release/vecshard rolling --down-seconds 5
 	python3 bench/replica_chaos.py .build/release/vecshard cycles --cycles $(CYCLES)
