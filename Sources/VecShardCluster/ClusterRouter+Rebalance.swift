@@ -89,6 +89,13 @@ extension ClusterRouter {
             return TopologyChange(topology: proposed, rebalance: nil)
         }
 
+        // A rebalance needs every write to go through this router (until the topology is in etcd).
+        let others = Set(stats.flatMap(\.routersSeen)).subtracting([routerID ?? ""]).sorted()
+        if !others.isEmpty {
+            throw ShardCallError(.aborted, .severalRouters,
+                                 "this change moves points, and shards were checked by other routers in the last 10 s (\(others.joined(separator: ", "))); "
+                                 + "a rebalance needs a single router until the topology is kept in etcd: scale the routers to one and retry")
+        }
         // A rebalance. Versions: above everything any shard holds.
         let start = stampVersion(above: maxVersion)
         var tasks: [RebalanceRecord.Task] = []

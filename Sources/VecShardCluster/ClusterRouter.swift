@@ -35,9 +35,12 @@ public final class ClusterRouter: Sendable {
     let rebalanceStore: (any RebalanceStore)?
     /// Points a rebalance copies per second at most (`--rebalance-points-per-second`; 0: no limit).
     public let rebalancePointsPerSecond: Double
+    /// This router's `vecshard-router-id` on shard calls (nil: in-process shards): shards report
+    /// the routers they hear from, and a rebalance refuses to start beside another one.
+    public let routerID: String?
 
     public init(table: RoutingTable, shards: [String: any ShardClient], defaultOversample: Double = 1.0,
-                rebalanceStore: (any RebalanceStore)? = nil, rebalancePointsPerSecond: Double = 0) throws {
+                rebalanceStore: (any RebalanceStore)? = nil, rebalancePointsPerSecond: Double = 0, routerID: String? = nil) throws {
         for (_, shard) in table.topology.allShards where shards[shard.name] == nil {
             throw ShardCallError(.internalError, .unknownShard, "topology names shard '\(shard.name)' but no client exists for it")
         }
@@ -45,6 +48,7 @@ public final class ClusterRouter: Sendable {
         self.defaultOversample = defaultOversample
         self.rebalanceStore = rebalanceStore
         self.rebalancePointsPerSecond = rebalancePointsPerSecond
+        self.routerID = routerID
         rebalance = Mutex(RebalanceRuntime())
     }
 

@@ -790,6 +790,8 @@ public struct StatsResponse: ProtoMessage, Equatable {
     public var refusedCollections: [CollectionInfoMessage] = []
     /// The replica knows it missed writes (a catch-up failed or is due): not a source.
     public var catchUpPending = false
+    /// Routers that sent this replica a Stats call in the last 10 s (their `vecshard-router-id`).
+    public var routersSeen: [String] = []
 
     public init() {}
 
@@ -807,6 +809,9 @@ public struct StatsResponse: ProtoMessage, Equatable {
                 try reader.checkRepeated(refusedCollections.count + 1)
                 refusedCollections.append(try reader.readMessage(type))
             case 7: catchUpPending = try reader.readBool(type)
+            case 8:
+                try reader.checkRepeated(routersSeen.count + 1)
+                routersSeen.append(try reader.readString(type))
             default: try reader.skip(type, field: field)
             }
         }
@@ -820,6 +825,7 @@ public struct StatsResponse: ProtoMessage, Equatable {
         writer.writeString(5, replicaState)
         writer.writeRepeatedMessages(6, refusedCollections)
         writer.writeBool(7, catchUpPending)
+        writer.writeRepeatedStrings(8, routersSeen)
     }
 }
 

@@ -11,6 +11,9 @@ public struct GRPCClient: Sendable {
     public var maxMessageBytes: Int
     /// Sent as `authorization: Bearer <key>` on every call (the shard role checks it on gRPC too).
     public var apiKey: String?
+    /// Sent as `vecshard-router-id` on every call when set (a router's identity: shards report
+    /// the routers they hear from, so a rebalance can refuse to run beside another router).
+    public var routerID: String?
 
     public init(http: HTTP2Client, maxMessageBytes: Int = 64 * 1024 * 1024, apiKey: String? = nil) {
         self.http = http
@@ -49,6 +52,7 @@ public struct GRPCClient: Sendable {
             "grpc-timeout": GRPCTimeout.encode(nanoseconds: timeout.nanoseconds),
         ]
         if let apiKey { headers.add(name: "authorization", value: "Bearer \(apiKey)") }
+        if let routerID { headers.add(name: "vecshard-router-id", value: routerID) }
         let response: ClientResponse
         do {
             // A little slack so the server's DEADLINE_EXCEEDED, which says more, usually wins.

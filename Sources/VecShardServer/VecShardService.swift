@@ -208,7 +208,10 @@ public final class VecShardService: Service, Sendable {
                 }
                 let client = HTTP2Client(group: group)
                 remoteClient = client
-                let grpc = GRPCClient(http: client, apiKey: configuration.shardAPIKey ?? configuration.access.apiKey)
+                var rpc = GRPCClient(http: client, apiKey: configuration.shardAPIKey ?? configuration.access.apiKey)
+                let routerID = "router-" + String(UInt64.random(in: 0 ... .max), radix: 36)
+                rpc.routerID = routerID
+                let grpc = rpc
                 let policy = configuration.replication
                 var shards = try Self.remoteShards(everyShard, client: grpc, policy: policy)
                 if saved.rebalance?.isRunning == true {
@@ -216,7 +219,7 @@ public final class VecShardService: Service, Sendable {
                     for (_, shard) in topology.allShards { shards[shard.name] = try Self.remoteShard(shard, client: grpc, policy: policy) }
                 }
                 let router = try ClusterRouter(table: try RoutingTable(topology), shards: shards, rebalanceStore: store,
-                                               rebalancePointsPerSecond: configuration.rebalancePointsPerSecond)
+                                               rebalancePointsPerSecond: configuration.rebalancePointsPerSecond, routerID: routerID)
                 cluster.set(router, connect: { try Self.remoteShard($0, client: grpc, policy: policy) })
                 if let record = saved.rebalance {
                     await router.resumeRebalance(record)

@@ -1,3 +1,4 @@
+import Synchronization
 import VecShardProto
 import VecShardRPC
 import VecShardSchema
@@ -9,6 +10,7 @@ extension ShardGRPC {
     /// the answer (SchemaToProto.swift). Errors travel as gRPC statuses (`ShardCallError.grpcError`).
     public static func service(for shard: any ShardClient, maxMessageBytes: Int = 64 * 1024 * 1024) -> GRPCService {
         var s = GRPCService(name: serviceName, maxMessageBytes: maxMessageBytes)
+        let routers = RecentRouters()
         s.unary("CreateCollection") { (r: CreateCollectionRequest, _) -> CollectionInfoMessage in
             let schema: CollectionSchema
             do { schema = try CollectionSchema(message: r) } catch { throw shardError(error) }
@@ -37,7 +39,12 @@ extension ShardGRPC {
                 SearchResponse(results: try await shard.search(ShardSearch(message: r)).map { $0.map(\.message) })
             }
         }
-        s.unary("Stats") { (_: StatsRequest, _) in try await shard.stats().message }
+        s.unary("Stats") { (_: StatsRequest, context) in
+            if let id = context.headers.first(name: "vecshard-router-id") { routers.saw(id) }
+            var stats = try await shard.stats()
+            stats.routersSeen = routers.recent()
+            return stats.message
+        }
         s.unary("Maintain") { (r: MaintainRequest, _) -> MaintainResponse in
             switch r.operation {
             case .flush: try await shard.flush(r.collection)
@@ -51,5 +58,25 @@ extension ShardGRPC {
             try await shard.scan(ShardScan(message: r)) { try await send(PointsResponse(points: $0.map(\.message))) }
         }
         return s
+    }
+}
+
+/// The routers that asked a replica for its stats lately (each router's health checks do, every
+/// second): what `Stats` reports as `routers_seen`.
+final class RecentRouters: Sendable {
+    private let seen = Mutex<[String: ContinuousClock.Instant]>([:])
+    static let window: Duration = .seconds(10)
+
+    func saw(_ id: String) {
+        let now = ContinuousClock.now
+        seen.withLock { s in
+            s[String(id.prefix(64))] = now
+            if s.count > 64 { s = s.filter { now - $0.value < Self.window } }
+        }
+    }
+
+    func recent() -> [String] {
+        let now = ContinuousClock.now
+        return seen.withLock { s in s.filter { now - $0.value < Self.window }.keys.sorted() }
     }
 }

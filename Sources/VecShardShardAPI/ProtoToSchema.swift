@@ -151,6 +151,7 @@ extension ShardStats {
         refusedCollections += m.refusedCollections.map { RefusedCollection(name: $0.name, code: $0.errorCode, message: $0.errorMessage) }
         memoryBytes = m.memoryBytes
         diskBytes = m.diskBytes
+        routersSeen = m.routersSeen
         // "" from a shard that predates replica repair: serving. A state this build does not know
         // is treated as not serving reads (and not as a request for a sync).
         replicaState = m.replicaState.isEmpty ? .serving : ReplicaState(rawValue: m.replicaState) ?? .syncing

@@ -132,6 +132,7 @@ extension ShardStats {
         m.diskBytes = diskBytes
         m.replicaState = replicaState.rawValue
         m.catchUpPending = catchUpPending
+        m.routersSeen = routersSeen
         return m
     }
 }

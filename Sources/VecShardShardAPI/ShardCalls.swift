@@ -105,6 +105,8 @@ public struct ShardStats: Sendable, Equatable {
     public var replicaState: ReplicaState = .serving
     /// The replica knows it missed writes (a catch-up failed or is due).
     public var catchUpPending = false
+    /// Routers that checked this replica's health in the last 10 s (a rebalance needs one).
+    public var routersSeen: [String] = []
 
     public init(shardID: String) { self.shardID = shardID }
 }

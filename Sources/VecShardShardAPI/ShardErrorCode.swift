@@ -29,6 +29,8 @@ public enum ShardErrorCode: String, Sendable, CaseIterable {
     case rebalanceRunning = "rebalance_running"
     /// An abort with no rebalance to abort (none runs, or it flipped already).
     case noRebalanceRunning = "no_rebalance_running"
+    /// A change that moves points while other routers use the shards (a rebalance needs one).
+    case severalRouters = "several_routers"
     /// A shard a topology change adds holds points of a collection already.
     case shardNotEmpty = "shard_not_empty"
     /// A replica that is syncing (or waiting to) refuses reads; it takes writes.

@@ -166,6 +166,16 @@ import VecShardHTTP
             }
             #expect(version == 4)
             #expect((try await api.call("GET", "/admin/shards").json["shards"] as? [[String: Any]])?.count == 4)
+            // A second router on the same shards: a change that moves points is refused (until the
+            // topology is in etcd, a rebalance needs every write to go through one router).
+            let (second, _, _) = try await ProcessTests.startServer(dataDir: "\(root)/router2", extra: ["--role", "router", "--topology", file])
+            processes.append(second)
+            try await Task.sleep(nanoseconds: 1_800_000_000) // its health checks reach the shards
+            let beside = try await put(["version": 5, "groups": [["name": "main", "shards": [shard("a")]], ["name": "extra", "shards": [shard("c")]],
+                                                                 ["name": "more", "shards": [shard("d"), shard("b")]]]], ifMatch: "\"4\"")
+            #expect(beside.0 == 409 && beside.1.contains("several_routers"), "\(beside)")
+            #expect(try await api.call("GET", "/admin/topology").json["version"] as? Int == 4)
+            kill(second.processIdentifier, SIGTERM)
             let search = try await api.call("POST", "/v1/collections/c/search", ["vector": [1, 2], "k": 1])
             #expect(search.json["shards"] as? [String: Int] == ["asked": 2, "answered": 1 + 1]) // collection c is not routed: first group only
         }
