@@ -24,11 +24,22 @@ extension ClusterRouter {
     @discardableResult
     public func replaceTopology(_ proposed: Topology, expectedVersion: UInt64?,
                                 makeClient: (ShardDescriptor) throws -> any ShardClient) async throws -> TopologyChange {
-        if let running = rebalance.withLock({ $0.record }), running.isRunning {
+        // One change at a time (a second one while a change is applied or a rebalance runs: 409).
+        let busy = rebalance.withLock { r -> RebalanceRecord?? in
+            if let running = r.record, running.isRunning { return .some(running) }
+            if r.changing { return .some(nil) }
+            r.changing = true
+            return .none
+        }
+        if let busy {
+            guard let running = busy else {
+                throw ShardCallError(.aborted, .rebalanceRunning, "another topology change is being applied; read the topology again and retry")
+            }
             throw ShardCallError(.aborted, .rebalanceRunning,
                                  "rebalance \(running.id) (topology \(running.from.version) → \(running.to.version)) is \(running.phase.rawValue); "
                                  + "wait for it (GET /admin/rebalance) or abort it (POST /admin/rebalance/abort) first")
         }
+        defer { rebalance.withLock { $0.changing = false } }
         let current = table.topology
         if let expectedVersion, expectedVersion != current.version {
             throw ShardCallError(.failedPrecondition, .versionMismatch,
@@ -96,10 +107,23 @@ extension ClusterRouter {
                                  "this change moves points, and shards were checked by other routers in the last 10 s (\(others.joined(separator: ", "))); "
                                  + "a rebalance needs a single router until the topology is kept in etcd: scale the routers to one and retry")
         }
-        // A rebalance. Versions: above everything any shard holds.
-        let start = stampVersion(above: maxVersion)
-        var tasks: [RebalanceRecord.Task] = []
+        // A rebalance. Its start version S must be above every version written before dual
+        // writes begin (copies of older points get S - 1): from here this router stamps every
+        // write; once the writes the shards stamped themselves have finished, S is stamped
+        // above what the shards hold (and above every version stamped here before it).
         let oldTable = table
+        await switchLayout(table: oldTable, writeTables: [oldTable], stampWrites: true)
+        var held = maxVersion
+        do {
+            for s in try await onShardsNamed(current.allShards.map(\.shard.name), { try await $0.stats() }) {
+                for c in s.collections { held = max(held, c.version) }
+            }
+        } catch {
+            await switchLayout(table: oldTable, writeTables: [oldTable])
+            throw error
+        }
+        let start = stampVersion(above: held)
+        var tasks: [RebalanceRecord.Task] = []
         for collection in moving.sorted() {
             for group in oldTable.groupsToSearch(collection: collection, pinnedValues: nil) {
                 for shard in oldTable.groups[group].shards where (pointsByShard[shard.name]?[collection] ?? 0) > 0 {
@@ -111,7 +135,10 @@ extension ClusterRouter {
         let record = RebalanceRecord(id: "rb-\(current.version)-\(proposed.version)-\(String(start >> 8, radix: 36))", phase: .copying,
                                      from: current, to: proposed, startVersion: start, startedAt: Date(), totalPoints: total,
                                      collections: moving.sorted(), tasks: tasks)
-        try rebalanceStore?.save(record)
+        do { try rebalanceStore?.save(record) } catch {
+            await switchLayout(table: oldTable, writeTables: [oldTable])
+            throw error
+        }
         var union = oldShards
         for (name, client) in shards { union[name] = client }
         await startRebalance(record, shards: union)
@@ -182,7 +209,7 @@ extension ClusterRouter {
         case .copying:
             await switchLayout(table: old, writeTables: [old, new], shards: shards)
         case .cleaning:
-            await switchLayout(table: new, writeTables: [new], shards: shards)
+            await switchLayout(table: new, writeTables: [new], deleteTables: [old], shards: shards)
         case .aborting:
             await switchLayout(table: old, writeTables: [old], shards: shards)
         default: return
@@ -192,7 +219,8 @@ extension ClusterRouter {
             r.record = record
             r.abortRequested = false
             r.progress = [:]
-            r.worker = Task { await self.work() }
+            // Detached, and without the request's deadline: the PUT that started it has one.
+            r.worker = Task.detached { await RequestDeadline.$current.withValue(nil) { await self.work() } }
         }
     }
 
@@ -224,7 +252,10 @@ extension ClusterRouter {
                     let new = try RoutingTable(record.to)
                     try rebalanceStore?.save(topology: record.to)
                     try update { $0.phase = .cleaning }
-                    await switchLayout(table: new, writeTables: [new])
+                    // Reads move to the new layout, whose old owners still hold copies until the
+                    // clean-up deletes them: identical ones (dual writes), which the merge keeps
+                    // once. A write from now on deletes the old copy instead of updating it.
+                    await switchLayout(table: new, writeTables: [new], deleteTables: [try RoutingTable(record.from)])
                 case .cleaning:
                     try await clean(keeping: try RoutingTable(record.to), from: try RoutingTable(record.from), collections: record.collections)
                     try update {
@@ -232,6 +263,7 @@ extension ClusterRouter {
                         $0.finishedAt = Date()
                         $0.error = nil
                     }
+                    await switchLayout(table: try RoutingTable(record.to), writeTables: [try RoutingTable(record.to)])
                     dropClients(except: record.to)
                     return
                 case .aborting:
@@ -348,6 +380,8 @@ extension ClusterRouter {
     /// `keeping`; shards only `from` names drop those collections.
     private func clean(keeping: RoutingTable, from other: RoutingTable, collections: [String]) async throws {
         let kept = Set(keeping.topology.allShards.map(\.shard.name))
+        let rate = rebalancePointsPerSecond, began = ContinuousClock.now
+        var removed: UInt64 = 0
         for collection in collections {
             for (_, shard) in keeping.topology.allShards {
                 try Task.checkCancellation()
@@ -369,6 +403,11 @@ extension ClusterRouter {
                     if !ids.isEmpty {
                         _ = try await target.delete(collection: collection, ids: ids, version: nil)
                         try update({ $0.removedPoints += UInt64(ids.count) }, persist: false)
+                        removed += UInt64(ids.count)
+                        if rate > 0 {
+                            let due = began + .seconds(Double(removed) / rate)
+                            if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
+                        }
                     }
                     guard page.more else { break }
                     after = (page.nextVersion, page.nextID)

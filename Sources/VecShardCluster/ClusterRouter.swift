@@ -13,6 +13,11 @@ public final class ClusterRouter: Sendable {
         /// The layouts writes go to: [table], or while a rebalance copies, [old, new]
         /// (docs/ARCHITECTURE.md, "Online rebalancing").
         var writeTables: [RoutingTable]
+        /// Layouts whose owners of a written point, unless they own it in a write layout too,
+        /// get a delete of it instead (a rebalance's clean-up: the old owners' copies go).
+        var deleteTables: [RoutingTable] = []
+        /// This router stamps every write's version (a rebalance is starting or running).
+        var stampWrites = false
         /// A client for every shard any of these layouts names (and shards being cleaned).
         var shards: [String: any ShardClient]
         var schemas: [String: CollectionSchema] = [:]
@@ -79,10 +84,10 @@ public final class ClusterRouter: Sendable {
 
     /// Registers a write and gives it the layouts to route by, atomically with respect to
     /// `switchLayout`.
-    func beginWrite() -> (epoch: UInt64, tables: [RoutingTable]) {
+    func beginWrite() -> (epoch: UInt64, tables: [RoutingTable], deleteTables: [RoutingTable], stamp: Bool) {
         state.withLock { s in
             s.writesInFlight[s.epoch, default: 0] += 1
-            return (s.epoch, s.writeTables)
+            return (s.epoch, s.writeTables, s.deleteTables, s.stampWrites || s.writeTables.count > 1 || !s.deleteTables.isEmpty)
         }
     }
 
@@ -95,10 +100,13 @@ public final class ClusterRouter: Sendable {
 
     /// Installs new layouts (and shard clients), then waits until every write routed by the
     /// previous ones has finished.
-    func switchLayout(table: RoutingTable, writeTables: [RoutingTable], shards: [String: any ShardClient]? = nil) async {
+    func switchLayout(table: RoutingTable, writeTables: [RoutingTable], deleteTables: [RoutingTable] = [], stampWrites: Bool = false,
+                      shards: [String: any ShardClient]? = nil) async {
         let epoch = state.withLock { s in
             s.table = table
             s.writeTables = writeTables
+            s.deleteTables = deleteTables
+            s.stampWrites = stampWrites
             if let shards { s.shards = shards }
             s.epoch += 1
             return s.epoch
@@ -202,12 +210,13 @@ public final class ClusterRouter: Sendable {
         do {
             try schema.validate(points: unique)
         } catch { throw shardError(error) }
-        let (epoch, tables) = beginWrite()
+        let (epoch, tables, deleteTables, dual) = beginWrite()
         defer { endWrite(epoch) }
         // Each point goes to its owner in every layout writes use (two while a rebalance copies);
         // its copies in the other groups of those layouts are deleted.
         var perShard: [String: [Point]] = [:]
         var staleDeletes: [String: [String]] = [:]
+        let inUse = Set(tables.flatMap { $0.topology.allShards.map(\.shard.name) })
         for point in unique {
             var owners: [String] = []
             for table in tables {
@@ -225,6 +234,14 @@ public final class ClusterRouter: Sendable {
                     if !owners.contains(shard) && !others.contains(shard) { others.append(shard) }
                 }
             }
+            for table in deleteTables {
+                // Its owner under a layout being cleaned up, and its copies in that layout's
+                // groups: those reads still ask (shards that leave are dropped whole).
+                for group in table.groupsToSearch(collection: collection, pinnedValues: nil) {
+                    let shard = table.owner(of: point.id, inGroup: group)
+                    if !owners.contains(shard) && !others.contains(shard) && inUse.contains(shard) { others.append(shard) }
+                }
+            }
             for shard in others { staleDeletes[shard, default: []].append(point.id) }
         }
         let writes = perShard, stale = staleDeletes
@@ -232,7 +249,6 @@ public final class ClusterRouter: Sendable {
         try refuseIfLate()
         // While a rebalance copies, this router stamps the version, so every copy of a point
         // carries the same one.
-        let dual = tables.count > 1
         let written = try await versionedWrite(shards: Array(writes.keys), stamped: dual) { shard, version in
             try await shard.upsert(collection: collection, points: writes[shard.name]!, version: version)
         }
@@ -265,20 +281,24 @@ public final class ClusterRouter: Sendable {
         for id in ids {
             do { try CollectionSchema.validate(pointID: id) } catch { throw shardError(error) }
         }
-        let (epoch, tables) = beginWrite()
+        let (epoch, tables, deleteTables, stamped) = beginWrite()
         defer { endWrite(epoch) }
         var perShard: [String: [String]] = [:]
         for id in Set(ids) {
             var owners = Set<String>()
-            for table in tables {
-                for group in table.groupsToSearch(collection: collection, pinnedValues: nil) { owners.insert(table.owner(of: id, inGroup: group)) }
+            for table in tables + deleteTables {
+                let inUse = Set(tables.flatMap { $0.topology.allShards.map(\.shard.name) })
+                for group in table.groupsToSearch(collection: collection, pinnedValues: nil) {
+                    let owner = table.owner(of: id, inGroup: group)
+                    if inUse.contains(owner) { owners.insert(owner) }
+                }
             }
             for owner in owners { perShard[owner, default: []].append(id) }
         }
         let deletes = perShard
         try refuseIfBlocked(Array(deletes.keys))
         try refuseIfLate()
-        let results = try await versionedWrite(shards: Array(deletes.keys), stamped: tables.count > 1) { shard, version in
+        let results = try await versionedWrite(shards: Array(deletes.keys), stamped: stamped) { shard, version in
             try await shard.delete(collection: collection, ids: deletes[shard.name]!, version: version)
         }
         var result = WriteResult(lsn: results.map(\.lsn).max() ?? 0, applied: results.reduce(0) { $0 + $1.applied },

@@ -148,6 +148,8 @@ struct RebalanceRuntime {
     var worker: Task<Void, Never>?
     /// An abort was asked for: the copy stops at its next page.
     var abortRequested = false
+    /// A topology change is being applied (checked and started under this lock).
+    var changing = false
     /// Copy progress (points whose version range was passed) for the ETA: per task, 0 ... 1.
     var progress: [Int: Double] = [:]
 }

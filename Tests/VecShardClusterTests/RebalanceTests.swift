@@ -55,6 +55,8 @@ import VecShardShardAPI
         var metadata: [String: Metadata] = [:]
         func set(_ id: String, _ v: [Float]?, _ m: Metadata = [:]) { lock.withLock { points[id] = v; metadata[id] = m } }
         var snapshot: [String: [Float]?] { lock.withLock { points } }
+        /// The write round (a vector's second component) acknowledged last per id.
+        var rounds: [String: Float] { lock.withLock { points.compactMapValues { $0?[1] } } }
     }
 
     static func topology(_ version: UInt64, _ groups: [(String, [String])], collections: [String: CollectionRouting] = [:]) -> Topology {
@@ -98,9 +100,15 @@ import VecShardShardAPI
         let searcher = Task {
             while !stop.value {
                 do {
-                    let q = ShardQuery(vector: [Float.random(in: 0..<Float(ids)), 3, 2, 1], k: 10)
+                    var q = ShardQuery(vector: [Float.random(in: 0..<Float(ids)), 3, 2, 1], k: 10)
+                    q.includeVector = true
+                    let before = oracle.rounds
                     let out = try await router.search(collection: "c", queries: [q])
                     let hits = out.results[0]
+                    // No stale copy: a hit is at least as new as what was acknowledged before the search.
+                    for hit in hits where (hit.vector?[1] ?? 0) < (before[hit.id] ?? 0) {
+                        failures.update { $0.append("stale copy of \(hit.id): round \(hit.vector?[1] ?? -1) < \(before[hit.id]!)") }
+                    }
                     if Set(hits.map(\.id)).count != hits.count { failures.update { $0.append("duplicate ids in \(hits.map(\.id))") } }
                     if hits.count != 10 { failures.update { $0.append("\(hits.count) hits") } }
                 } catch {
@@ -134,7 +142,15 @@ import VecShardShardAPI
             }
             let value = oracle.metadata[id]?["tenant"]?.shardKeyText
             let owner = table.target(collection: "c", id: id, shardKeyValue: value).shard
-            if holders.isEmpty { lost += 1; continue }
+            if holders.isEmpty {
+                lost += 1
+                var holders2: [String] = []
+                for name in all {
+                    if let c = try? cluster.shards[name]?.storage.collection("c"), let v = c.version(of: id) { holders2.append("\(name): \(v)") }
+                }
+                print("LOST \(id) \(vector) tenant \(value ?? "-") owner \(owner) versions \(holders2)")
+                continue
+            }
             if holders.count > 1 { duplicated += 1 }
             if !holders.contains(owner) { wrong += 1; continue }
             let got = try await cluster.shards[owner]!.get(collection: "c", ids: [id], includeVector: true).first?.vector
@@ -165,7 +181,7 @@ import VecShardShardAPI
         defer { try? FileManager.default.removeItem(atPath: root) }
         let before = Self.topology(1, [("main", ["s0", "s1", "s2"])])
         let router = try ClusterRouter(table: try RoutingTable(before), shards: try await cluster.clients(["s0", "s1", "s2", "s3"]),
-                                       rebalanceStore: MemoryRebalanceStore(), rebalancePointsPerSecond: 8000)
+                                       rebalanceStore: MemoryRebalanceStore(), rebalancePointsPerSecond: 1000)
         let oracle = Oracle()
         try await seed(router, oracle: oracle, count: 2000)
         let after = Self.topology(2, [("main", ["s0", "s1", "s2", "s3"])])
