@@ -426,7 +426,11 @@ extension ClusterRouter {
 
     private func dropClients(except topology: Topology) {
         let keep = Set(topology.allShards.map(\.shard.name))
-        state.withLock { s in s.shards = s.shards.filter { keep.contains($0.key) } }
+        state.withLock { s in
+            for (name, client) in s.shards where !keep.contains(name) { s.retired[name] = client }
+            s.shards = s.shards.filter { keep.contains($0.key) }
+            for name in keep { s.retired.removeValue(forKey: name) }
+        }
     }
 
     /// The points of `collection` on `source` whose owner under `new` is another shard: by id

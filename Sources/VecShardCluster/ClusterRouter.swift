@@ -20,6 +20,9 @@ public final class ClusterRouter: Sendable {
         var stampWrites = false
         /// A client for every shard any of these layouts names (and shards being cleaned).
         var shards: [String: any ShardClient]
+        /// Clients of shards a finished rebalance removed: no health checks, but a request that
+        /// still routes by the layout before it finds its shard.
+        var retired: [String: any ShardClient] = [:]
         var schemas: [String: CollectionSchema] = [:]
         /// Layout changes count up `epoch`; writes in flight, by the epoch they started in, so a
         /// change can wait for the writes routed by the layouts before it.
@@ -70,7 +73,7 @@ public final class ClusterRouter: Sendable {
 
     func client(_ name: String) -> any ShardClient {
         requestCounts.withLock { $0[name, default: 0] += 1 }
-        return state.withLock { $0.shards[name]! }
+        return state.withLock { $0.shards[name] ?? $0.retired[name]! }
     }
 
     /// The shards of the layout reads use (what a collection's count sums over).
