@@ -16,6 +16,7 @@ Prints one JSON object per mode and exits non-zero if a check failed.
 """
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import signal
@@ -124,13 +125,34 @@ class History:
         self.lock = threading.Lock()
 
 
+def timed_searches(port, collection, dim, rate, seed, stop, out):
+    """A process of its own (the checking searchers hold the GIL): searches at `rate` per
+    second, sends back (start, seconds, status) of each."""
+    rng = random.Random(seed)
+    samples = []
+    next_at = time.time()
+    while not stop.is_set():
+        q = [rng.uniform(-1, 1) for _ in range(dim)]
+        t0 = time.time()
+        status, _ = call(port, "POST", f"/v1/collections/{collection}/search", {"vector": q, "k": 10})
+        samples.append((t0, time.time() - t0, status))
+        next_at += 1 / rate
+        time.sleep(max(0, next_at - time.time()))
+    out.send(samples)
+
+
 class Load:
-    def __init__(self, port, collection, history, writes_per_second, searches_per_second, check_every=2, writers=4, batch=10, seed=1):
+    """Writers (threads), searchers checked against the history (threads, `check_rate` a
+    second) and timed searchers (processes, `searches_per_second` in all)."""
+
+    def __init__(self, port, collection, history, writes_per_second, searches_per_second, check_rate=20, writers=6, batch=20, seed=1):
         self.port, self.collection, self.h = port, collection, history
         self.writers, self.batch = writers, batch
         self.write_interval = writers * batch / max(1, writes_per_second)
-        self.search_interval = 1 / searches_per_second if searches_per_second else None
-        self.check_every = check_every
+        self.search_interval = 1 / check_rate if check_rate else None
+        self.check_every = 1
+        self.searches_per_second = searches_per_second
+        self.timers = []
         self.stop_flag = threading.Event()
         self.seed = seed
         self.lock = threading.Lock()
@@ -222,7 +244,14 @@ class Load:
                 next_at += self.search_interval
                 time.sleep(max(0, next_at - time.time()))
 
-    def start(self, searchers=2):
+    def start(self, searchers=1, timed=2):
+        self.stop_event = multiprocessing.Event()
+        for t in range(timed if self.searches_per_second else 0):
+            parent, child = multiprocessing.Pipe()
+            proc = multiprocessing.Process(target=timed_searches, args=(self.port, self.collection, self.h.dim,
+                                                                        self.searches_per_second / timed, self.seed + t, self.stop_event, child))
+            proc.start()
+            self.timers.append((proc, parent))
         for w in range(self.writers):
             self.threads.append(threading.Thread(target=self.writer, args=(w,), daemon=True))
         for t in range(searchers):
@@ -234,11 +263,21 @@ class Load:
 
     def finish(self):
         self.stop_flag.set()
+        self.stop_event.set()
         for th in self.threads:
             th.join()
+        self.timed = []
+        for proc, pipe in self.timers:
+            self.timed += pipe.recv()
+            proc.join()
+        self.searches += len(self.timed)
+        self.failed_searches += sum(1 for _, _, status in self.timed if status != 200)
+
+    def rate(self, start, end):
+        return round(sum(1 for t, _, _ in self.timed if start <= t < end) / max(1e-9, end - start), 1)
 
     def p99(self, start, end):
-        xs = sorted(s for t, s in self.latencies if start <= t < end)
+        xs = sorted(s for t, s, _ in self.timed if start <= t < end)
         return round(xs[int(len(xs) * 0.99) - 1] * 1000, 2) if len(xs) >= 20 else None
 
 
@@ -292,7 +331,7 @@ def grow(args, binary, root):
         call(c.router_port, "PUT", "/v1/collections/c", {"dimension": args.dim, "metric": "l2", "index": {"type": "flat"}})
         h = History(args.points, args.dim)
         seed_points(c.router_port, "c", h, args.points)
-        load = Load(c.router_port, "c", h, args.writes_per_second, args.searches_per_second)
+        load = Load(c.router_port, "c", h, args.writes_per_second, args.searches_per_second, check_rate=args.check_rate)
         load.start()
         t_before = time.time()
         time.sleep(args.baseline_seconds)
@@ -314,12 +353,14 @@ def grow(args, binary, root):
         live_at_start = args.points
         moved_share = record["moved_points"] / max(1, record["total_points"])
         out = {"mode": "grow", "points": args.points, "dim": args.dim, "replicas": args.replicas, "rate_limit": args.rate,
-               "writes_per_second": args.writes_per_second, "searches_per_second": args.searches_per_second,
+               "target_writes_per_second": args.writes_per_second, "target_searches_per_second": args.searches_per_second,
                "grow": {"state": record["state"], "seconds": round(grow_seconds, 2), "moved_points": record["moved_points"],
                         "total_points": record["total_points"], "moved_share": round(moved_share, 4),
-                        "p99_ms_before": load.p99(t_before, t_move), "p99_ms_during": load.p99(t_move, t_grown)},
+                        "p99_ms_before": load.p99(t_before, t_move), "p99_ms_during": load.p99(t_move, t_grown),
+                        "searches_per_second_before": load.rate(t_before, t_move), "searches_per_second_during": load.rate(t_move, t_grown)},
                "shrink": {"state": shrink_record["state"], "seconds": round(shrink_seconds, 2), "moved_points": shrink_record["moved_points"],
                           "p99_ms_during": load.p99(t_grown + 2, t_shrunk)},
+               "writes_per_second": round(load.writes_acked / max(1e-9, time.time() - t_before), 1),
                "writes_acked": load.writes_acked, "write_requests_refused": load.writes_refused,
                "searches": load.searches, "failed_searches": load.failed_searches,
                "searches_checked": load.checked, "inexact_searches": load.inexact, "final": check, "examples": load.examples}
@@ -403,7 +444,7 @@ def promote(args, binary, root):
         call(c.router_port, "PUT", "/v1/collections/c", {"dimension": args.dim, "metric": "l2", "index": {"type": "flat"}})
         h = History(n, args.dim, metadata=tenant)
         seed_points(c.router_port, "c", h, n)
-        load = Load(c.router_port, "c", h, args.writes_per_second, args.searches_per_second)
+        load = Load(c.router_port, "c", h, args.writes_per_second, args.searches_per_second, check_rate=args.check_rate)
         load.start()
         time.sleep(2)
         status, body = c.change(c.topology(2, groups, {"c": dict(routing, groups={"big": "solo"})}), 1)
@@ -411,8 +452,19 @@ def promote(args, binary, root):
             sys.exit(f"FAILED: promote answered {status} {body}")
         record, seconds = c.wait_rebalance()
         time.sleep(1)
+        # And back: the old group holds the clean-up's tombstones of these ids.
+        status, body = c.change(c.topology(3, groups, {"c": routing}), 2)
+        if status != 202:
+            sys.exit(f"FAILED: demote answered {status} {body}")
+        back, back_seconds = c.wait_rebalance()
+        time.sleep(1)
         load.finish()
         check = final_check(c.router_port, "c", h)
+        _, shards = call(c.router_port, "GET", "/admin/shards")
+        back_shards = {s["name"]: s["points"] for s in shards.get("shards", [])}
+        status, body = c.change(c.topology(4, groups, {"c": dict(routing, groups={"big": "solo"})}), 3)
+        record2, _ = c.wait_rebalance() if status == 202 else ({"state": f"answered {status}"}, 0)
+        check2 = final_check(c.router_port, "c", h)
         _, shards = call(c.router_port, "GET", "/admin/shards")
         per_shard = {s["name"]: s["points"] for s in shards.get("shards", [])}
         # Stale copies in the old group: a search pinned to the tenant goes to its new group only,
@@ -424,9 +476,12 @@ def promote(args, binary, root):
                "old_group_points": per_shard.get("m0", 0) + per_shard.get("m1", 0), "other_tenants_alive": int(h.alive[1::2].sum()),
                "writes_acked": load.writes_acked, "write_requests_refused": load.writes_refused,
                "failed_searches": load.failed_searches, "inexact_searches": load.inexact, "searches_checked": load.checked,
-               "final": check, "examples": load.examples}
+               "back": {"state": back["state"], "seconds": round(back_seconds, 2), "moved_points": back["moved_points"], "shard_points": back_shards},
+               "final_after_back": check, "final_after_promoting_again": check2, "examples": load.examples}
         print(json.dumps(out), flush=True)
         unsure = int(h.uncertain.sum())
+        if back["state"] != "done" or back_shards.get("b0", 0) != 0 or record2["state"] != "done" or check2["lost"] or check2["stale"]:
+            failures.append("moving the tenant back (and again) lost points or left copies")
         if record["state"] != "done" or check["lost"] or check["stale"] or check["deleted_returned"]:
             failures.append("lost or stale points")
         if abs(per_shard.get("b0", 0) - big_alive) > unsure or abs(out["old_group_points"] - out["other_tenants_alive"]) > unsure:
@@ -448,7 +503,8 @@ def main():
     p.add_argument("--replicas", type=int, default=1)
     p.add_argument("--rate", type=float, default=20_000, help="--rebalance-points-per-second of the router")
     p.add_argument("--writes-per-second", type=float, default=1000)
-    p.add_argument("--searches-per-second", type=float, default=200)
+    p.add_argument("--searches-per-second", type=float, default=200, help="timed searches (separate processes)")
+    p.add_argument("--check-rate", type=float, default=20, help="searches a second checked against the history")
     p.add_argument("--baseline-seconds", type=float, default=8)
     args = p.parse_args()
     root = tempfile.mkdtemp(prefix=f"vecshard-rebalance-{args.mode}-")

@@ -6,6 +6,21 @@ import VecShardShardAPI
 
 /// The seam's conversions at the wire, where a router and a shard of different builds meet.
 @Suite struct WireConversionTests {
+    @Test func placementSelectorsAndTheRoutersSeenSurviveTheWire() throws {
+        let routing = PlacementSelector.Routing(groups: [("main", ["m0", "m1"]), ("solo", ["b0"])], shardKey: "tenant",
+                                                valueGroups: ["big": "solo", "x": "main"], defaultGroup: "main")
+        for selector in [PlacementSelector(shards: ["s0", "s1"], owner: "s1"), PlacementSelector(shards: ["s0"], owner: "s0", exclude: true),
+                         PlacementSelector(shards: [], owner: "m0", exclude: true, routing: routing)] {
+            let bytes = ChangesQuery(collection: "c", afterVersion: 5, selector: selector).message.serializedBytes()
+            #expect(ChangesQuery(message: try ChangesRequest(serializedBytes: bytes)).selector == selector)
+        }
+        #expect(PlacementSelector(message: PlacementSelectorMessage()) == nil, "an empty selector picks everything")
+        #expect(PlacementSelector(shards: ["s0"], owner: "s0").needsMetadata == false && PlacementSelector(shards: [], owner: "m0", routing: routing).needsMetadata)
+        var stats = ShardStats(shardID: "s0")
+        stats.routersSeen = ["router-a", "router-b"]
+        #expect(ShardStats(message: try StatsResponse(serializedBytes: stats.message.serializedBytes())).routersSeen == ["router-a", "router-b"])
+    }
+
     @Test func anotherIndexTypesKnobsAreDroppedSoWhatIsStoredIsWhatIsDescribed() throws {
         let hnsw = try IndexSpec(message: IndexSpecMessage(type: "hnsw", nlist: 8, pqM: 4, m: 12))
         #expect(hnsw.nlist == nil && hnsw.pqM == nil && hnsw.m == 12)

@@ -45,7 +45,11 @@ import VecShardPrimitives
                 ("CollectionInfo", randomCollectionInfo(&rng).serializedBytes()),
                 ("DeleteRequest", IDsRequest(collection: randomString(&rng), ids: (0..<Int(rng.next() % 5)).map { _ in randomString(&rng) }).serializedBytes()),
                 ("ScanRequest", ScanRequest(collection: randomString(&rng), batchSize: UInt32(rng.next() % 3000),
-                                            selector: rng.next() % 2 == 0 ? nil : PlacementSelectorMessage(shards: ["s0", "s1"], owner: "s1"),
+                                            selector: rng.next() % 2 == 0 ? nil : PlacementSelectorMessage(
+                                                shards: ["s0", "s1"], owner: "s1", exclude: rng.next() % 2 == 0,
+                                                routing: rng.next() % 2 == 0 ? nil : SelectorRoutingMessage(
+                                                    groups: [.init(name: "main", shards: ["s0", "s1"]), .init(name: randomString(&rng), shards: ["b0"])],
+                                                    shardKey: "tenant", valueGroups: [.init(value: randomString(&rng), group: "main")], defaultGroup: "main")),
                                             idsOnly: rng.next() % 2 == 0).serializedBytes()),
                 ("WriteResponse", WriteResponse(lsn: rng.next(), applied: UInt32(truncatingIfNeeded: rng.next())).serializedBytes()),
                 ("SyncRequest", SyncRequest(peers: (0..<Int(rng.next() % 3)).map { _ in randomString(&rng) }, force: rng.next() % 2 == 0).serializedBytes()),

@@ -140,6 +140,17 @@ def rand_message(pb, name, r):
         if r.random() < 0.5:
             m.selector.shards.extend(rand_string(r) for _ in range(r.randint(0, 4)))
             m.selector.owner = rand_string(r)
+            m.selector.exclude = r.random() < 0.5
+            if r.random() < 0.5:
+                for _ in range(r.randint(1, 3)):
+                    g = m.selector.routing.groups.add()
+                    g.name = rand_string(r)
+                    g.shards.extend(rand_string(r) for _ in range(r.randint(1, 3)))
+                m.selector.routing.shard_key = r.choice(["", "tenant"])
+                for _ in range(r.randint(0, 3)):
+                    v = m.selector.routing.value_groups.add()
+                    v.value, v.group = rand_string(r), rand_string(r)
+                m.selector.routing.default_group = rand_string(r)
         m.ids_only = r.random() < 0.5
     elif name == "StatsResponse":
         m.shard_id = rand_string(r)
@@ -147,6 +158,7 @@ def rand_message(pb, name, r):
             m.collections.add().name = rand_string(r)
         m.memory_bytes = r.randint(0, 2**40)
         m.replica_state = r.choice(["", "serving", "awaiting_sync"])
+        m.routers_seen.extend(rand_string(r) for _ in range(r.randint(0, 3)))
     elif name == "SyncRequest":
         m.peers.extend(rand_string(r) for _ in range(r.randint(0, 3)))
         m.force = r.random() < 0.5
