@@ -182,6 +182,58 @@ import VecShardHTTP
         for p in processes { kill(p.processIdentifier, SIGTERM) }
     }
 
+    /// A replica added to a shard that holds data (a topology change that moves nothing, 200):
+    /// even one that says it is serving (no --await-sync) is kept out of reads until it caught up
+    /// from its peer, and then holds everything: with the old replica killed, every point is read.
+    @Test func aReplicaAddedToAShardWithDataCatchesUpBeforeItServes() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-addrep-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var processes: [Process] = []
+        defer { for p in processes where p.isRunning { p.terminate() } }
+        let (a0, port0, _) = try await ProcessTests.startServer(dataDir: "\(root)/a0", extra: ["--role", "shard", "--shard-id", "a"])
+        processes.append(a0)
+        let file = "\(root)/topology.json"
+        let v1: [String: Any] = ["version": 1, "groups": [["name": "main", "shards": [["name": "a", "replicas": ["127.0.0.1:\(port0)"]]]]]]
+        try JSONSerialization.data(withJSONObject: v1).write(to: URL(fileURLWithPath: file))
+        let (router, routerPort, _) = try await ProcessTests.startServer(dataDir: "\(root)/router", extra: ["--role", "router", "--topology", file])
+        processes.append(router)
+        try await withClient { client in
+            let api = JSONClient(client: client, peer: Peer(host: "127.0.0.1", port: routerPort))
+            _ = try await api.call("PUT", "/v1/collections/c", ["dimension": 2, "metric": "l2", "index": ["type": "flat"]])
+            let points = (0..<300).map { ["id": "p\($0)", "vector": [Double($0), 1]] as [String: Any] }
+            #expect(try await api.call("POST", "/v1/collections/c/points", ["points": points]).status == 200)
+            let (a1, port1, _) = try await ProcessTests.startServer(dataDir: "\(root)/a1", extra: ["--role", "shard", "--shard-id", "a"])
+            processes.append(a1)
+            let v2: [String: Any] = ["version": 2, "groups": [["name": "main", "shards": [["name": "a", "replicas": ["127.0.0.1:\(port0)", "127.0.0.1:\(port1)"]]]]]]
+            let r = try await client.execute(ClientRequest(method: "PUT", path: "/admin/topology", headers: ["if-match": "\"1\""],
+                                                           body: ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: v2))),
+                                             to: Peer(host: "127.0.0.1", port: routerPort), timeout: .seconds(10))
+            #expect(r.status == 200, "\(String(buffer: r.body))")
+            func replicas() async throws -> [[String: Any]] {
+                let shards = try await api.call("GET", "/admin/shards").json["shards"] as? [[String: Any]] ?? []
+                return shards.first?["replicas"] as? [[String: Any]] ?? []
+            }
+            let first = try await replicas().first { $0["address"] as? String == "127.0.0.1:\(port1)" }
+            #expect(first?["state"] as? String != "serving", "the added replica holds nothing yet: \(first ?? [:])")
+            var caughtUp = false
+            for _ in 0..<100 where !caughtUp {
+                let rs = try await replicas()
+                caughtUp = rs.count == 2 && rs.allSatisfy { $0["state"] as? String == "serving" && $0["points"] as? Int == 300 }
+                    && Set(rs.map { $0["checksum"] as? String ?? "" }).count == 1
+                if !caughtUp { try await Task.sleep(nanoseconds: 100_000_000) }
+            }
+            let last = try await replicas()
+            #expect(caughtUp, "\(last)")
+            kill(a0.processIdentifier, SIGKILL)
+            a0.waitUntilExit()
+            var missing = 0
+            for i in 0..<300 where try await api.call("GET", "/v1/collections/c/points/p\(i)").status != 200 { missing += 1 }
+            #expect(missing == 0, "\(missing) points not served by the added replica")
+        }
+        for p in processes { kill(p.processIdentifier, SIGTERM) }
+    }
+
     /// kill -9 of the router in the middle of a copy: the restarted router (same data dir, its
     /// topology file still the old one) resumes the rebalance from rebalance.json; afterwards
     /// every acknowledged write is there once with its last value and no deleted id is back.
