@@ -108,11 +108,11 @@ extension ClusterRouter {
                                  + "a rebalance needs a single router until the topology is kept in etcd: scale the routers to one and retry")
         }
         // A rebalance. Its start version S must be above every version written before dual
-        // writes begin (copies of older points get S - 1): from here this router stamps every
-        // write; once the writes the shards stamped themselves have finished, S is stamped
-        // above what the shards hold (and above every version stamped here before it).
+        // writes begin (copies of older points get S - 1): new writes wait, the writes in flight
+        // finish, and S is stamped above what the shards then hold; dual writes start at once
+        // (a pause of one stats round).
         let oldTable = table
-        await switchLayout(table: oldTable, writeTables: [oldTable], stampWrites: true)
+        await switchLayout(table: oldTable, writeTables: [oldTable], pauseWrites: true)
         var held = maxVersion
         do {
             for s in try await onShardsNamed(current.allShards.map(\.shard.name), { try await $0.stats() }) {
@@ -237,6 +237,8 @@ extension ClusterRouter {
     /// Runs the rebalance to its end, retrying what fails (a shard down) with backoff.
     private func work() async {
         var backoff = Duration.milliseconds(100)
+        // The epoch reads by the new layout began in (a resumed clean-up: the current one).
+        var cleaningEpoch = state.withLock { $0.epoch }
         while !Task.isCancelled {
             do {
                 switch record.phase {
@@ -255,8 +257,11 @@ extension ClusterRouter {
                     // Reads move to the new layout, whose old owners still hold copies until the
                     // clean-up deletes them: identical ones (dual writes), which the merge keeps
                     // once. A write from now on deletes the old copy instead of updating it.
-                    await switchLayout(table: new, writeTables: [new], deleteTables: [try RoutingTable(record.from)])
+                    cleaningEpoch = await switchLayout(table: new, writeTables: [new], deleteTables: [try RoutingTable(record.from)])
                 case .cleaning:
+                    // Reads by the old layout (started before the flip) may still ask the old
+                    // copies: they finish first.
+                    await waitForReads(before: cleaningEpoch)
                     try await clean(keeping: try RoutingTable(record.to), from: try RoutingTable(record.from), collections: record.collections)
                     try update {
                         $0.phase = .done

@@ -16,8 +16,9 @@ public final class ClusterRouter: Sendable {
         /// Layouts whose owners of a written point, unless they own it in a write layout too,
         /// get a delete of it instead (a rebalance's clean-up: the old owners' copies go).
         var deleteTables: [RoutingTable] = []
-        /// This router stamps every write's version (a rebalance is starting or running).
-        var stampWrites = false
+        /// New writes wait (a rebalance is starting: the versions written before it must all be
+        /// below its start version, so it is stamped while no write is in flight).
+        var writesPaused = false
         /// A client for every shard any of these layouts names (and shards being cleaned).
         var shards: [String: any ShardClient]
         /// Clients of shards a finished rebalance removed: no health checks, but a request that
@@ -28,6 +29,9 @@ public final class ClusterRouter: Sendable {
         /// change can wait for the writes routed by the layouts before it.
         var epoch: UInt64 = 0
         var writesInFlight: [UInt64: Int] = [:]
+        /// Reads in flight by the epoch of the layout they read (a clean-up waits for those of
+        /// the layout before it).
+        var readsInFlight: [UInt64: Int] = [:]
     }
 
     let state: Mutex<State>
@@ -87,10 +91,15 @@ public final class ClusterRouter: Sendable {
 
     /// Registers a write and gives it the layouts to route by, atomically with respect to
     /// `switchLayout`.
-    func beginWrite() -> (epoch: UInt64, tables: [RoutingTable], deleteTables: [RoutingTable], stamp: Bool) {
-        state.withLock { s in
-            s.writesInFlight[s.epoch, default: 0] += 1
-            return (s.epoch, s.writeTables, s.deleteTables, s.stampWrites || s.writeTables.count > 1 || !s.deleteTables.isEmpty)
+    func beginWrite() async -> (epoch: UInt64, tables: [RoutingTable], deleteTables: [RoutingTable], stamp: Bool) {
+        while true {
+            let begun = state.withLock { s -> (UInt64, [RoutingTable], [RoutingTable], Bool)? in
+                if s.writesPaused { return nil }
+                s.writesInFlight[s.epoch, default: 0] += 1
+                return (s.epoch, s.writeTables, s.deleteTables, s.writeTables.count > 1 || !s.deleteTables.isEmpty)
+            }
+            if let begun { return begun }
+            try? await Task.sleep(for: .milliseconds(1))
         }
     }
 
@@ -101,15 +110,37 @@ public final class ClusterRouter: Sendable {
         }
     }
 
+    func beginRead() -> (epoch: UInt64, table: RoutingTable) {
+        state.withLock { s in
+            s.readsInFlight[s.epoch, default: 0] += 1
+            return (s.epoch, s.table)
+        }
+    }
+
+    func endRead(_ epoch: UInt64) {
+        state.withLock { s in
+            let left = (s.readsInFlight[epoch] ?? 1) - 1
+            s.readsInFlight[epoch] = left > 0 ? left : nil
+        }
+    }
+
+    /// Waits until the reads that started before `epoch` (by an earlier layout) have finished.
+    func waitForReads(before epoch: UInt64) async {
+        while state.withLock({ s in s.readsInFlight.keys.contains { $0 < epoch } }) {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
     /// Installs new layouts (and shard clients), then waits until every write routed by the
-    /// previous ones has finished.
-    func switchLayout(table: RoutingTable, writeTables: [RoutingTable], deleteTables: [RoutingTable] = [], stampWrites: Bool = false,
-                      shards: [String: any ShardClient]? = nil) async {
+    /// previous ones has finished; returns the new epoch.
+    @discardableResult
+    func switchLayout(table: RoutingTable, writeTables: [RoutingTable], deleteTables: [RoutingTable] = [], pauseWrites: Bool = false,
+                      shards: [String: any ShardClient]? = nil) async -> UInt64 {
         let epoch = state.withLock { s in
             s.table = table
             s.writeTables = writeTables
             s.deleteTables = deleteTables
-            s.stampWrites = stampWrites
+            s.writesPaused = pauseWrites
             if let shards { s.shards = shards }
             s.epoch += 1
             return s.epoch
@@ -117,6 +148,7 @@ public final class ClusterRouter: Sendable {
         while state.withLock({ s in s.writesInFlight.keys.contains { $0 < epoch } }) {
             try? await Task.sleep(for: .milliseconds(2))
         }
+        return epoch
     }
 
     /// A version above every one this router stamped or saw (and above `above`).
@@ -213,7 +245,7 @@ public final class ClusterRouter: Sendable {
         do {
             try schema.validate(points: unique)
         } catch { throw shardError(error) }
-        let (epoch, tables, deleteTables, dual) = beginWrite()
+        let (epoch, tables, deleteTables, dual) = await beginWrite()
         defer { endWrite(epoch) }
         // Each point goes to its owner in every layout writes use (two while a rebalance copies);
         // its copies in the other groups of those layouts are deleted.
@@ -284,7 +316,7 @@ public final class ClusterRouter: Sendable {
         for id in ids {
             do { try CollectionSchema.validate(pointID: id) } catch { throw shardError(error) }
         }
-        let (epoch, tables, deleteTables, stamped) = beginWrite()
+        let (epoch, tables, deleteTables, stamped) = await beginWrite()
         defer { endWrite(epoch) }
         var perShard: [String: [String]] = [:]
         for id in Set(ids) {
@@ -332,7 +364,8 @@ public final class ClusterRouter: Sendable {
     public func get(collection: String, id: String, includeVector: Bool = true) async throws -> Point? {
         _ = try await schema(of: collection)
         do { try CollectionSchema.validate(pointID: id) } catch { throw shardError(error) }
-        let table = self.table
+        let (epoch, table) = beginRead()
+        defer { endRead(epoch) }
         let owners = table.groupsToSearch(collection: collection, pinnedValues: nil).map { table.owner(of: id, inGroup: $0) }
         let found = try await onShards(owners) { shard in
             try await shard.get(collection: collection, ids: [id], includeVector: includeVector)
@@ -356,7 +389,8 @@ public final class ClusterRouter: Sendable {
     public func search(collection: String, queries: [ShardQuery], oversample: Double? = nil,
                        allowPartial: Bool = false) async throws -> SearchOutcome {
         let schema = try await schema(of: collection)
-        let table = self.table
+        let (epoch, table) = beginRead()
+        defer { endRead(epoch) }
         let routing = table.topology.collections[collection]
         var shardQueries: [String: [(index: Int, query: ShardQuery)]] = [:]
         var ks: [Int] = []
