@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from replica_chaos import call, free_port  # noqa: E402
+from replica_chaos import Cluster as ReplicaCluster, call, free_port  # noqa: E402
 
 
 class Cluster:
@@ -70,13 +70,8 @@ class Cluster:
             stdout=open(f"{self.root}/router.log", "a"), stderr=subprocess.STDOUT)
         self.wait_ready(self.router_port)
 
-    def wait_ready(self, port, seconds=60):
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            if call(port, "GET", "/readyz", timeout=2)[0] == 200:
-                return
-            time.sleep(0.05)
-        sys.exit(f"FAILED: port {port} not ready")
+    wait_ready = ReplicaCluster.wait_ready
+    stop = ReplicaCluster.stop
 
     def change(self, topology, if_match):
         import urllib.request
@@ -97,16 +92,6 @@ class Cluster:
                 return body, time.time() - start
             time.sleep(0.05)
         sys.exit("FAILED: the rebalance did not finish")
-
-    def stop(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 class History:
