@@ -26,7 +26,8 @@ extension ClusterRouter {
                                 makeClient: (ShardDescriptor) throws -> any ShardClient) async throws -> TopologyChange {
         // One change at a time (a second one while a change is applied or a rebalance runs: 409).
         let busy = rebalance.withLock { r -> RebalanceRecord?? in
-            if let running = r.record, running.isRunning { return .some(running) }
+            // A failed one holds copies on the new owners until it is aborted.
+            if let running = r.record, running.isRunning || running.phase == .failed { return .some(running) }
             if r.changing { return .some(nil) }
             r.changing = true
             return .none
@@ -37,7 +38,8 @@ extension ClusterRouter {
             }
             throw ShardCallError(.aborted, .rebalanceRunning,
                                  "rebalance \(running.id) (topology \(running.from.version) → \(running.to.version)) is \(running.phase.rawValue); "
-                                 + "wait for it (GET /admin/rebalance) or abort it (POST /admin/rebalance/abort) first")
+                                 + (running.phase == .failed ? "abort it (POST /admin/rebalance/abort) first"
+                                                             : "wait for it (GET /admin/rebalance) or abort it (POST /admin/rebalance/abort) first"))
         }
         defer { rebalance.withLock { $0.changing = false } }
         let current = table.topology
@@ -51,18 +53,12 @@ extension ClusterRouter {
             throw ShardCallError(.invalidArgument, .invalidTopology, "\(error)")
         }
         let newTable = try RoutingTable(proposed)
-        let stats = try await onShardsNamed(current.allShards.map(\.shard.name)) { try await $0.stats() }
-        var pointsByShard: [String: [String: UInt64]] = [:]
+        // The schemas of the collections (to create them on added shards); what moves is
+        // decided later, with writes paused.
         var schemas: [String: CollectionSchema] = [:]
-        var maxVersion: UInt64 = 0
-        for s in stats {
-            for c in s.collections {
-                pointsByShard[s.shardID, default: [:]][c.name] = c.count
-                schemas[c.name] = c.schema
-                maxVersion = max(maxVersion, c.version)
-            }
+        for s in try await onShards(current.allShards.map(\.shard.name), { try await $0.stats() }) {
+            for c in s.collections { schemas[c.name] = c.schema }
         }
-        let moving = Self.movingCollections(from: current, to: proposed, pointsByShard: pointsByShard)
 
         // Clients: kept for shards whose replicas and group are unchanged; a shard whose replica
         // list changed gets a new client that inherits what the old one knew (added replicas
@@ -94,33 +90,43 @@ extension ClusterRouter {
                 }
             }
         }
-        if moving.isEmpty {
-            try rebalanceStore?.save(topology: proposed)
-            await switchLayout(table: newTable, writeTables: [newTable], shards: shards)
-            return TopologyChange(topology: proposed, rebalance: nil)
-        }
-
-        // A rebalance needs every write to go through this router (until the topology is in etcd).
-        let others = Set(stats.flatMap(\.routersSeen)).subtracting([routerID ?? ""]).sorted()
-        if !others.isEmpty {
-            throw ShardCallError(.aborted, .severalRouters,
-                                 "this change moves points, and shards were checked by other routers in the last 10 s (\(others.joined(separator: ", "))); "
-                                 + "a rebalance needs a single router until the topology is kept in etcd: scale the routers to one and retry")
-        }
-        // A rebalance. Its start version S must be above every version written before dual
-        // writes begin (copies of older points get S - 1): new writes wait, the writes in flight
-        // finish, and S is stamped above what the shards then hold; dual writes start at once
-        // (a pause of one stats round).
+        // With writes paused and those in flight finished, what the shards hold is what moves:
+        // no write can land between deciding and routing by the new layout. A rebalance's start
+        // version S is stamped above every version held then (copies of older points get S - 1).
         let oldTable = table
         await switchLayout(table: oldTable, writeTables: [oldTable], pauseWrites: true)
-        var held = maxVersion
+        var pointsByShard: [String: [String: UInt64]] = [:]
+        var held: UInt64 = 0
+        var routersSeen = Set<String>()
         do {
-            for s in try await onShardsNamed(current.allShards.map(\.shard.name), { try await $0.stats() }) {
-                for c in s.collections { held = max(held, c.version) }
+            for s in try await onShards(current.allShards.map(\.shard.name), { try await $0.stats() }) {
+                routersSeen.formUnion(s.routersSeen)
+                for c in s.collections {
+                    pointsByShard[s.shardID, default: [:]][c.name] = c.count
+                    held = max(held, c.version)
+                }
             }
         } catch {
             await switchLayout(table: oldTable, writeTables: [oldTable])
             throw error
+        }
+        let moving = Self.movingCollections(from: current, to: proposed, pointsByShard: pointsByShard)
+        if moving.isEmpty {
+            do { try rebalanceStore?.save(topology: proposed) } catch {
+                await switchLayout(table: oldTable, writeTables: [oldTable])
+                throw error
+            }
+            await switchLayout(table: newTable, writeTables: [newTable], shards: shards)
+            inheritMissedWrites(from: oldShards, into: shards)
+            return TopologyChange(topology: proposed, rebalance: nil)
+        }
+        // A rebalance needs every write to go through this router (until the topology is in etcd).
+        let others = routersSeen.subtracting([routerID ?? ""]).sorted()
+        if !others.isEmpty {
+            await switchLayout(table: oldTable, writeTables: [oldTable])
+            throw ShardCallError(.aborted, .severalRouters,
+                                 "this change moves points, and shards were checked by other routers in the last 10 s (\(others.joined(separator: ", "))); "
+                                 + "a rebalance needs a single router until the topology is kept in etcd: scale the routers to one and retry")
         }
         let start = stampVersion(above: held)
         var tasks: [RebalanceRecord.Task] = []
@@ -142,6 +148,7 @@ extension ClusterRouter {
         var union = oldShards
         for (name, client) in shards { union[name] = client }
         await startRebalance(record, shards: union)
+        inheritMissedWrites(from: oldShards, into: shards)
         return TopologyChange(topology: proposed, rebalance: record)
     }
 
@@ -171,21 +178,32 @@ extension ClusterRouter {
         }
     }
 
-    /// Asks the running rebalance to go back to the old layout. Only before the flip: once the
-    /// new layout is the topology, it finishes cleaning.
+    /// Asks the running (or failed) rebalance to go back to the old layout. Only before the
+    /// flip: once the new layout is the topology, it finishes cleaning.
     public func abortRebalance() throws -> RebalanceRecord {
-        try rebalance.withLock { r in
-            guard let record = r.record, record.isRunning else {
+        let (record, restart) = try rebalance.withLock { r -> (RebalanceRecord, Bool) in
+            guard var record = r.record, record.isRunning || record.phase == .failed else {
                 throw ShardCallError(.aborted, .noRebalanceRunning, "no rebalance is running")
             }
-            guard record.phase == .copying else {
+            guard record.phase == .copying || record.phase == .failed, !r.flipping else {
                 throw ShardCallError(.aborted, .noRebalanceRunning,
-                                     "rebalance \(record.id) is \(record.phase.rawValue): "
+                                     "rebalance \(record.id) is \(r.flipping ? "flipping" : record.phase.rawValue): "
                                      + (record.phase == .aborting ? "it is being aborted already" : "the new layout is the topology already; it finishes cleaning"))
             }
             r.abortRequested = true
-            return record
+            let restart = record.phase == .failed
+            record.phase = .aborting
+            record.error = nil
+            record.finishedAt = nil
+            r.record = record
+            return (record, restart)
         }
+        // Saved at once: a router restarted before the worker saw it goes on aborting.
+        try rebalanceStore?.save(record)
+        if restart {
+            rebalance.withLock { r in r.worker = Task.detached { await RequestDeadline.$current.withValue(nil) { await self.work() } } }
+        }
+        return record
     }
 
     /// Waits for the running rebalance's worker (tests, shutdown).
@@ -244,41 +262,52 @@ extension ClusterRouter {
                 switch record.phase {
                 case .copying:
                     try await copyAll()
-                    if rebalance.withLock({ $0.abortRequested }) {
-                        try update { $0.phase = .aborting }
-                        let old = try RoutingTable(record.from)
-                        await switchLayout(table: old, writeTables: [old])
-                        continue
+                    // The flip, unless an abort came first (decided under the lock abort takes).
+                    let flip = rebalance.withLock { r -> Bool in
+                        if r.abortRequested { return false }
+                        r.flipping = true
+                        return true
                     }
-                    // Flip: persist the new layout first, so a restart routes by it.
+                    guard flip else { continue } // abortRebalance set the phase to aborting
+                    // Persist the new layout first, so a restart routes by it.
                     let new = try RoutingTable(record.to)
                     try rebalanceStore?.save(topology: record.to)
                     try update { $0.phase = .cleaning }
+                    rebalance.withLock { $0.flipping = false }
                     // Reads move to the new layout, whose old owners still hold copies until the
                     // clean-up deletes them: identical ones (dual writes), which the merge keeps
                     // once. A write from now on deletes the old copy instead of updating it.
                     cleaningEpoch = await switchLayout(table: new, writeTables: [new], deleteTables: [try RoutingTable(record.from)])
                 case .cleaning:
+                    // Dual writes that reached an old owner but not the new one (the client was
+                    // told it failed): copied now that every dual write has finished.
+                    try await copyAll(since: record.startVersion)
                     // Reads by the old layout (started before the flip) may still ask the old
                     // copies: they finish first.
                     await waitForReads(before: cleaningEpoch)
                     try await clean(keeping: try RoutingTable(record.to), from: try RoutingTable(record.from), collections: record.collections)
+                    let new = try RoutingTable(record.to)
+                    await switchLayout(table: new, writeTables: [new])
+                    dropClients(except: record.to)
                     try update {
                         $0.phase = .done
                         $0.finishedAt = Date()
                         $0.error = nil
                     }
-                    await switchLayout(table: try RoutingTable(record.to), writeTables: [try RoutingTable(record.to)])
-                    dropClients(except: record.to)
                     return
                 case .aborting:
-                    try await clean(keeping: try RoutingTable(record.from), from: try RoutingTable(record.to), collections: record.collections)
+                    // Back to the old layout (it has every write), then the copies go.
+                    try rebalanceStore?.save(topology: record.from)
+                    let old = try RoutingTable(record.from)
+                    let epoch = await switchLayout(table: old, writeTables: [old])
+                    await waitForReads(before: epoch)
+                    try await clean(keeping: old, from: try RoutingTable(record.to), collections: record.collections)
+                    dropClients(except: record.from)
                     try update {
                         $0.phase = .aborted
                         $0.finishedAt = Date()
                         $0.error = nil
                     }
-                    dropClients(except: record.from)
                     return
                 case .done, .aborted, .failed:
                     return
@@ -286,8 +315,9 @@ extension ClusterRouter {
                 backoff = .milliseconds(100)
             } catch is CancellationError {
                 return
-            } catch let error as ShardCallError where error.kind == .invalidArgument {
-                // Retrying cannot fix a refused page: stop; the old layout still has every write.
+            } catch let error as ShardCallError where error.kind == .invalidArgument && record.phase == .copying {
+                // Retrying cannot fix a refused page: stop copying; the old layout still routes
+                // and has every write (abort it).
                 try? update {
                     $0.phase = .failed
                     $0.error = error.message
@@ -306,23 +336,25 @@ extension ClusterRouter {
     /// Copies, per unfinished task, the source's points whose owner under the new layout is
     /// another shard to that owner, with their versions (older than the rebalance: one below
     /// its start, so they win over tombstones an earlier rebalance left on the target and lose
-    /// to every dual write).
-    private func copyAll() async throws {
+    /// to every dual write). `since`: the pass after the flip, over every task, of the points
+    /// written from that version on (dual writes that failed on their new owner), with their
+    /// own versions; deletes are not repeated (a delete the client was told failed may not hold).
+    private func copyAll(since: UInt64? = nil) async throws {
         let record = self.record
         let new = try RoutingTable(record.to), old = try RoutingTable(record.from)
         let below = record.startVersion - 1
         let rate = rebalancePointsPerSecond
         let began = ContinuousClock.now
         var copiedHere: UInt64 = 0
-        for (index, task) in record.tasks.enumerated() where !task.done {
+        for (index, task) in record.tasks.enumerated() where !task.done || since != nil {
             let selector = Self.selector(collection: task.collection, source: task.source, old: old, new: new)
             let source = client(task.source)
-            var after: (version: UInt64, id: String) = (0, "")
+            var after: (version: UInt64, id: String) = (since ?? 0, "")
             var copied: UInt64 = 0
             var lowest: UInt64?
             while true {
                 try Task.checkCancellation()
-                if rebalance.withLock({ $0.abortRequested }) { return }
+                if since == nil, rebalance.withLock({ $0.abortRequested }) { return }
                 let page: ChangesPageResult
                 do {
                     page = try await source.changes(ChangesQuery(collection: task.collection, afterVersion: after.version, afterID: after.id,
@@ -338,7 +370,7 @@ extension ClusterRouter {
                     perTarget[target, default: VersionedChanges()].points.append(point)
                     perTarget[target, default: VersionedChanges()].versions.append(version < record.startVersion ? below : version)
                 }
-                if selector?.routing == nil, let group = old.groupIndex(ofShard: task.source) {
+                if since == nil, selector?.routing == nil, let group = old.groupIndex(ofShard: task.source) {
                     // Deletes (an id selector lists them): to the id's owner in the new layout's group.
                     let name = old.groups[group].name
                     if let g = new.groups.firstIndex(where: { $0.name == name }) {
@@ -359,10 +391,12 @@ extension ClusterRouter {
                 let position = page.nextVersion
                 let low = lowest ?? min(page.changes.versions.first ?? position, page.changes.deletedVersions.first ?? position)
                 lowest = low
-                let fraction = position <= low ? 0 : Double(position - low) / Double(max(1, record.startVersion - low))
+                let fraction = position <= low || record.startVersion <= low ? 1 : Double(position - low) / Double(record.startVersion - low)
                 let total = copied
-                try update({ $0.tasks[index].copied = total }, persist: false)
-                rebalance.withLock { $0.progress[index] = min(1, fraction) }
+                if since == nil {
+                    try update({ $0.tasks[index].copied = total }, persist: false)
+                    rebalance.withLock { $0.progress[index] = min(1, fraction) }
+                }
                 if rate > 0 {
                     // At most `rate` points a second, over the whole copy.
                     let due = began + .seconds(Double(copiedHere) / rate)
@@ -372,10 +406,12 @@ extension ClusterRouter {
                 after = (page.nextVersion, page.nextID)
             }
             let total = copied
-            try update {
-                $0.tasks[index].done = true
-                $0.tasks[index].copied = total
-                $0.error = nil
+            if since == nil {
+                try update {
+                    $0.tasks[index].done = true
+                    $0.tasks[index].copied = total
+                    $0.error = nil
+                }
             }
         }
     }
@@ -395,7 +431,10 @@ extension ClusterRouter {
                 let involved = Set(other.groupsToSearch(collection: collection, pinnedValues: nil).flatMap { other.groups[$0].shards.map(\.name) }
                     + keeping.groupsToSearch(collection: collection, pinnedValues: nil).flatMap { keeping.groups[$0].shards.map(\.name) })
                 guard involved.contains(shard.name) else { continue }
-                let selector = Self.selector(collection: collection, source: shard.name, old: other, new: keeping)
+                // By the whole kept layout (never by a group name another layout gave the shard),
+                // and each id checked here again: a selector a shard misread must not delete
+                // what it owns.
+                let selector = Self.layoutSelector(collection: collection, owner: shard.name, layout: keeping)
                 let target = client(shard.name)
                 var after: (version: UInt64, id: String) = (0, "")
                 while true {
@@ -404,7 +443,11 @@ extension ClusterRouter {
                         page = try await target.changes(ChangesQuery(collection: collection, afterVersion: after.version, afterID: after.id,
                                                                      limit: 2000, ignoringFloor: true, selector: selector))
                     } catch let error as ShardCallError where error.kind == .notFound { break }
-                    let ids = page.changes.points.map(\.id)
+                    let routing = keeping.topology.collections[collection]
+                    let ids = page.changes.points.filter { point in
+                        let value = routing?.shardKey.flatMap { point.metadata[$0] }?.shardKeyText
+                        return keeping.target(collection: collection, id: point.id, shardKeyValue: value).shard != shard.name
+                    }.map(\.id)
                     if !ids.isEmpty {
                         _ = try await target.delete(collection: collection, ids: ids, version: nil)
                         try update({ $0.removedPoints += UInt64(ids.count) }, persist: false)
@@ -418,14 +461,23 @@ extension ClusterRouter {
                     after = (page.nextVersion, page.nextID)
                 }
             }
-            for (_, shard) in other.topology.allShards where !kept.contains(shard.name) {
-                do { _ = try await client(shard.name).dropCollection(collection) } catch let error as ShardCallError where error.kind == .notFound {}
-            }
         }
-        // Shards that leave drop the other collections too (created on them when they joined).
+        // Shards that leave drop their collections: best effort (no layout routes to them any
+        // more, one that is gone for good must not hold the rebalance up, and one that comes
+        // back with points is refused as `shard_not_empty`).
         for (_, shard) in other.topology.allShards where !kept.contains(shard.name) {
-            let names = try await client(shard.name).stats().collections.map(\.name)
+            let names = (try? await client(shard.name).stats().collections.map(\.name)) ?? collections
             for name in names { _ = try? await client(shard.name).dropCollection(name) }
+        }
+    }
+
+    /// After a change that gave shards new clients (replicas added or removed) and the writes
+    /// routed before it finished: replicas that missed one of those, as the old client saw,
+    /// are marked in the new client too.
+    func inheritMissedWrites(from old: [String: any ShardClient], into new: [String: any ShardClient]) {
+        for (name, client) in new {
+            guard let replaced = old[name] as? ReplicatedShard, let fresh = client as? ReplicatedShard, replaced !== fresh else { continue }
+            fresh.inheritMissedWrites(from: replaced)
         }
     }
 
@@ -438,20 +490,32 @@ extension ClusterRouter {
         }
     }
 
+    /// The points of `collection` whose owner under `layout` is not `owner` (a clean-up).
+    static func layoutSelector(collection: String, owner: String, layout: RoutingTable) -> PlacementSelector {
+        let routing = resolvedRouting(layout, collection)
+        return PlacementSelector(shards: [], owner: owner, exclude: true, routing: .init(
+            groups: layout.groups.map { ($0.name, $0.shards.map(\.name)) }, shardKey: routing.shardKey,
+            valueGroups: routing.groups, defaultGroup: routing.defaultGroup))
+    }
+
+    /// A collection's routing, with the first group as the default of a collection the
+    /// topology does not list.
+    static func resolvedRouting(_ table: RoutingTable, _ collection: String) -> CollectionRouting {
+        table.topology.collections[collection] ?? CollectionRouting(shardKey: nil, defaultGroup: table.groups[0].name)
+    }
+
     /// The points of `collection` on `source` whose owner under `new` is another shard: by id
     /// when the collection's group routing is the same in both layouts, else by the whole new
     /// layout (which reads the shard key). nil: every point (a source no group of `new` has).
     static func selector(collection: String, source: String, old: RoutingTable, new: RoutingTable) -> PlacementSelector? {
-        let oldRouting = old.topology.collections[collection], newRouting = new.topology.collections[collection]
-        if oldRouting == newRouting, let group = old.groupIndex(ofShard: source) {
+        // A copy may pick too much (the target is computed for every point, and the source
+        // skipped), never too little.
+        if resolvedRouting(old, collection) == resolvedRouting(new, collection), let group = old.groupIndex(ofShard: source) {
             let name = old.groups[group].name
             guard let g = new.groups.first(where: { $0.name == name }) else { return nil }
             return PlacementSelector(shards: g.shards.map(\.name), owner: source, exclude: true)
         }
-        let routing = newRouting ?? CollectionRouting(shardKey: nil, defaultGroup: new.groups[0].name)
-        return PlacementSelector(shards: [], owner: source, exclude: true, routing: .init(
-            groups: new.groups.map { ($0.name, $0.shards.map(\.name)) }, shardKey: routing.shardKey,
-            valueGroups: routing.groups, defaultGroup: routing.defaultGroup))
+        return layoutSelector(collection: collection, owner: source, layout: new)
     }
 
     /// The collections with points whose owner a change from `old` to `new` moves: a group they
@@ -459,9 +523,9 @@ extension ClusterRouter {
     static func movingCollections(from old: Topology, to new: Topology, pointsByShard: [String: [String: UInt64]]) -> Set<String> {
         var moving = Set<String>()
         let collections = Set(pointsByShard.values.flatMap { $0.filter { $0.value > 0 }.keys })
-        guard let oldTable = try? RoutingTable(old) else { return moving }
+        guard let oldTable = try? RoutingTable(old), let newTable = try? RoutingTable(new) else { return moving }
         for collection in collections {
-            if old.collections[collection] != new.collections[collection] {
+            if resolvedRouting(oldTable, collection) != resolvedRouting(newTable, collection) {
                 moving.insert(collection)
                 continue
             }
@@ -472,12 +536,6 @@ extension ClusterRouter {
             }
         }
         return moving
-    }
-
-    func onShardsNamed<T: Sendable>(_ names: [String], _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> [T] {
-        let (values, errors) = await fanOut(names.sorted().map(client), body)
-        if let error = errors.compactMap({ $0 }).first { throw error }
-        return values.map { $0! }
     }
 }
 

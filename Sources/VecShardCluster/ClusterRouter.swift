@@ -99,6 +99,13 @@ public final class ClusterRouter: Sendable {
                 return (s.epoch, s.writeTables, s.deleteTables, s.writeTables.count > 1 || !s.deleteTables.isEmpty)
             }
             if let begun { return begun }
+            if Task.isCancelled {
+                // Registered anyway: the write's own checks refuse it (cancelled, nothing written).
+                return state.withLock { s in
+                    s.writesInFlight[s.epoch, default: 0] += 1
+                    return (s.epoch, s.writeTables, s.deleteTables, s.writeTables.count > 1 || !s.deleteTables.isEmpty)
+                }
+            }
             try? await Task.sleep(for: .milliseconds(1))
         }
     }
@@ -141,7 +148,12 @@ public final class ClusterRouter: Sendable {
             s.writeTables = writeTables
             s.deleteTables = deleteTables
             s.writesPaused = pauseWrites
-            if let shards { s.shards = shards }
+            if let shards {
+                // Clients no layout names any more stay reachable for requests routed before.
+                for (name, client) in s.shards where shards[name] == nil { s.retired[name] = client }
+                for name in shards.keys { s.retired.removeValue(forKey: name) }
+                s.shards = shards
+            }
             s.epoch += 1
             return s.epoch
         }
@@ -319,10 +331,10 @@ public final class ClusterRouter: Sendable {
         let (epoch, tables, deleteTables, stamped) = await beginWrite()
         defer { endWrite(epoch) }
         var perShard: [String: [String]] = [:]
+        let inUse = Set(tables.flatMap { $0.topology.allShards.map(\.shard.name) })
         for id in Set(ids) {
             var owners = Set<String>()
             for table in tables + deleteTables {
-                let inUse = Set(tables.flatMap { $0.topology.allShards.map(\.shard.name) })
                 for group in table.groupsToSearch(collection: collection, pinnedValues: nil) {
                     let owner = table.owner(of: id, inGroup: group)
                     if inUse.contains(owner) { owners.insert(owner) }
@@ -508,7 +520,7 @@ public final class ClusterRouter: Sendable {
 
     /// Runs `body` on the named shards concurrently; the first failure (by shard name) is thrown
     /// after every call has finished.
-    private func onShards<T: Sendable>(_ names: [String], _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> [T] {
+    func onShards<T: Sendable>(_ names: [String], _ body: @escaping @Sendable (any ShardClient) async throws -> T) async throws -> [T] {
         let (values, errors) = await fanOut(names.sorted().map(client), body)
         if let error = errors.compactMap({ $0 }).first { throw error }
         return values.map { $0! }

@@ -150,6 +150,8 @@ struct RebalanceRuntime {
     var abortRequested = false
     /// A topology change is being applied (checked and started under this lock).
     var changing = false
+    /// The worker decided to flip (an abort from now on is refused).
+    var flipping = false
     /// Copy progress (points whose version range was passed) for the ETA: per task, 0 ... 1.
     var progress: [Int: Double] = [:]
 }

@@ -109,6 +109,18 @@ public struct ReplicaHealth: Sendable {
         }
     }
 
+    /// Missed writes `previous` (the same replicas under the previous client) knew of and this
+    /// state does not: they leave the in-sync set here too.
+    public mutating func inheritMissed(_ previous: [Replica?]) {
+        precondition(previous.count == replicas.count)
+        for i in replicas.indices {
+            guard let old = previous[i], old.needsSync else { continue }
+            replicas[i].needsSync = true
+            replicas[i].missedAfter = min(replicas[i].missedAfter ?? .max, old.missedAfter ?? .max)
+            if replicas[i].missedAfter == .max { replicas[i].missedAfter = nil }
+        }
+    }
+
     // MARK: events
 
     /// A call to `replica` succeeded: it is alive.

@@ -151,6 +151,14 @@ public final class ReplicatedShard: ReplicaSet {
         }
     }
 
+    /// After the writes sent through `old` finished: replicas both lists name that missed one
+    /// of them (as `old` saw) are out of sync here too.
+    public func inheritMissedWrites(from old: ReplicatedShard) {
+        let states = old.health.withLock { $0.replicas }
+        let previous = replicas.map { r in old.replicas.firstIndex { $0.address == r.address }.map { states[$0] } }
+        health.withLock { $0.inheritMissed(previous) }
+    }
+
     /// Replica addresses currently suspected (for /admin/shards).
     public var suspectedReplicas: [String] {
         let now = ContinuousClock.now
@@ -443,13 +451,15 @@ public final class ReplicatedShard: ReplicaSet {
                 }
             }
             let skipped = replicas.indices.filter { !targets.contains($0) }
+            // A version the caller gave and a replica refused as stale: the caller stamps above
+            // and sends again to every replica; the refusing one did not miss anything.
+            if given != nil, let stale = failed.first(where: { $0.error.code == "stale_version" }) { throw stale.error }
             if markMissed {
                 // Replicas that did not apply what another applied (down, timed out, skipped while
                 // suspected, or refused what their peers accepted) leave the in-sync set before
                 // the write is acknowledged, and catch up from a peer once they answer.
                 health.withLock { $0.writeFinished(version: version ?? copiedFrom, applied: applied, failed: failedKinds, skipped: skipped) }
             }
-            if given != nil, let stale = failed.first(where: { $0.error.code == "stale_version" }) { throw stale.error }
             let anyApplied = applied.contains(true)
             // The caller's fault only if no replica accepted the write (a bad request fails on all).
             if !anyApplied, let callerFault = failed.first(where: { !Self.isReplicaFault($0.error) && $0.error.code != "stale_version" }) {

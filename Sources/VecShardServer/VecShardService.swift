@@ -194,7 +194,8 @@ public final class VecShardService: Service, Sendable {
                 var topology = fileTopology
                 if let accepted = saved.topology, accepted.version > fileTopology.version { topology = accepted }
                 var everyShard = topology
-                if let record = saved.rebalance, record.isRunning {
+                if let record = saved.rebalance, record.isRunning || record.phase == .failed {
+                    // A failed one is kept as it stopped (the old layout routes) until it is aborted.
                     topology = record.phase == .cleaning ? record.to : record.from
                     // Clients for the shards of both layouts (the copy and the clean-up use them).
                     everyShard = record.from
@@ -214,7 +215,7 @@ public final class VecShardService: Service, Sendable {
                 let grpc = rpc
                 let policy = configuration.replication
                 var shards = try Self.remoteShards(everyShard, client: grpc, policy: policy)
-                if saved.rebalance?.isRunning == true {
+                if saved.rebalance.map({ $0.isRunning || $0.phase == .failed }) == true {
                     // A shard whose replicas the change altered: the client of the layout routing now.
                     for (_, shard) in topology.allShards { shards[shard.name] = try Self.remoteShard(shard, client: grpc, policy: policy) }
                 }
