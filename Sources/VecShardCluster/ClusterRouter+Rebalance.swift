@@ -444,10 +444,24 @@ extension ClusterRouter {
                                                                      limit: 2000, ignoringFloor: true, selector: selector))
                     } catch let error as ShardCallError where error.kind == .notFound { break }
                     let routing = keeping.topology.collections[collection]
-                    let ids = page.changes.points.filter { point in
+                    var byOwner: [String: [(point: Point, version: UInt64)]] = [:]
+                    for (point, version) in zip(page.changes.points, page.changes.versions) {
                         let value = routing?.shardKey.flatMap { point.metadata[$0] }?.shardKeyText
-                        return keeping.target(collection: collection, id: point.id, shardKeyValue: value).shard != shard.name
-                    }.map(\.id)
+                        let owner = keeping.target(collection: collection, id: point.id, shardKeyValue: value).shard
+                        if owner != shard.name { byOwner[owner, default: []].append((point, version)) }
+                    }
+                    // Never delete the last copy: a point its owner lacks (a copy a shard of an
+                    // older build misread, a lost page) is copied there first.
+                    for (owner, items) in byOwner.sorted(by: { $0.key < $1.key }) {
+                        let present = Set(try await client(owner).get(collection: collection, ids: items.map(\.point.id), includeVector: false).map(\.id))
+                        let missing = items.filter { !present.contains($0.point.id) }
+                        if !missing.isEmpty {
+                            let floor = record.startVersion - 1
+                            _ = try await client(owner).apply(collection: collection, changes: VersionedChanges(
+                                points: missing.map(\.point), versions: missing.map { max($0.version, floor) }))
+                        }
+                    }
+                    let ids = byOwner.values.flatMap { $0.map(\.point.id) }
                     if !ids.isEmpty {
                         _ = try await target.delete(collection: collection, ids: ids, version: nil)
                         try update({ $0.removedPoints += UInt64(ids.count) }, persist: false)
