@@ -252,6 +252,15 @@ extension ClusterRouter {
 
     private var record: RebalanceRecord { rebalance.withLock { $0.record! } }
 
+    /// The last step of a rebalance, saved.
+    private func finish(_ phase: RebalanceRecord.Phase) throws {
+        try update {
+            $0.phase = phase
+            $0.finishedAt = Date()
+            $0.error = nil
+        }
+    }
+
     /// Runs the rebalance to its end, retrying what fails (a shard down) with backoff.
     private func work() async {
         var backoff = Duration.milliseconds(100)
@@ -289,11 +298,7 @@ extension ClusterRouter {
                     let new = try RoutingTable(record.to)
                     await switchLayout(table: new, writeTables: [new])
                     dropClients(except: record.to)
-                    try update {
-                        $0.phase = .done
-                        $0.finishedAt = Date()
-                        $0.error = nil
-                    }
+                    try finish(.done)
                     return
                 case .aborting:
                     // Back to the old layout (it has every write), then the copies go.
@@ -303,11 +308,7 @@ extension ClusterRouter {
                     await waitForReads(before: epoch)
                     try await clean(keeping: old, from: try RoutingTable(record.to), collections: record.collections)
                     dropClients(except: record.from)
-                    try update {
-                        $0.phase = .aborted
-                        $0.finishedAt = Date()
-                        $0.error = nil
-                    }
+                    try finish(.aborted)
                     return
                 case .done, .aborted, .failed:
                     return
