@@ -104,6 +104,10 @@ let package = Package(
             dependencies: ["VecShardHTTP", "VecShardProto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                            .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
         ),
+        .target(
+            name: "VecShardEtcd",
+            dependencies: ["VecShardRPC", "VecShardProto", "VecShardHTTP", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .target(name: "CVecKernels"),
         .target(
             name: "VecShardEngine",
@@ -165,6 +169,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "VecShardRoutingTests", dependencies: ["VecShardRouting"]),
+        .testTarget(name: "VecShardEtcdTests", dependencies: ["VecShardEtcd", "VecShardRPC", "VecShardHTTP", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "VecShardClusterTests", dependencies: ["VecShardCluster", "VecShardShard", "VecShardShardAPI", "VecShardSchema", "VecShardStorage",
                                                                "VecShardProto", "VecShardRouting", "VecShardTesting", "VecShardPrimitives"]),
         .testTarget(name: "VecShardShardTests", dependencies: ["VecShardShard", "VecShardShardAPI", "VecShardSchema", "VecShardStorage", "VecShardEngine",

@@ -4,7 +4,8 @@
 #   scripts/bootstrap.sh --bench  also the benchmark tools (h2load, nghttpd)
 set -euo pipefail
 
-packages=(libnghttp2-dev libssl-dev zlib1g-dev pkg-config curl openssl ca-certificates python3 python3-pip)
+# etcd-server: tests of the topology store start a real etcd on 127.0.0.1 (issue #18).
+packages=(libnghttp2-dev libssl-dev zlib1g-dev pkg-config curl openssl ca-certificates python3 python3-pip etcd-server)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(nghttp2-client nghttp2-server)
 fi
