@@ -106,7 +106,7 @@ let package = Package(
         ),
         .target(
             name: "VecShardEtcd",
-            dependencies: ["VecShardRPC", "VecShardProto", "VecShardHTTP", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["VecShardRPC", "VecShardProto", "VecShardHTTP", "VecShardRouting", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .target(name: "CVecKernels"),
         .target(
@@ -148,6 +148,7 @@ let package = Package(
             name: "vecshard",
             dependencies: [
                 "VecShardServer",
+                "VecShardEtcd",
                 "VecShardBench",
                 "VecShardTesting",
                 "VecShardSchema",
@@ -169,7 +170,8 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "VecShardRoutingTests", dependencies: ["VecShardRouting"]),
-        .testTarget(name: "VecShardEtcdTests", dependencies: ["VecShardEtcd", "VecShardRPC", "VecShardHTTP", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "VecShardEtcdTests", dependencies: ["VecShardEtcd", "VecShardRPC", "VecShardHTTP", "VecShardRouting",
+                                                            .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "VecShardClusterTests", dependencies: ["VecShardCluster", "VecShardShard", "VecShardShardAPI", "VecShardSchema", "VecShardStorage",
                                                                "VecShardProto", "VecShardRouting", "VecShardTesting", "VecShardPrimitives"]),
         .testTarget(name: "VecShardShardTests", dependencies: ["VecShardShard", "VecShardShardAPI", "VecShardSchema", "VecShardStorage", "VecShardEngine",

@@ -4,6 +4,7 @@ import Testing
 import VecShardEtcd
 import VecShardHTTP
 import VecShardProto
+import VecShardRouting
 
 /// A real etcd (Debian's etcd-server, installed by scripts/bootstrap.sh) on 127.0.0.1 with
 /// ephemeral ports and a temporary data directory, stopped by the test: the messages of
@@ -124,5 +125,56 @@ final class EtcdProcess: @unchecked Sendable {
         #expect(EtcdKV.prefixEnd(Array("/a/".utf8)) == Array("/a0".utf8))
         #expect(EtcdKV.prefixEnd([0x61, 0xff]) == [0x62])
         #expect(EtcdKV.prefixEnd([0xff]) == [0])
+    }
+}
+
+@Suite(.serialized) struct EtcdTopologyStoreTests {
+    static func topology(_ version: UInt64, shards: [String] = ["s0"]) -> Topology {
+        Topology(version: version, groups: [ShardGroup(name: "main", shards: shards.enumerated().map {
+            ShardDescriptor(name: $0.element, replicas: ["127.0.0.1:\(7100 + $0.offset)"])
+        })])
+    }
+
+    @Test func urlsParseOrSayWhatIsWrong() throws {
+        let url = try EtcdURL("etcd://127.0.0.1:2379,10.0.0.2:2379/vecshard/")
+        #expect(url.endpoints == [Peer(host: "127.0.0.1", port: 2379), Peer(host: "10.0.0.2", port: 2379)])
+        #expect(url.prefix == "/vecshard" && url.topologyKey == "/vecshard/topology")
+        for (bad, says) in [("http://h:1/p", "does not start with etcd://"), ("etcd://h:1", "no key prefix"), ("etcd://h/p", "is not HOST:PORT"),
+                            ("etcd://h:1/", "empty key prefix"), ("etcd://h:1,/p", "is not HOST:PORT"), ("etcd://h:1/a//b", "empty segment")] {
+            #expect(throws: EtcdURLError.self, "\(bad)") { try EtcdURL(bad) }
+            #expect((try? EtcdURL(bad)) == nil)
+            do { _ = try EtcdURL(bad) } catch { #expect("\(error)".contains(says), "\(bad): \(error)") }
+        }
+    }
+
+    @Test func seedReadAndReplaceWithIfMatchAgainstARealEtcd() async throws {
+        let etcd = try EtcdProcess()
+        defer { etcd.stop() }
+        let http = HTTP2Client(group: MultiThreadedEventLoopGroup.singleton)
+        let store = EtcdTopologyStore(url: try EtcdURL("etcd://127.0.0.1:\(etcd.clientPort)/vecshard"), http: http, timeout: .seconds(2))
+        var ready = false
+        for _ in 0..<200 where !ready {
+            ready = (try? await store.read()) != nil
+            if !ready { try await Task.sleep(nanoseconds: 50_000_000) }
+        }
+        #expect(try await store.read().topology == nil)
+        try await store.replace(with: Self.topology(1), expectedVersion: nil)
+        #expect(try await store.read().topology == Self.topology(1))
+        // If-Match names the stored version; a stale one, a version that does not advance, an
+        // invalid document: refused, nothing written.
+        await #expect(throws: TopologyStoreError.versionMismatch(stored: 1, expected: 7)) {
+            try await store.replace(with: Self.topology(2), expectedVersion: 7)
+        }
+        await #expect(throws: TopologyStoreError.self) { try await store.replace(with: Self.topology(1, shards: ["s0", "s1"]), expectedVersion: 1) }
+        await #expect(throws: TopologyStoreError.self) { try await store.replace(with: Self.topology(2, shards: ["s0", "s0"]), expectedVersion: 1) }
+        #expect(try await store.read().topology == Self.topology(1))
+        try await store.replace(with: Self.topology(2, shards: ["s0", "s1"]), expectedVersion: 1)
+        #expect(try await store.read().topology?.version == 2)
+        // A prefix holding something that is not a topology: a clear error.
+        try await store.kv.put("/vecshard/topology", Array("not json".utf8))
+        await #expect {
+            _ = try await store.read()
+        } throws: { "\($0)".contains("holds something that is not a valid topology") }
+        await http.shutdown()
     }
 }
