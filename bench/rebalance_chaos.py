@@ -36,23 +36,24 @@ class Cluster:
     """Shard processes (one replica each unless --replicas 2) and one router."""
 
     def __init__(self, binary, root, replicas=1, router_args=()):
-        self.bin, self.root, self.replicas = binary, root, replicas
+        self.bin, self.root, self.replica_count = binary, root, replicas
         self.ports, self.procs = {}, {}
         self.router_args = list(router_args)
         self.router_port = free_port()
 
     def add_shard(self, name):
-        for r in range(self.replicas):
+        for r in range(self.replica_count):
             pod = f"{name}-{r}"
             self.ports[pod] = free_port()
             args = [self.bin, "serve", "--role", "shard", "--shard-id", name, "--host", "127.0.0.1", "--port", str(self.ports[pod]),
-                    "--data-dir", f"{self.root}/{pod}", "--log-level", "warning"] + (["--await-sync"] if self.replicas > 1 else [])
+                    "--data-dir", f"{self.root}/{pod}", "--log-level", "warning"] + (["--await-sync"] if self.replica_count > 1 else [])
             self.procs[pod] = subprocess.Popen(args, stdout=open(f"{self.root}/{pod}.log", "a"), stderr=subprocess.STDOUT)
-        for r in range(self.replicas):
-            self.wait_ready(self.ports[f"{name}-{r}"])
+        for r in range(self.replica_count):
+            # A replica started with --await-sync is ready only once a router synced it.
+            self.wait_up(self.ports[f"{name}-{r}"])
 
     def descriptor(self, name):
-        return {"name": name, "replicas": [f"127.0.0.1:{self.ports[f'{name}-{r}']}" for r in range(self.replicas)]}
+        return {"name": name, "replicas": [f"127.0.0.1:{self.ports[f'{name}-{r}']}" for r in range(self.replica_count)]}
 
     def topology(self, version, groups, collections=None):
         t = {"version": version, "groups": [{"name": g, "shards": [self.descriptor(s) for s in shards]} for g, shards in groups]}
@@ -69,8 +70,20 @@ class Cluster:
              "--data-dir", f"{self.root}/router", "--log-level", "info"] + self.router_args,
             stdout=open(f"{self.root}/router.log", "a"), stderr=subprocess.STDOUT)
         self.wait_ready(self.router_port)
+        if self.replica_count > 1 and self.wait_all_serving(60) is None:
+            sys.exit("FAILED: the replicas did not all serve")
+
+    def wait_up(self, port, seconds=60):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if call(port, "GET", "/healthz", timeout=2)[0] == 200:
+                return
+            time.sleep(0.05)
+        sys.exit(f"FAILED: port {port} not up")
 
     wait_ready = ReplicaCluster.wait_ready
+    wait_all_serving = ReplicaCluster.wait_all_serving
+    replicas = ReplicaCluster.replicas
     stop = ReplicaCluster.stop
 
     def change(self, topology, if_match):
