@@ -50,7 +50,7 @@ class Cluster:
             self.procs[pod] = subprocess.Popen(args, stdout=open(f"{self.root}/{pod}.log", "a"), stderr=subprocess.STDOUT)
         for r in range(self.replica_count):
             # A replica started with --await-sync is ready only once a router synced it.
-            self.wait_up(self.ports[f"{name}-{r}"])
+            self.wait_ready(self.ports[f"{name}-{r}"], path="/healthz")
 
     def descriptor(self, name):
         return {"name": name, "replicas": [f"127.0.0.1:{self.ports[f'{name}-{r}']}" for r in range(self.replica_count)]}
@@ -72,14 +72,6 @@ class Cluster:
         self.wait_ready(self.router_port)
         if self.replica_count > 1 and self.wait_all_serving(60) is None:
             sys.exit("FAILED: the replicas did not all serve")
-
-    def wait_up(self, port, seconds=60):
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            if call(port, "GET", "/healthz", timeout=2)[0] == 200:
-                return
-            time.sleep(0.05)
-        sys.exit(f"FAILED: port {port} not up")
 
     wait_ready = ReplicaCluster.wait_ready
     wait_all_serving = ReplicaCluster.wait_all_serving

@@ -102,10 +102,10 @@ class Cluster:
         self.procs[name].send_signal(signal.SIGKILL)
         self.procs[name].wait()
 
-    def wait_ready(self, port, seconds=30):
+    def wait_ready(self, port, seconds=30, path="/readyz"):
         deadline = time.time() + seconds
         while time.time() < deadline:
-            if call(port, "GET", "/readyz", timeout=2)[0] == 200:
+            if call(port, "GET", path, timeout=2)[0] == 200:
                 return
             time.sleep(0.05)
         sys.exit(f"FAILED: port {port} not ready")

@@ -263,27 +263,28 @@ public final class ClusterRouter: Sendable {
         // its copies in the other groups of those layouts are deleted.
         var perShard: [String: [Point]] = [:]
         var staleDeletes: [String: [String]] = [:]
-        let inUse = Set(tables.flatMap { $0.topology.allShards.map(\.shard.name) })
+        // Shards a clean-up's deletes may go to: those reads still ask (shards that leave are dropped whole).
+        let inUse = deleteTables.isEmpty ? [] : Set(tables.flatMap { $0.topology.allShards.map(\.shard.name) })
         for point in unique {
             var owners: [String] = []
-            for table in tables {
-                let value = table.topology.collections[collection]?.shardKey.flatMap { point.metadata[$0] }?.shardKeyText
-                let target = table.target(collection: collection, id: point.id, shardKeyValue: value)
-                if !owners.contains(target.shard) { owners.append(target.shard) }
-            }
-            for owner in owners { perShard[owner, default: []].append(point) }
-            var others: [String] = []
+            var groups: [Int] = []
             for table in tables {
                 let value = table.topology.collections[collection]?.shardKey.flatMap { point.metadata[$0] }?.shardKeyText
                 let group = table.group(forCollection: collection, shardKeyValue: value)
+                groups.append(group)
+                let owner = table.owner(of: point.id, inGroup: group)
+                if !owners.contains(owner) { owners.append(owner) }
+            }
+            for owner in owners { perShard[owner, default: []].append(point) }
+            var others: [String] = []
+            for (table, group) in zip(tables, groups) {
                 for other in table.otherGroups(collection: collection, than: group) {
                     let shard = table.owner(of: point.id, inGroup: other)
                     if !owners.contains(shard) && !others.contains(shard) { others.append(shard) }
                 }
             }
             for table in deleteTables {
-                // Its owner under a layout being cleaned up, and its copies in that layout's
-                // groups: those reads still ask (shards that leave are dropped whole).
+                // Its owner under a layout being cleaned up, and its copies in that layout's groups.
                 for group in table.groupsToSearch(collection: collection, pinnedValues: nil) {
                     let shard = table.owner(of: point.id, inGroup: group)
                     if !owners.contains(shard) && !others.contains(shard) && inUse.contains(shard) { others.append(shard) }
@@ -331,10 +332,13 @@ public final class ClusterRouter: Sendable {
         let (epoch, tables, deleteTables, stamped) = await beginWrite()
         defer { endWrite(epoch) }
         var perShard: [String: [String]] = [:]
-        let inUse = Set(tables.flatMap { $0.topology.allShards.map(\.shard.name) })
+        let inUse = deleteTables.isEmpty ? [] : Set(tables.flatMap { $0.topology.allShards.map(\.shard.name) })
         for id in Set(ids) {
             var owners = Set<String>()
-            for table in tables + deleteTables {
+            for table in tables {
+                for group in table.groupsToSearch(collection: collection, pinnedValues: nil) { owners.insert(table.owner(of: id, inGroup: group)) }
+            }
+            for table in deleteTables {
                 for group in table.groupsToSearch(collection: collection, pinnedValues: nil) {
                     let owner = table.owner(of: id, inGroup: group)
                     if inUse.contains(owner) { owners.insert(owner) }
@@ -417,7 +421,7 @@ public final class ClusterRouter: Sendable {
             let exact = query.exact || schema.index.kind == .flat
             var shardQuery = query
             shardQuery.k = Placement.perShardK(k: k, exact: exact, oversample: oversample ?? defaultOversample, maxK: SearchLimits.maxK)
-            let pinned = routing?.shardKey.flatMap { key in query.filter.requiredCondition(on: key) }.map { $0.values.map(Self.shardKeyText) }
+            let pinned = routing?.shardKey.flatMap { key in query.filter.requiredCondition(on: key) }.map { $0.values.map(\.shardKeyText) }
             for group in table.groupsToSearch(collection: collection, pinnedValues: pinned) {
                 for shard in table.groups[group].shards {
                     shardQueries[shard.name, default: []].append((qi, shardQuery))
@@ -481,7 +485,6 @@ public final class ClusterRouter: Sendable {
         }
     }
 
-    static func shardKeyText(_ value: MetadataValue) -> String { value.shardKeyText }
 
     private func summed(_ infos: [CollectionInfo]) -> CollectionInfo {
         var total = infos[0]
@@ -527,10 +530,3 @@ public final class ClusterRouter: Sendable {
     }
 }
 
-extension RoutingTable {
-    /// The shard of group `group` that owns `id`.
-    func owner(of id: String, inGroup group: Int) -> String {
-        let g = groups[group]
-        return g.shards[Placement.owner(ofID: id, among: g.shards.map(\.name))].name
-    }
-}

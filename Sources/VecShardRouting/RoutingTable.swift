@@ -35,9 +35,14 @@ public struct RoutingTable: Sendable {
     }
 
     public func target(collection: String, id: String, shardKeyValue: String?) -> Target {
-        let g = groups[group(forCollection: collection, shardKeyValue: shardKeyValue)]
-        let shard = Placement.owner(ofIDHash: StableHash.xxh64(id), amongShardHashes: g.shardHashes)
-        return Target(group: g.name, shard: g.shards[shard].name)
+        let g = group(forCollection: collection, shardKeyValue: shardKeyValue)
+        return Target(group: groups[g].name, shard: owner(of: id, inGroup: g))
+    }
+
+    /// The shard of group `group` (an index into `groups`) that owns `id`.
+    public func owner(of id: String, inGroup group: Int) -> String {
+        let g = groups[group]
+        return g.shards[Placement.owner(ofIDHash: StableHash.xxh64(id), amongShardHashes: g.shardHashes)].name
     }
 
     /// The groups a search must ask. `pinnedValues`: the values the filter allows for the

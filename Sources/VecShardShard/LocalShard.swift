@@ -174,7 +174,8 @@ public final class LocalShard: ShardClient {
             })
         }
         guard !selector.shards.isEmpty else { return (nil, nil) }
-        let shards = selector.shards
-        return ({ id in (shards[Placement.owner(ofID: id, among: shards)] == owner) != exclude }, nil)
+        // Shard-name hashes once per request, not per row.
+        let shards = selector.shards, hashes = selector.shards.map { StableHash.xxh64($0) }
+        return ({ id in (shards[Placement.owner(ofIDHash: StableHash.xxh64(id), amongShardHashes: hashes)] == owner) != exclude }, nil)
     }
 }
