@@ -252,6 +252,24 @@ extension ClusterRouter {
 
     private var record: RebalanceRecord { rebalance.withLock { $0.record! } }
 
+    /// Waits until every shard of `layout` with replicas has one serving reads (an abort or a
+    /// stop ends the wait).
+    private func waitUntilServing(_ layout: RoutingTable) async throws {
+        var waited = false
+        while true {
+            let shards = state.withLock { s in layout.topology.allShards.compactMap { s.shards[$0.shard.name] as? any ReplicaSet } }
+            // Serving by a health report (before the first one, a new client knows nothing).
+            let waiting = shards.filter { !$0.replicaStates.contains { $0.state == "serving" && $0.version != nil } }.map(\.name)
+            if waiting.isEmpty || rebalance.withLock({ $0.abortRequested }) {
+                if waited { try update({ $0.error = nil }, persist: false) }
+                return
+            }
+            waited = true
+            try update({ $0.error = "waiting for a replica of \(waiting.sorted().joined(separator: ", ")) to serve before the flip" }, persist: false)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     /// The last step of a rebalance, saved.
     private func finish(_ phase: RebalanceRecord.Phase) throws {
         try update {
@@ -271,6 +289,9 @@ extension ClusterRouter {
                 switch record.phase {
                 case .copying:
                     try await copyAll()
+                    // Reads move to the new layout at the flip: each of its shards must have a
+                    // replica that serves (added ones start awaiting a sync by the health checks).
+                    try await waitUntilServing(try RoutingTable(record.to))
                     // The flip, unless an abort came first (decided under the lock abort takes).
                     let flip = rebalance.withLock { r -> Bool in
                         if r.abortRequested { return false }
