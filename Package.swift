@@ -170,7 +170,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "VecShardRoutingTests", dependencies: ["VecShardRouting"]),
-        .testTarget(name: "VecShardEtcdTests", dependencies: ["VecShardEtcd", "VecShardRPC", "VecShardHTTP", "VecShardRouting",
+        .testTarget(name: "VecShardEtcdTests", dependencies: ["VecShardEtcd", "VecShardRPC", "VecShardHTTP", "VecShardRouting", "VecShardTesting",
                                                             .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "VecShardClusterTests", dependencies: ["VecShardCluster", "VecShardShard", "VecShardShardAPI", "VecShardSchema", "VecShardStorage",
                                                                "VecShardProto", "VecShardRouting", "VecShardTesting", "VecShardPrimitives"]),

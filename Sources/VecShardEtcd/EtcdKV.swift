@@ -25,6 +25,8 @@ public struct EtcdKV: Sendable {
         /// The store revision of its last change (what a compare-and-swap names).
         public var modRevision: Int64
         public var createRevision: Int64
+        /// The lease the key is attached to (0: none).
+        public var lease: Int64 = 0
     }
 
     /// `key` (nil: absent) and the store's revision when it was read.
@@ -39,11 +41,48 @@ public struct EtcdKV: Sendable {
         return (r.kvs.map(Self.entry), r.header.revision)
     }
 
-    /// Writes `value`; answers the store revision of the write.
+    /// Writes `value` (attached to `lease` when non-zero: the key goes when the lease expires);
+    /// answers the store revision of the write.
     @discardableResult
-    public func put(_ key: String, _ value: [UInt8]) async throws -> Int64 {
-        let r: EtcdPutResponse = try await call("Put", EtcdPutRequest(key: Array(key.utf8), value: value))
+    public func put(_ key: String, _ value: [UInt8], lease: Int64 = 0) async throws -> Int64 {
+        let r: EtcdPutResponse = try await call("Put", EtcdPutRequest(key: Array(key.utf8), value: value, lease: lease))
         return r.header.revision
+    }
+
+    /// A transaction as it is (the callers that need several compares).
+    public func txn(_ request: EtcdTxnRequest) async throws -> EtcdTxnResponse {
+        try await call("Txn", request)
+    }
+
+    /// A lease of `ttlSeconds`: its id and the TTL etcd granted.
+    public func grantLease(ttlSeconds: Int64) async throws -> (id: Int64, ttl: Int64) {
+        let r: EtcdLeaseGrantResponse = try await call("LeaseGrant", EtcdLeaseGrantRequest(ttl: ttlSeconds), service: "Lease")
+        guard r.error.isEmpty, r.id != 0 else { throw EtcdError.refused("lease not granted: \(r.error)") }
+        return (r.id, r.ttl)
+    }
+
+    /// Renews `lease`; answers its TTL from now on, 0 when it no longer exists (expired or
+    /// revoked: its keys are gone). One request on a LeaseKeepAlive stream of its own (etcd
+    /// answers it, then ends the stream when the request side ends).
+    public func keepAlive(lease: Int64) async throws -> Int64 {
+        let r: EtcdLeaseKeepAliveResponse = try await call("LeaseKeepAlive", EtcdLeaseIDRequest(id: lease), service: "Lease")
+        return r.ttl
+    }
+
+    /// Revokes `lease`: its keys go at once.
+    public func revoke(lease: Int64) async throws {
+        let _: EtcdLeaseKeepAliveResponse = try await call("LeaseRevoke", EtcdLeaseIDRequest(id: lease), service: "Lease")
+    }
+
+    /// Watches every key that starts with `prefix` from `startRevision` on (0: from now), on
+    /// the endpoint `attempt` picks (round robin: a caller that reconnects after a failure passes
+    /// the next attempt number). The sequence ends with an error when the stream breaks; the
+    /// caller resumes from the revision after the last one it saw.
+    public func watch(prefix: String, startRevision: Int64, attempt: Int = 0) -> AsyncThrowingStream<EtcdWatchResponse, any Error> {
+        let key = Array(prefix.utf8)
+        let peer = endpoints[attempt % endpoints.count]
+        return rpc.openServerStream("/etcdserverpb.Watch/Watch",
+                                    EtcdWatchCreateRequest(key: key, rangeEnd: Self.prefixEnd(key), startRevision: startRevision), to: peer)
     }
 
     /// Deletes `key`; answers how many keys went.
@@ -78,14 +117,15 @@ public struct EtcdKV: Sendable {
     }
 
     static func entry(_ kv: EtcdKeyValue) -> Entry {
-        Entry(key: String(decoding: kv.key, as: UTF8.self), value: kv.value, modRevision: kv.modRevision, createRevision: kv.createRevision)
+        Entry(key: String(decoding: kv.key, as: UTF8.self), value: kv.value, modRevision: kv.modRevision, createRevision: kv.createRevision, lease: kv.lease)
     }
 
-    private func call<Request: ProtoMessage, Response: ProtoMessage>(_ method: String, _ request: Request) async throws -> Response {
+    private func call<Request: ProtoMessage, Response: ProtoMessage>(_ method: String, _ request: Request,
+                                                                   service: String = "KV") async throws -> Response {
         var lastError: (any Error)?
         for peer in endpoints {
             do {
-                return try await rpc.unary("/etcdserverpb.KV/\(method)", request, to: peer, timeout: timeout)
+                return try await rpc.unary("/etcdserverpb.\(service)/\(method)", request, to: peer, timeout: timeout)
             } catch let error as GRPCError where error.code == .unavailable || error.code == .deadlineExceeded {
                 lastError = error
             }
@@ -96,10 +136,13 @@ public struct EtcdKV: Sendable {
 
 public enum EtcdError: Error, Equatable, CustomStringConvertible {
     case unreachable(endpoints: [String], lastError: String)
+    /// etcd answered but did not do what was asked.
+    case refused(String)
 
     public var description: String {
         switch self {
         case .unreachable(let endpoints, let last): return "no etcd endpoint answered (\(endpoints.joined(separator: ", "))): \(last)"
+        case .refused(let why): return why
         }
     }
 }

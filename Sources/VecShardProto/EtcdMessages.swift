@@ -1,5 +1,6 @@
-/// The part of etcd's v3 API (package `etcdserverpb`, service `KV`; `mvccpb.KeyValue`) the
-/// topology store uses: Range, Put, DeleteRange and Txn with compares. Field numbers are etcd's;
+/// The part of etcd's v3 API (package `etcdserverpb`: services KV, Watch, Lease; `mvccpb.KeyValue`
+/// and `mvccpb.Event`) the topology store uses: Range, Put, DeleteRange and Txn with compares, a
+/// watch on a key range, leases granted, kept alive and revoked. Field numbers are etcd's;
 /// EtcdKVTests checks them against a real etcd.
 
 /// `mvccpb.KeyValue`.
@@ -255,9 +256,11 @@ public struct EtcdCompare: ProtoMessage, Equatable {
     public var result = Result.equal
     public var target = Target.version(0)
     public var key: [UInt8] = []
+    /// Non-empty: the condition must hold for every key in [key, rangeEnd).
+    public var rangeEnd: [UInt8] = []
 
-    public init(key: [UInt8], _ target: Target, _ result: Result = .equal) {
-        (self.key, self.target, self.result) = (key, target, result)
+    public init(key: [UInt8], rangeEnd: [UInt8] = [], _ target: Target, _ result: Result = .equal) {
+        (self.key, self.rangeEnd, self.target, self.result) = (key, rangeEnd, target, result)
     }
 
     public init(from reader: inout ProtoReader) throws {
@@ -272,6 +275,7 @@ public struct EtcdCompare: ProtoMessage, Equatable {
             case 5: operand = .createRevision(try reader.readInt64(type))
             case 6: operand = .modRevision(try reader.readInt64(type))
             case 7: operand = .value(try reader.readBytes(type))
+            case 64: rangeEnd = try reader.readBytes(type)
             default: try reader.skip(type, field: field)
             }
         }
@@ -305,6 +309,7 @@ public struct EtcdCompare: ProtoMessage, Equatable {
             writer.writeBytes(3, key)
             writer.writeBytes(7, v, always: true)
         }
+        writer.writeBytes(64, rangeEnd)
     }
 }
 
@@ -425,5 +430,216 @@ public struct EtcdTxnResponse: ProtoMessage, Equatable {
         writer.writeMessage(1, header)
         writer.writeBool(2, succeeded)
         writer.writeRepeatedMessages(3, responses)
+    }
+}
+
+/// `WatchRequest` with its `create_request` (the only kind sent: one watch per call).
+public struct EtcdWatchCreateRequest: ProtoMessage, Equatable {
+    public var key: [UInt8] = []
+    public var rangeEnd: [UInt8] = []
+    /// The first revision to report (0: from now on).
+    public var startRevision: Int64 = 0
+    /// Ask for empty responses now and then that carry the store's revision.
+    public var progressNotify = false
+    public var prevKV = false
+
+    public init(key: [UInt8] = [], rangeEnd: [UInt8] = [], startRevision: Int64 = 0, progressNotify: Bool = false) {
+        (self.key, self.rangeEnd, self.startRevision, self.progressNotify) = (key, rangeEnd, startRevision, progressNotify)
+    }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1:
+                try reader.readNested(type) { r in
+                    while let (field, type) = try r.nextField() {
+                        switch field {
+                        case 1: key = try r.readBytes(type)
+                        case 2: rangeEnd = try r.readBytes(type)
+                        case 3: startRevision = try r.readInt64(type)
+                        case 4: progressNotify = try r.readBool(type)
+                        case 6: prevKV = try r.readBool(type)
+                        default: try r.skip(type, field: field)
+                        }
+                    }
+                }
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeNested(1) { w in
+            w.writeBytes(1, key)
+            w.writeBytes(2, rangeEnd)
+            w.writeInt64(3, startRevision)
+            w.writeBool(4, progressNotify)
+            w.writeBool(6, prevKV)
+        }
+    }
+}
+
+/// `mvccpb.Event`: a key put or deleted at `kv.modRevision`.
+public struct EtcdEvent: ProtoMessage, Equatable {
+    public enum Kind: UInt64, Sendable { case put = 0, delete = 1 }
+    public var kind = Kind.put
+    public var kv = EtcdKeyValue()
+
+    public init(kind: Kind = .put, kv: EtcdKeyValue = EtcdKeyValue()) { (self.kind, self.kv) = (kind, kv) }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: kind = Kind(rawValue: try reader.readUInt64(type)) ?? .put
+            case 2: kv = try reader.readMessage(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeUInt64(1, kind.rawValue)
+        writer.writeMessage(2, kv)
+    }
+}
+
+/// `WatchResponse`: the watch was created or cancelled, or events (or, with progress notify
+/// and no events, the store's revision only).
+public struct EtcdWatchResponse: ProtoMessage, Equatable {
+    public var header = EtcdResponseHeader()
+    public var watchID: Int64 = 0
+    public var created = false
+    public var canceled = false
+    /// Set when the start revision has been compacted away: the oldest revision still held.
+    public var compactRevision: Int64 = 0
+    public var cancelReason = ""
+    public var fragment = false
+    public var events: [EtcdEvent] = []
+
+    public init() {}
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: header = try reader.readMessage(type)
+            case 2: watchID = try reader.readInt64(type)
+            case 3: created = try reader.readBool(type)
+            case 4: canceled = try reader.readBool(type)
+            case 5: compactRevision = try reader.readInt64(type)
+            case 6: cancelReason = try reader.readString(type)
+            case 7: fragment = try reader.readBool(type)
+            case 11:
+                try reader.checkRepeated(events.count + 1)
+                events.append(try reader.readMessage(type))
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeMessage(1, header)
+        writer.writeInt64(2, watchID)
+        writer.writeBool(3, created)
+        writer.writeBool(4, canceled)
+        writer.writeInt64(5, compactRevision)
+        writer.writeString(6, cancelReason)
+        writer.writeBool(7, fragment)
+        writer.writeRepeatedMessages(11, events)
+    }
+}
+
+/// `LeaseGrantRequest`: a lease of `ttl` seconds (`id` 0: etcd picks it).
+public struct EtcdLeaseGrantRequest: ProtoMessage, Equatable {
+    public var ttl: Int64 = 0
+    public var id: Int64 = 0
+
+    public init(ttl: Int64, id: Int64 = 0) { (self.ttl, self.id) = (ttl, id) }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: ttl = try reader.readInt64(type)
+            case 2: id = try reader.readInt64(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeInt64(1, ttl)
+        writer.writeInt64(2, id)
+    }
+}
+
+public struct EtcdLeaseGrantResponse: ProtoMessage, Equatable {
+    public var header = EtcdResponseHeader()
+    public var id: Int64 = 0
+    public var ttl: Int64 = 0
+    public var error = ""
+
+    public init() {}
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: header = try reader.readMessage(type)
+            case 2: id = try reader.readInt64(type)
+            case 3: ttl = try reader.readInt64(type)
+            case 4: error = try reader.readString(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeMessage(1, header)
+        writer.writeInt64(2, id)
+        writer.writeInt64(3, ttl)
+        writer.writeString(4, error)
+    }
+}
+
+/// `LeaseKeepAliveRequest` and `LeaseRevokeRequest` (both carry the lease id alone, field 1).
+public struct EtcdLeaseIDRequest: ProtoMessage, Equatable {
+    public var id: Int64 = 0
+
+    public init(id: Int64) { self.id = id }
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: id = try reader.readInt64(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) { writer.writeInt64(1, id) }
+}
+
+/// `LeaseKeepAliveResponse` (a TTL of 0: the lease no longer exists) and `LeaseRevokeResponse`
+/// (header only).
+public struct EtcdLeaseKeepAliveResponse: ProtoMessage, Equatable {
+    public var header = EtcdResponseHeader()
+    public var id: Int64 = 0
+    public var ttl: Int64 = 0
+
+    public init() {}
+
+    public init(from reader: inout ProtoReader) throws {
+        while let (field, type) = try reader.nextField() {
+            switch field {
+            case 1: header = try reader.readMessage(type)
+            case 2: id = try reader.readInt64(type)
+            case 3: ttl = try reader.readInt64(type)
+            default: try reader.skip(type, field: field)
+            }
+        }
+    }
+
+    public func encode(to writer: inout ProtoWriter) {
+        writer.writeMessage(1, header)
+        writer.writeInt64(2, id)
+        writer.writeInt64(3, ttl)
     }
 }

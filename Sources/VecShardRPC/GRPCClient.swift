@@ -37,6 +37,52 @@ public struct GRPCClient: Sendable {
         try await call(path, request, to: peer, timeout: timeout).map { try decode($0) }
     }
 
+    /// A long-lived server-streaming call (etcd's Watch): each response message as it arrives.
+    /// The sequence ends when the server ends the call (OK) or throws its status; ending the
+    /// iteration (or cancelling the iterating task) resets the stream. No deadline.
+    public func openServerStream<Request: ProtoMessage, Response: ProtoMessage>(
+        _ path: String, _ request: Request, to peer: Peer, as: Response.Type = Response.self
+    ) -> AsyncThrowingStream<Response, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: Response.self)
+        var headers: HTTPHeaders = ["content-type": "application/grpc", "te": "trailers"]
+        if let apiKey { headers.add(name: "authorization", value: "Bearer \(apiKey)") }
+        if let routerID { headers.add(name: "vecshard-router-id", value: routerID) }
+        let http = self.http
+        let deframer = GRPCDeframer(maxMessageBytes: maxMessageBytes)
+        let task = Task {
+            do {
+                let response = try await http.stream(ClientRequest(method: "POST", path: path, headers: headers, body: GRPCFraming.frame(request)),
+                                                     to: peer) { chunk in
+                    // On the event loop, one chunk after another for this stream.
+                    do {
+                        for message in try deframer.append(chunk) {
+                            continuation.yield(try message.withUnsafeReadableBytes { try Response(serializedBytes: $0) })
+                        }
+                    } catch let error as ProtoError {
+                        continuation.finish(throwing: GRPCError(.internal, "cannot decode \(Response.self) from the server: \(error.message)"))
+                    } catch {
+                        continuation.finish(throwing: error)
+                    }
+                }
+                guard response.status == 200 else { throw Self.grpcError(httpStatus: response.status) }
+                let statusSource = response.trailers.first(name: "grpc-status") != nil ? response.trailers : response.headers
+                guard let statusText = statusSource.first(name: "grpc-status"), let raw = Int(statusText) else {
+                    throw GRPCError(.internal, "response to \(path) has no grpc-status")
+                }
+                let code = GRPCStatusCode(rawValue: raw) ?? .unknown
+                guard code == .ok else { throw GRPCError(code, GRPCMessageEncoding.decode(statusSource.first(name: "grpc-message") ?? "")) }
+                guard deframer.isEmpty else { throw GRPCError(.internal, "the stream of \(path) ended inside a message") }
+                continuation.finish()
+            } catch let error as HTTPClientError {
+                continuation.finish(throwing: Self.grpcError(error))
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
     private func decode<M: ProtoMessage>(_ message: ByteBuffer) throws -> M {
         do {
             return try message.withUnsafeReadableBytes { try M(serializedBytes: $0) }

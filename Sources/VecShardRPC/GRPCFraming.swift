@@ -46,3 +46,38 @@ public enum GRPCFraming {
         return messages
     }
 }
+
+/// Splits a stream of DATA chunks into gRPC messages as they complete (a message may span
+/// chunks, a chunk may hold several). Used from one stream's callbacks, one at a time.
+public final class GRPCDeframer: @unchecked Sendable {
+    private var buffer = ByteBuffer()
+    private let maxMessageBytes: Int
+
+    public init(maxMessageBytes: Int) { self.maxMessageBytes = maxMessageBytes }
+
+    /// True when no partial message is buffered.
+    public var isEmpty: Bool { buffer.readableBytes == 0 }
+
+    /// The messages `chunk` completes.
+    public func append(_ chunk: ByteBuffer) throws -> [ByteBuffer] {
+        if buffer.readableBytes == 0 { buffer = chunk } else { var chunk = chunk; buffer.writeBuffer(&chunk) }
+        var messages: [ByteBuffer] = []
+        while buffer.readableBytes >= 5 {
+            let start = buffer.readerIndex
+            let flag = buffer.getInteger(at: start, as: UInt8.self)!
+            let length = Int(buffer.getInteger(at: start + 1, endianness: .big, as: UInt32.self)!)
+            if length > maxMessageBytes {
+                throw GRPCError(.resourceExhausted, "message of \(length) bytes exceeds the maximum of \(maxMessageBytes)")
+            }
+            guard flag == 0 else {
+                throw GRPCError(flag == 1 ? .unimplemented : .internal,
+                                flag == 1 ? "compressed messages are not supported" : "invalid gRPC compressed-flag \(flag)")
+            }
+            guard buffer.readableBytes >= 5 + length else { break }
+            buffer.moveReaderIndex(forwardBy: 5)
+            messages.append(buffer.readSlice(length: length)!)
+        }
+        if buffer.readableBytes == 0 { buffer.clear() } else if buffer.readerIndex > 1 << 16 { buffer.discardReadBytes() }
+        return messages
+    }
+}

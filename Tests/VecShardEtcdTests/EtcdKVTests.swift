@@ -5,55 +5,7 @@ import VecShardEtcd
 import VecShardHTTP
 import VecShardProto
 import VecShardRouting
-
-/// A real etcd (Debian's etcd-server, installed by scripts/bootstrap.sh) on 127.0.0.1 with
-/// ephemeral ports and a temporary data directory, stopped by the test: the messages of
-/// EtcdMessages.swift are checked against etcd itself, not only against our own encoder.
-final class EtcdProcess: @unchecked Sendable {
-    let process = Process()
-    let dataDir: String
-    let clientPort: Int
-
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
-    init() throws {
-        dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("vecshard-etcd-\(UUID().uuidString)").path
-        clientPort = Self.freePort()
-        let peerPort = Self.freePort()
-        let client = "http://127.0.0.1:\(clientPort)", peer = "http://127.0.0.1:\(peerPort)"
-        guard let etcd = ["/usr/bin/etcd", "/usr/local/bin/etcd"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "etcd is not installed: run scripts/bootstrap.sh (it installs etcd-server)"])
-        }
-        process.executableURL = URL(fileURLWithPath: etcd)
-        process.arguments = ["--name", "test", "--data-dir", dataDir, "--listen-client-urls", client, "--advertise-client-urls", client,
-                             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "test=\(peer)",
-                             "--logger", "zap", "--log-level", "error"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-    }
-
-    var peer: Peer { Peer(host: "127.0.0.1", port: clientPort) }
-
-    func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(atPath: dataDir)
-    }
-}
+import VecShardTesting
 
 @Suite(.serialized) struct EtcdKVTests {
     /// Runs `body` with a started etcd and a client of it.
@@ -61,14 +13,14 @@ final class EtcdProcess: @unchecked Sendable {
         let etcd = try EtcdProcess()
         defer { etcd.stop() }
         let http = HTTP2Client(group: MultiThreadedEventLoopGroup.singleton)
-        let kv = EtcdKV(endpoints: [etcd.peer], http: http, timeout: .seconds(2))
+        let kv = EtcdKV(endpoints: [Peer(host: "127.0.0.1", port: etcd.clientPort)], http: http, timeout: .seconds(2))
         // Ready when it answers a read.
         var ready = false
         for _ in 0..<200 where !ready {
             ready = (try? await kv.get("/probe")) != nil
             if !ready { try await Task.sleep(nanoseconds: 50_000_000) }
         }
-        #expect(ready, "etcd did not answer on \(etcd.peer)")
+        #expect(ready, "etcd did not answer on \(Peer(host: "127.0.0.1", port: etcd.clientPort))")
         do {
             try await body(kv)
         } catch {
@@ -102,6 +54,82 @@ final class EtcdProcess: @unchecked Sendable {
             #expect(second > created)
             #expect(try await kv.compareAndSwap("/t", expectedModRevision: created, [4]) == nil, "a stale revision changes nothing")
             #expect(try await kv.get("/t").entry?.value == [3])
+        }
+    }
+
+    @Test func watchDeliversPutsAndDeletesInOrderAndResumesFromARevision() async throws {
+        try await withEtcd { kv in
+            let first = try await kv.put("/w/a", [1])
+            var events: [(String, EtcdEvent.Kind, [UInt8], Int64)] = []
+            // From the first write's revision: what happened before the watch started is delivered too.
+            let watch = kv.watch(prefix: "/w/", startRevision: first)
+            var iterator = watch.makeAsyncIterator()
+            try await kv.put("/w/b", [2])
+            try await kv.put("/x", [9]) // outside the prefix
+            try await kv.delete("/w/a")
+            while events.count < 3, let response = try await iterator.next() {
+                for e in response.events { events.append((String(decoding: e.kv.key, as: UTF8.self), e.kind, e.kv.value, e.kv.modRevision)) }
+            }
+            #expect(events.map(\.0) == ["/w/a", "/w/b", "/w/a"])
+            #expect(events.map(\.1) == [.put, .put, .delete])
+            #expect(events.map(\.2) == [[1], [2], []])
+            #expect(events[0].3 == first && events[1].3 < events[2].3)
+            // A new watch from the revision after the last event seen misses nothing and repeats nothing.
+            try await kv.put("/w/c", [3])
+            var resumed = kv.watch(prefix: "/w/", startRevision: events[2].3 + 1).makeAsyncIterator()
+            var keys: [String] = []
+            while keys.isEmpty, let response = try await resumed.next() {
+                keys += response.events.map { String(decoding: $0.kv.key, as: UTF8.self) }
+            }
+            #expect(keys == ["/w/c"])
+        }
+    }
+
+    @Test func aWatchEndsWithAnErrorWhenEtcdDies() async throws {
+        let etcd = try EtcdProcess()
+        defer { etcd.stop() }
+        let http = HTTP2Client(group: MultiThreadedEventLoopGroup.singleton)
+        let kv = EtcdKV(endpoints: [Peer(host: "127.0.0.1", port: etcd.clientPort)], http: http, timeout: .seconds(2))
+        for _ in 0..<200 where (try? await kv.get("/probe")) == nil { try await Task.sleep(nanoseconds: 50_000_000) }
+        var iterator = kv.watch(prefix: "/w/", startRevision: 0).makeAsyncIterator()
+        try await kv.put("/w/a", [1])
+        #expect(try await iterator.next()?.events.count ?? 0 >= 0)
+        etcd.kill()
+        var failed = false
+        do {
+            while try await iterator.next() != nil {}
+        } catch {
+            failed = true
+        }
+        #expect(failed, "a broken watch stream must end with an error, not quietly")
+        await http.shutdown()
+    }
+
+    @Test func leasesAreGrantedKeptAliveAndTheirKeysGoWithThem() async throws {
+        try await withEtcd { kv in
+            let (lease, ttl) = try await kv.grantLease(ttlSeconds: 5)
+            #expect(lease != 0 && ttl == 5)
+            try await kv.put("/routers/r1", [1], lease: lease)
+            #expect(try await kv.get("/routers/r1").entry?.lease == lease)
+            #expect(try await kv.keepAlive(lease: lease) == 5)
+            try await kv.revoke(lease: lease)
+            #expect(try await kv.get("/routers/r1").entry == nil, "a revoked lease's keys are gone")
+            #expect(try await kv.keepAlive(lease: lease) == 0, "an unknown lease answers TTL 0")
+        }
+    }
+
+    @Test func aCompareOverAKeyRangeFailsWhenAKeyInItChanged() async throws {
+        try await withEtcd { kv in
+            try await kv.put("/routers/a", [1])
+            let (_, listed) = try await kv.list(prefix: "/routers/")
+            let prefix = Array("/routers/".utf8)
+            func guarded() async throws -> Bool {
+                try await kv.txn(EtcdTxnRequest(compare: [EtcdCompare(key: prefix, rangeEnd: EtcdKV.prefixEnd(prefix), .modRevision(listed + 1), .less)],
+                                                success: [.put(EtcdPutRequest(key: Array("/rebalance".utf8), value: [1]))])).succeeded
+            }
+            #expect(try await guarded(), "nothing under /routers/ changed since the listing")
+            try await kv.put("/routers/b", [2])
+            #expect(try await guarded() == false, "a router registered since the listing")
         }
     }
 

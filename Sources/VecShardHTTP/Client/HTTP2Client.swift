@@ -57,6 +57,16 @@ public final class HTTP2Client: Sendable {
         }
     }
 
+    /// Sends one request whose response is a long-lived stream (a gRPC server-streaming call such
+    /// as etcd's Watch): `onData` receives each DATA chunk as it arrives, on the connection's event
+    /// loop (keep it short), and the call returns the status, headers and trailers once the stream
+    /// has ended (its `body` is empty). No deadline: it ends when the peer ends it, the
+    /// connection fails, or the calling task is cancelled (the stream is reset).
+    public func stream(_ request: ClientRequest, to peer: Peer,
+                       onData: @escaping @Sendable (ByteBuffer) -> Void) async throws -> ClientResponse {
+        try await connection(to: peer).execute(request, deadline: .distantFuture, onData: onData)
+    }
+
     static let maxRefusedRetries = 8
     /// The pause before the second retry of a refused stream; it doubles for each further one
     /// (20 ms ... 1.3 s: 2.5 s in all).
@@ -147,6 +157,7 @@ final class HTTP2ClientConnection: Sendable {
         var requestID: UInt64
         var deadline: NIODeadline
         var continuation: UnsafeContinuation<ClientResponse, any Error>
+        var onData: (@Sendable (ByteBuffer) -> Void)?
     }
 
     private struct Queue {
@@ -171,12 +182,13 @@ final class HTTP2ClientConnection: Sendable {
     var load: Int { outstanding.load(ordering: .relaxed) }
     var isUsable: Bool { channel.isActive && !draining.load(ordering: .relaxed) }
 
-    func execute(_ request: ClientRequest, deadline: NIODeadline) async throws -> ClientResponse {
+    func execute(_ request: ClientRequest, deadline: NIODeadline, onData: (@Sendable (ByteBuffer) -> Void)? = nil) async throws -> ClientResponse {
         let requestID = nextRequestID.loadThenWrappingIncrement(ordering: .relaxed)
         let handler = self.handler
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<ClientResponse, any Error>) in
-                let submission = Submission(request: request, requestID: requestID, deadline: deadline, continuation: continuation)
+                let submission = Submission(request: request, requestID: requestID, deadline: deadline, continuation: continuation,
+                                            onData: onData)
                 if handler.eventLoop.inEventLoop {
                     Self.submit(submission, to: handler.value)
                     return
@@ -205,6 +217,6 @@ final class HTTP2ClientConnection: Sendable {
 
     private static func submit(_ submission: Submission, to handler: HTTP2ClientHandler) {
         handler.submit(submission.request, requestID: submission.requestID, deadline: submission.deadline,
-                       completion: .continuation(submission.continuation))
+                       completion: .continuation(submission.continuation), onData: submission.onData)
     }
 }

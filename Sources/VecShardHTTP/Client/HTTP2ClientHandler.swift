@@ -30,16 +30,22 @@ final class HTTP2ClientStream {
     var requestBody: ByteBuffer
     var completion: HTTP2ClientCompletion?
     var deadline: NIODeadline
+    /// A streamed response: each DATA chunk goes here as it arrives (on the event loop) instead
+    /// of into `body`.
+    var onData: ((ByteBuffer) -> Void)?
 
-    init(requestID: UInt64, requestBody: ByteBuffer, deadline: NIODeadline, completion: HTTP2ClientCompletion) {
+    init(requestID: UInt64, requestBody: ByteBuffer, deadline: NIODeadline, completion: HTTP2ClientCompletion,
+         onData: ((ByteBuffer) -> Void)?) {
         self.requestID = requestID
         self.requestBody = requestBody
         self.deadline = deadline
         self.completion = completion
+        self.onData = onData
     }
 
     /// Makes a closed stream's object ready for another request.
-    func reuse(requestID: UInt64, requestBody: ByteBuffer, deadline: NIODeadline, completion: HTTP2ClientCompletion) {
+    func reuse(requestID: UInt64, requestBody: ByteBuffer, deadline: NIODeadline, completion: HTTP2ClientCompletion,
+               onData: ((ByteBuffer) -> Void)?) {
         self.requestID = requestID
         streamID = -1
         status = 0
@@ -49,6 +55,7 @@ final class HTTP2ClientStream {
         self.requestBody = requestBody
         self.deadline = deadline
         self.completion = completion
+        self.onData = onData
     }
 
     var isComplete: Bool { completion == nil }
@@ -181,7 +188,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         submit(request, requestID: requestID, deadline: deadline, completion: .callback(completion))
     }
 
-    func submit(_ request: ClientRequest, requestID: UInt64, deadline: NIODeadline, completion: HTTP2ClientCompletion) {
+    func submit(_ request: ClientRequest, requestID: UInt64, deadline: NIODeadline, completion: HTTP2ClientCompletion,
+                onData: ((ByteBuffer) -> Void)? = nil) {
         guard let session, let context, failure == nil, !draining.load(ordering: .relaxed) else {
             completion(.failure(failure ?? .http2(.refusedStream)))
             return
@@ -194,17 +202,19 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         }
         let stream: HTTP2ClientStream
         if let spare = spareStreams.popLast() {
-            spare.reuse(requestID: requestID, requestBody: request.body ?? ByteBuffer(), deadline: deadline, completion: completion)
+            spare.reuse(requestID: requestID, requestBody: request.body ?? ByteBuffer(), deadline: deadline, completion: completion,
+                        onData: onData)
             stream = spare
         } else {
             stream = HTTP2ClientStream(requestID: requestID, requestBody: request.body ?? ByteBuffer(), deadline: deadline,
-                                       completion: completion)
+                                       completion: completion, onData: onData)
         }
         stream.streamID = id
         streams[id] = stream
         byRequestID[requestID] = stream
         outstanding.wrappingIncrement(ordering: .relaxed)
-        if armedDeadline.map({ deadline < $0 }) ?? true { armDeadlineTimer(for: deadline, context: context) }
+        // A stream without a deadline (a watch) never arms the timer.
+        if deadline != .distantFuture, armedDeadline.map({ deadline < $0 }) ?? true { armDeadlineTimer(for: deadline, context: context) }
         scheduleFlush()
     }
 
@@ -231,7 +241,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         let now = NIODeadline.now()
         var next: NIODeadline?
         var expired: [UInt64] = []
-        for stream in streams.values where !stream.isComplete {
+        for stream in streams.values where !stream.isComplete && stream.deadline != .distantFuture {
             if stream.deadline <= now {
                 expired.append(stream.requestID)
             } else if next.map({ stream.deadline < $0 }) ?? true {
@@ -273,7 +283,14 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
 
     fileprivate func onData(_ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
         guard let stream = stream(streamID) else { return 0 }
-        stream.body.writeBytes(UnsafeRawBufferPointer(start: data, count: len))
+        if let onData = stream.onData {
+            guard !stream.isComplete, len > 0 else { return 0 }
+            var chunk = context?.channel.allocator.buffer(capacity: len) ?? ByteBuffer()
+            chunk.writeBytes(UnsafeRawBufferPointer(start: data, count: len))
+            onData(chunk)
+        } else {
+            stream.body.writeBytes(UnsafeRawBufferPointer(start: data, count: len))
+        }
         return 0
     }
 
@@ -309,6 +326,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         stream.trailers = []
         stream.body = ByteBuffer()
         stream.requestBody = ByteBuffer()
+        stream.onData = nil
         spareStreams.append(stream)
     }
 
